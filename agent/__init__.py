@@ -1,0 +1,1 @@
+"""EdgeTally agent: the daemon and its parts (model, identify, rules, outbox, sync)."""

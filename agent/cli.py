@@ -1,0 +1,189 @@
+"""The `edgetally` command. Errors become one clear line here, at the edge, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from agent.config import load_config, read_token
+from agent.errors import EdgeTallyError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn our errors (bad input, bad config, bad files) into a message and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeTallyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgetally")
+def main() -> None:
+    """EdgeTally: barcode and RFID reads to inventory movements, delivered exactly once."""
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The agent's TOML config.",
+)
+@user_errors
+def run(config_path: Path) -> None:
+    """Run the agent daemon until SIGTERM or SIGINT."""
+    from agent import logs
+    from agent.daemon import Daemon
+
+    config = load_config(config_path)
+    token = read_token(config)
+    logs.setup(config.agent.log_level)
+    asyncio.run(Daemon(config, token).run(handle_signals=True))
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The agent's TOML config (to find its outbox).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@user_errors
+def status(config_path: Path, as_json: bool) -> None:
+    """Show the outbox (pending, delivered, rejected, oldest pending) and the last sync result."""
+    from agent.status import outbox_status, render
+
+    config = load_config(config_path)
+    report = outbox_status(config.outbox_path, config.outbox.max_bytes)
+    click.echo(json.dumps(report, indent=2) if as_json else render(report))
+
+
+@main.command()
+@click.option("--forever", is_flag=True, help="Replay the dock session in a loop until Ctrl+C.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Replay speed; 0 replays as fast as possible.",
+)
+@user_errors
+def demo(forever: bool, speed: float) -> None:
+    """Run a ledger, an agent and a simulated dock scanner, and show stock on hand change."""
+    from agent.demo import run_demo
+
+    sys.exit(asyncio.run(run_demo(forever=forever, speed=speed, echo=click.echo)))
+
+
+@main.group()
+def config() -> None:
+    """Check and show agent configs."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+@user_errors
+def config_check(file: Path) -> None:
+    """Check a config file (keys, values, token file) and say what is wrong."""
+    cfg = load_config(file)
+    read_token(cfg)
+    click.echo(
+        f"{file}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), "
+        f"{len(cfg.stations)} station(s), outbox {cfg.outbox_path})"
+    )
+
+
+@config.command("show")
+@click.argument("file", type=click.Path(path_type=Path))
+@user_errors
+def config_show(file: Path) -> None:
+    """Print the config in effect, defaults included, as JSON (the token is never shown)."""
+    click.echo(json.dumps(load_config(file).shown(), indent=2))
+
+
+@main.group()
+def ledger() -> None:
+    """The reference central ledger."""
+
+
+@ledger.command("serve")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("ledger.db"),
+    show_default=True,
+    help="The ledger's SQLite file.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8600,
+    show_default=True,
+    help="Port to listen on.",
+)
+@user_errors
+def ledger_serve(db: Path, host: str, port: int) -> None:
+    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /openapi.json)."""
+    from ledger import serve
+
+    serve(db, host, port)
+
+
+@ledger.command("add-agent")
+@click.argument("agent_id")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("ledger.db"),
+    show_default=True,
+    help="The ledger's SQLite file.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the new token (mode 0600); give this file to the agent.",
+)
+@user_errors
+def ledger_add_agent(agent_id: str, db: Path, token_file: Path) -> None:
+    """Create or replace an agent's token; the token goes to a file, never to the screen."""
+    from ledger import LedgerStore
+
+    store = LedgerStore(db)
+    try:
+        token = store.add_agent(agent_id)
+    finally:
+        store.close()
+    write_secret(token_file, token)
+    click.echo(f"agent {agent_id}: token written to {token_file}")
+
+
+def write_secret(path: Path, secret: str) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Time and identity for records made on the device.
+
+A Raspberry Pi has no real-time clock: after a power cut without network its
+wall clock can be far off, or jump backwards when NTP syncs. Every record
+therefore carries the wall time, whether the clock was synchronised, the boot
+id and the monotonic time, and ids and sequence numbers never depend on the
+wall clock going forwards.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+_BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+_TIME_ERROR = 5  # adjtimex(2): clock not synchronised
+
+
+def read_boot_id(path: Path = _BOOT_ID_PATH) -> str:
+    """The kernel's boot id; a fresh random one where the kernel has none (not Linux)."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return str(uuid.uuid4())
+
+
+def kernel_clock_synced() -> bool:
+    """Ask the kernel through adjtimex(2) whether NTP has disciplined the clock.
+
+    Read-only (modes = 0). Python has no binding for adjtimex, and spawning
+    `timedatectl` per record would be absurd, hence ctypes.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    buf = ctypes.create_string_buffer(512)  # larger than struct timex on every ABI
+    state = libc.adjtimex(buf)
+    return bool(state >= 0 and state != _TIME_ERROR)
+
+
+class Clock:
+    """The agent's clock: wall time, monotonic time, boot id, sync state.
+
+    Injected everywhere a time is read, so tests can drive it and so no module
+    reaches for a global.
+    """
+
+    def __init__(
+        self,
+        wall: Callable[[], float] = time.time,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+        boot_id: str | None = None,
+        synced: Callable[[], bool] = kernel_clock_synced,
+        synced_ttl_s: float = 30.0,
+    ) -> None:
+        self._wall = wall
+        self._mono_ns = mono_ns
+        self.boot_id = boot_id if boot_id is not None else read_boot_id()
+        self._synced = synced
+        self._synced_ttl_ns = int(synced_ttl_s * 1e9)
+        self._synced_at: int | None = None
+        self._synced_value = False
+
+    def wall(self) -> float:
+        return self._wall()
+
+    def mono_ns(self) -> int:
+        return self._mono_ns()
+
+    def now_utc(self) -> datetime:
+        return datetime.fromtimestamp(self._wall(), UTC)
+
+    def synced(self) -> bool:
+        """Whether the wall clock is synchronised, asked of the kernel at most every ttl."""
+        now = self._mono_ns()
+        if self._synced_at is None or now - self._synced_at >= self._synced_ttl_ns:
+            self._synced_value = self._synced()
+            self._synced_at = now
+        return self._synced_value
+
+
+class Uuid7:
+    """UUIDv7 ids (RFC 9562) that stay strictly increasing if the wall clock goes back.
+
+    The 48-bit millisecond timestamp and 12-bit ``rand_a`` are treated as one
+    60-bit counter that never goes below its last value (RFC 9562 §6.2,
+    method 3 with a monotonic floor). Not the `uuid6` package: it keeps its
+    last timestamp in module globals, and we want one generator per agent with
+    an injected clock.
+    """
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self._last = 0
+
+    def __call__(self) -> uuid.UUID:
+        ms = int(self._wall() * 1000) & ((1 << 48) - 1)
+        candidate = (ms << 12) | secrets.randbits(11)
+        value = max(candidate, self._last + 1)
+        self._last = value
+        ts_ms, rand_a = value >> 12, value & 0xFFF
+        rand_b = secrets.randbits(62)
+        as_int = (ts_ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+        return uuid.UUID(int=as_int)
+
+    def new(self) -> str:
+        return str(self())
+
+
+def utc_iso(ts: float) -> str:
+    """RFC 3339 UTC with microseconds and a Z, the form every record uses."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,319 @@
+"""The daemon: one asyncio loop owning drivers, rules, outbox and sync.
+
+Tasks and their owner, like a nursery: every task is started here, kept, and
+stopped here in order on SIGTERM/SIGINT: drivers first (no new reads), then
+the rules task drains what was read, then the outbox flushes, then sync stops,
+then the outbox closes. An unexpected error in any task stops the rest in the
+same order and is re-raised, so systemd sees the failure and restarts us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from agent.alarms import Alarm, Alarms
+from agent.clock import Clock, Uuid7
+from agent.config import Config
+from agent.errors import DriverError, OutboxError
+from agent.identify import identify
+from agent.logs import event
+from agent.model import Feedback, Read
+from agent.outbox import Commit, Outbox
+from agent.rules import Context, Rules
+from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
+from drivers import DRIVERS, Driver, ReadFactory
+
+log = logging.getLogger("edgetally.daemon")
+_END = object()
+READ_QUEUE_MAX = 10_000
+
+
+@dataclass
+class Counters:
+    reads: Counter[str]
+    movements: int = 0
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        token: str,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.ids = Uuid7(self.clock.wall)
+        self._token = token
+        self._transport = transport
+        self._sleep = sleep
+        self.alarms = Alarms(self._on_alarm, wall=self.clock.wall)
+        self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.counters = Counters(reads=Counter())
+        self.outbox: Outbox | None = None
+        self.syncer: Syncer | None = None
+        self.drivers: list[Driver] = []
+        self._reads: asyncio.Queue[object] = asyncio.Queue(READ_QUEUE_MAX)
+        self._alarm_queue: asyncio.Queue[tuple[Alarm, bool]] = asyncio.Queue()
+        self._pumps: list[asyncio.Task[None]] = []
+        self._busy = 0  # groups taken off the queue and not yet stored
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def wait_settled(self, poll_s: float = 0.1) -> None:
+        """Wait until every device has ended, every read is stored and delivered or rejected.
+
+        For scripted sessions (the demo, tests); a real scanner never ends.
+        """
+        await self.ready.wait()
+        while True:
+            if (
+                all(t.done() for t in self._pumps)
+                and self._reads.empty()
+                and self._busy == 0
+                and self.outbox is not None
+                and (await asyncio.to_thread(self.outbox.stats)).pending == 0
+            ):
+                return
+            await asyncio.sleep(poll_s)
+
+    async def run(self, handle_signals: bool = False) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        outbox = await asyncio.to_thread(
+            Outbox.open,
+            cfg.outbox_path,
+            cfg.agent.id,
+            cfg.outbox.max_bytes,
+            retention_days=cfg.outbox.retention_days,
+            group_max=cfg.outbox.group_max,
+            wall=self.clock.wall,
+        )
+        self.outbox = outbox
+        try:
+            await self._run_with(outbox)
+        finally:
+            await asyncio.to_thread(outbox.close)
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            event(log, "stopped")
+
+    async def _run_with(self, outbox: Outbox) -> None:
+        cfg = self.config
+        state = await asyncio.to_thread(outbox.station_state)
+        rules = Rules(list(cfg.stations), Context(cfg.agent.id, self.clock, self.ids), state)
+        factory = ReadFactory(self.clock, self.ids)
+        sink = HttpLedgerSink(
+            cfg.sync.url,
+            self._token,
+            timeout_s=cfg.sync.timeout_s,
+            verify_tls=cfg.sync.verify_tls,
+            ca_file=cfg.sync.ca_file,
+            transport=self._transport,
+            wall=self.clock.wall,
+        )
+        self.syncer = Syncer(
+            outbox,
+            sink,
+            RetryPolicy(cfg.sync.backoff_initial_s, cfg.sync.backoff_cap_s, cfg.sync.auth_retry_s),
+            self.alarms,
+            batch_max=cfg.sync.batch_max,
+            batch_max_bytes=cfg.sync.batch_max_bytes,
+            stall_alarm_s=cfg.sync.stall_alarm_s,
+            sleep=self._sleep,
+            wall=self.clock.wall,
+            ids=self.ids,
+        )
+        async with contextlib.AsyncExitStack() as drivers_open:
+            for dev in cfg.devices:
+                driver = DRIVERS[dev.driver](dev.id, dev.options, factory)
+                await drivers_open.enter_async_context(driver)
+                self.drivers.append(driver)
+            pumps = [
+                asyncio.create_task(self._pump(d), name=f"driver:{d.device_id}")
+                for d in self.drivers
+            ]
+            self._pumps = pumps
+            rules_task = asyncio.create_task(self._rules_loop(rules, outbox), name="rules")
+            sync_task = asyncio.create_task(self.syncer.run(), name="sync")
+            side = [
+                asyncio.create_task(self._prune_loop(outbox), name="prune"),
+                asyncio.create_task(self._alarm_loop(), name="alarms"),
+            ]
+            self.ready.set()
+            event(
+                log,
+                "ready",
+                agent=cfg.agent.id,
+                devices=len(self.drivers),
+                stations=len(cfg.stations),
+                outbox=str(cfg.outbox_path),
+            )
+            stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
+            watched = {rules_task, sync_task, stop_wait, *side}
+            failure: BaseException | None = None
+            try:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not stop_wait and not task.cancelled() and task.exception():
+                        failure = task.exception()
+                        event(
+                            log,
+                            "task_failed",
+                            level=logging.CRITICAL,
+                            task=task.get_name(),
+                            error=f"{type(failure).__name__}: {failure}",
+                        )
+            finally:
+                event(log, "stopping")
+                # 1. drivers: no new reads
+                for t in pumps:
+                    t.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+                await drivers_open.aclose()
+                # 2. rules: decide and store what was read
+                if not rules_task.done():
+                    await self._reads.put(_END)
+                    await asyncio.gather(rules_task, return_exceptions=True)
+                # 3. outbox: flush queued writes
+                with contextlib.suppress(OutboxError):
+                    await outbox.flush()
+                # 4. sync and the rest
+                for other in (sync_task, stop_wait, *side):
+                    other.cancel()
+                await asyncio.gather(sync_task, stop_wait, *side, return_exceptions=True)
+                await sink.aclose()
+            if failure is not None:
+                raise failure
+
+    async def _pump(self, driver: Driver) -> None:
+        """Move reads from one device to the rules queue (backpressure when it is full)."""
+        try:
+            async for read in driver.reads():
+                await self._reads.put((driver, read))
+        except DriverError as exc:
+            event(
+                log, "device_failed", level=logging.ERROR, device=driver.device_id, error=str(exc)
+            )
+        else:
+            event(log, "device_ended", device=driver.device_id)
+
+    async def _rules_loop(self, rules: Rules, outbox: Outbox) -> None:
+        """Decide and store reads; under a burst, everything waiting goes in one commit."""
+        group_max = self.config.outbox.group_max
+        while True:
+            first = await self._reads.get()
+            if first is _END:
+                return
+            group = [first]
+            ended = False
+            while len(group) < group_max and not self._reads.empty():
+                item = self._reads.get_nowait()
+                if item is _END:
+                    ended = True
+                    break
+                group.append(item)
+            self._busy += 1
+            try:
+                await self._process(rules, outbox, group)  # type: ignore[arg-type]
+            finally:
+                self._busy -= 1
+            if ended:
+                return
+
+    async def _process(
+        self, rules: Rules, outbox: Outbox, group: list[tuple[Driver, Read]]
+    ) -> None:
+        commits, decisions = [], []
+        for driver, read in group:
+            identity = identify(read)
+            station, decision = rules.decide(driver.device_id, read, identity)
+            decisions.append(decision)
+            outcome = "good" if decision.feedback == "good" else f"bad: {decision.reason}"
+            changes = {station: decision.state} if station and decision.state else {}
+            commits.append(Commit(read, decision.movements, changes, outcome))
+        try:
+            stored = await outbox.store(commits)
+            errors: list[Exception | None] = [s.error for s in stored]
+        except OutboxError as exc:
+            errors = [exc] * len(commits)
+        if any(errors):
+            rules.restore(await asyncio.to_thread(outbox.station_state))
+            first_error = next(e for e in errors if e is not None)
+            self.alarms.raise_("outbox_refusing", f"reads are refused: {first_error}")
+        else:
+            self.alarms.clear("outbox_refusing")
+        for (driver, read), decision, error in zip(group, decisions, errors, strict=True):
+            reason: str | None
+            if error is not None:
+                kind, reason = "refused", f"not stored: {error}"
+            elif decision.feedback == "bad":
+                kind, reason = "bad", decision.reason
+            else:
+                kind, reason = "good", None
+                self.counters.movements += len(decision.movements)
+            self.counters.reads[kind] += 1
+            level = logging.DEBUG if kind == "good" else logging.WARNING
+            event(
+                log,
+                "read",
+                level=level,
+                device=read.device,
+                read_id=read.id,
+                data=read.data.decode("utf-8", "backslashreplace"),
+                result=kind,
+                reason=reason,
+                movements=len(decision.movements) if error is None else 0,
+            )
+            await self._feedback(
+                driver, Feedback("good" if kind == "good" else "bad", read.device, read.id, reason)
+            )
+
+    async def _feedback(self, driver: Driver, feedback: Feedback) -> None:
+        try:
+            await driver.feedback(feedback)
+        except DriverError as exc:
+            event(
+                log,
+                "feedback_failed",
+                level=logging.WARNING,
+                device=driver.device_id,
+                error=str(exc),
+            )
+
+    def _on_alarm(self, alarm: Alarm, raised: bool) -> None:
+        self._alarm_queue.put_nowait((alarm, raised))
+
+    async def _alarm_loop(self) -> None:
+        """Alarms reach the operators' devices, not only the log."""
+        while True:
+            alarm, raised = await self._alarm_queue.get()
+            if raised:
+                for driver in self.drivers:
+                    if driver.state == "open":
+                        await self._feedback(
+                            driver, Feedback("alarm", driver.device_id, None, alarm.message)
+                        )
+
+    async def _prune_loop(self, outbox: Outbox) -> None:
+        while True:
+            removed = await outbox.prune()
+            if removed:
+                event(log, "pruned", rows=removed)
+            await asyncio.sleep(self.config.outbox.prune_interval_s)

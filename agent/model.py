@@ -1,0 +1,405 @@
+"""The records that flow through EdgeTally: Read -> Identity -> Movement.
+
+Plain frozen dataclasses with JSON forms that round-trip exactly. The JSON of a
+Movement is the wire format of the ledger protocol (DESIGN §5), so its
+validation lives here and the reference ledger uses the same code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, cast, get_args
+
+MovementKind = Literal["receive", "ship", "transfer", "return", "count", "adjust"]
+MOVEMENT_KINDS: tuple[str, ...] = get_args(MovementKind)
+ReadKind = Literal["barcode", "tag"]
+FeedbackKind = Literal["good", "bad", "alarm"]
+ITEM_FIELDS = ("gtin", "sku", "lot", "serial", "expiry", "epc", "sscc")
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MAX_TEXT = 512  # any single text field; barcodes longer than this are not items
+
+
+def dumps(obj: Any) -> str:
+    """Canonical compact JSON: stable key order, so equal records are equal text."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read as a device delivered it: raw bytes, never cleaned or stripped."""
+
+    id: str
+    device: str
+    kind: ReadKind
+    data: bytes
+    observed_at: str
+    mono_ns: int
+    boot_id: str
+    symbology: str | None = None
+    antenna: int | None = None
+    rssi: float | None = None
+    seen_count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "device": self.device,
+            "kind": self.kind,
+            "data_b64": base64.b64encode(self.data).decode("ascii"),
+            "observed_at": self.observed_at,
+            "mono_ns": self.mono_ns,
+            "boot_id": self.boot_id,
+        }
+        for name in ("symbology", "antenna", "rssi", "seen_count"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Read:
+        v = _Validator(d, "read")
+        return cls(
+            id=v.req("id"),
+            device=v.req("device"),
+            kind=cast(ReadKind, v.choice("kind", ("barcode", "tag"))),
+            data=v.b64("data_b64"),
+            observed_at=v.req("observed_at"),
+            mono_ns=v.integer("mono_ns", minimum=0),
+            boot_id=v.req("boot_id"),
+            symbology=v.text("symbology"),
+            antenna=v.optional_integer("antenna"),
+            rssi=v.optional_number("rssi"),
+            seen_count=v.optional_integer("seen_count"),
+        )
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> Read:
+        return cls.from_dict(_load_object(text, "read"))
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a read means. ``kind`` says which of the fields carry it."""
+
+    kind: Literal["gtin", "sscc", "epc", "location", "command", "sku", "unknown"]
+    raw: str
+    gtin: str | None = None
+    lot: str | None = None
+    serial: str | None = None
+    expiry: str | None = None
+    qty: int | None = None
+    sscc: str | None = None
+    sku: str | None = None
+    epc: str | None = None
+    location: str | None = None
+    command: str | None = None
+    argument: str | None = None
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+
+    def item(self) -> Item:
+        return Item(
+            gtin=self.gtin,
+            sku=self.sku,
+            lot=self.lot,
+            serial=self.serial,
+            expiry=self.expiry,
+            epc=self.epc,
+            sscc=self.sscc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    gtin: str | None = None
+    sku: str | None = None
+    lot: str | None = None
+    serial: str | None = None
+    expiry: str | None = None
+    epc: str | None = None
+    sscc: str | None = None
+
+    def key(self) -> str | None:
+        """The identity on-hand is kept by: the trade item, else the unit."""
+        return self.gtin or self.sku or self.sscc or self.epc
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k in ITEM_FIELDS if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ClockStamp:
+    """Enough to place a movement in time later if the wall clock was wrong."""
+
+    synced: bool
+    boot_id: str
+    mono_ns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"synced": self.synced, "boot_id": self.boot_id, "mono_ns": self.mono_ns}
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """The unit the ledger receives; ``id`` is the idempotency key end to end.
+
+    ``seq`` is None until the outbox assigns the agent's next gapless number
+    in the transaction that stores it.
+    """
+
+    id: str
+    agent: str
+    kind: MovementKind
+    item: Item
+    qty: int
+    station: str
+    device: str
+    observed_at: str
+    clock: ClockStamp
+    seq: int | None = None
+    uom: str = "EA"
+    from_: str | None = None
+    to: str | None = None
+    reason: str | None = None
+    operator: str | None = None
+    ref: Mapping[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_seq(self, seq: int) -> Movement:
+        return replace(self, seq=seq)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "agent": self.agent,
+            "seq": self.seq,
+            "kind": self.kind,
+            "item": self.item.to_dict(),
+            "qty": self.qty,
+            "uom": self.uom,
+            "from": self.from_,
+            "to": self.to,
+            "reason": self.reason,
+            "ref": dict(self.ref),
+            "station": self.station,
+            "device": self.device,
+            "operator": self.operator,
+            "observed_at": self.observed_at,
+            "clock": self.clock.to_dict(),
+            "evidence": dict(self.evidence),
+        }
+        return out
+
+    def to_json(self) -> str:
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> Movement:
+        return cls.from_dict(_load_object(text, "movement"))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Movement:
+        """Validate and build; ValueError names the first bad field and why."""
+        v = _Validator(d, "movement")
+        mid = v.req("id")
+        if not _UUID_RE.match(mid):
+            raise ValueError("movement.id: expected a lowercase UUID string")
+        kind = cast(MovementKind, v.choice("kind", MOVEMENT_KINDS))
+        item_raw = v.mapping("item")
+        iv = _Validator(item_raw, "movement.item")
+        item = Item(**{k: iv.text(k) for k in ITEM_FIELDS})
+        iv.no_extra(ITEM_FIELDS)
+        if item.key() is None:
+            raise ValueError("movement.item: expected at least one of gtin, sku, sscc, epc")
+        clock_raw = v.mapping("clock")
+        cv = _Validator(clock_raw, "movement.clock")
+        clock = ClockStamp(
+            synced=cv.boolean("synced"),
+            boot_id=cv.req("boot_id"),
+            mono_ns=cv.integer("mono_ns", minimum=0),
+        )
+        seq = v.optional_integer("seq")
+        if seq is not None and seq < 1:
+            raise ValueError("movement.seq: expected an integer >= 1")
+        movement = cls(
+            id=mid,
+            agent=v.req("agent"),
+            seq=seq,
+            kind=kind,
+            item=item,
+            qty=v.integer("qty", minimum=1),
+            uom=v.text("uom") or "EA",
+            from_=v.text("from"),
+            to=v.text("to"),
+            reason=v.text("reason"),
+            ref=v.text_map("ref"),
+            station=v.req("station"),
+            device=v.req("device"),
+            operator=v.text("operator"),
+            observed_at=v.req("observed_at"),
+            clock=clock,
+            evidence=v.mapping("evidence", required=False),
+        )
+        v.no_extra(
+            (
+                "id",
+                "agent",
+                "seq",
+                "kind",
+                "item",
+                "qty",
+                "uom",
+                "from",
+                "to",
+                "reason",
+                "ref",
+                "station",
+                "device",
+                "operator",
+                "observed_at",
+                "clock",
+                "evidence",
+            )
+        )
+        _check_locations(movement)
+        return movement
+
+
+_NEEDS = {
+    "receive": ("to",),
+    "ship": ("from",),
+    "transfer": ("from", "to"),
+    "return": ("to",),
+    "count": ("to",),
+}
+
+
+def _check_locations(m: Movement) -> None:
+    """Each kind names the locations it touches; ``adjust`` needs one of them."""
+    present = {"from": m.from_, "to": m.to}
+    if m.kind == "adjust":
+        if bool(m.from_) == bool(m.to):
+            raise ValueError("movement: an adjust needs exactly one of from (remove) or to (add)")
+        return
+    for name in _NEEDS[m.kind]:
+        if not present[name]:
+            raise ValueError(f"movement.{name}: a {m.kind} needs a {name!r} location")
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What the operator is told about a read: good, bad (with a reason) or alarm."""
+
+    kind: FeedbackKind
+    device: str
+    read_id: str | None = None
+    reason: str | None = None
+
+
+def _load_object(text: str, what: str) -> Mapping[str, Any]:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what}: not JSON ({exc.msg} at {exc.pos})") from exc
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what}: expected a JSON object")
+    return obj
+
+
+class _Validator:
+    """Field-by-field checks with messages that name the path of the field."""
+
+    def __init__(self, d: Any, path: str) -> None:
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{path}: expected an object")
+        self.d = d
+        self.path = path
+
+    def _get(self, key: str) -> Any:
+        return self.d.get(key)
+
+    def req(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise ValueError(f"{self.path}.{key}: required, expected a non-empty string")
+        return value
+
+    def text(self, key: str) -> str | None:
+        value = self._get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"{self.path}.{key}: expected a string, got {type(value).__name__}")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{self.path}.{key}: longer than {MAX_TEXT} characters")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        value = self._get(key)
+        if value not in options:
+            raise ValueError(
+                f"{self.path}.{key}: expected one of {', '.join(options)}, got {value!r}"
+            )
+        return cast(str, value)
+
+    def integer(self, key: str, minimum: int | None = None) -> int:
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{self.path}.{key}: expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{self.path}.{key}: expected an integer >= {minimum}, got {value}")
+        return value
+
+    def optional_integer(self, key: str) -> int | None:
+        return None if self._get(key) is None else self.integer(key)
+
+    def optional_number(self, key: str) -> float | None:
+        value = self._get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{self.path}.{key}: expected a number, got {value!r}")
+        return float(value)
+
+    def boolean(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            raise ValueError(f"{self.path}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def mapping(self, key: str, required: bool = True) -> dict[str, Any]:
+        value = self._get(key)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError(f"{self.path}.{key}: expected an object")
+        return value
+
+    def text_map(self, key: str) -> dict[str, str]:
+        value = self.mapping(key, required=False)
+        for k, item in value.items():
+            if not isinstance(item, str) or len(item) > MAX_TEXT:
+                raise ValueError(f"{self.path}.{key}.{k}: expected a string")
+        return value
+
+    def b64(self, key: str) -> bytes:
+        value = self._get(key)
+        if not isinstance(value, str):
+            raise ValueError(f"{self.path}.{key}: expected base64 text")
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError(f"{self.path}.{key}: not valid base64") from exc
+
+    def no_extra(self, allowed: tuple[str, ...]) -> None:
+        extra = sorted(set(self.d) - set(allowed))
+        if extra:
+            raise ValueError(f"{self.path}: unknown field {extra[0]!r}")

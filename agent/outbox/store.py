@@ -1,0 +1,525 @@
+"""The outbox: the only writer of the agent's SQLite file.
+
+A read and the movements it produced are stored in one transaction before the
+operator hears the good-read beep. Movements get the agent's next gapless
+``seq`` in that same transaction. At the size cap new reads are refused
+(``OutboxFull``); what is held is never dropped or overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.errors import OutboxDamaged, OutboxError, OutboxFull
+from agent.model import Movement, Read, dumps
+from agent.outbox.schema import migrate
+from agent.outbox.writer import Transaction, Writer, map_sqlite_error
+
+T = TypeVar("T")
+_HEADROOM_MIN = 1 << 20  # bytes past the soft cap kept free for marking and pruning
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One read, the movements it produced and the station state it changed.
+
+    ``state`` maps station -> key -> JSON value, or None to delete the key.
+    ``read`` may be None for movements made without a read (a CANCEL reversal).
+    """
+
+    read: Read | None
+    movements: Sequence[Movement] = ()
+    state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The result of one Commit: the movements as stored (with seq), or why it was refused."""
+
+    movements: tuple[Movement, ...] = ()
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    seq: int
+    id: str
+    payload: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    delivered: int
+    rejected: int
+    reads: int
+    oldest_pending_created_at: float | None
+    used_bytes: int
+    max_bytes: int
+    next_seq: int
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the PRAGMAs every outbox connection needs, set explicitly."""
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if not readonly:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise OutboxError(f"outbox {path}: cannot use WAL journal mode (got {mode!r})")
+        # FULL explicitly: builds differ in their default, and NORMAL in WAL may
+        # roll back the last commits on power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+class Outbox:
+    """Open with `Outbox.open(...)`; close with `close()` (or use `async with`)."""
+
+    def __init__(
+        self,
+        path: Path,
+        agent_id: str,
+        max_bytes: int,
+        retention_days: float = 30.0,
+        group_max: int = 512,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.agent_id = agent_id
+        self.max_bytes = max_bytes
+        self.retention_days = retention_days
+        self._wall = wall
+        self._state = "unopened"
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._rlock = threading.Lock()
+        self._writer: Writer | None = None
+        self._group_max = group_max
+        self._next_seq = 1
+        self._page_size = 4096
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, agent_id: str, max_bytes: int, **kwargs: Any) -> Outbox:
+        box = cls(Path(path), agent_id, max_bytes, **kwargs)
+        box._open()
+        return box
+
+    def _open(self) -> None:
+        if self._state != "unopened":
+            raise OutboxError(f"outbox {self.path} was already {self._state}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = connect(self.path)
+            check = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise OutboxDamaged(self._damaged_message(str(exc))) from exc
+        if [tuple(r) for r in check] != [("ok",)]:
+            conn.close()
+            raise OutboxDamaged(self._damaged_message("; ".join(str(r[0]) for r in check[:5])))
+        try:
+            migrate(conn)
+            self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            headroom = max(self.max_bytes // 20, _HEADROOM_MIN)
+            conn.execute(
+                f"PRAGMA max_page_count = {(self.max_bytes + headroom) // self._page_size}"
+            )
+            self._claim_agent(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise map_sqlite_error(exc, str(self.path)) from exc
+        except OutboxError:
+            conn.close()
+            raise
+        self._wconn = conn
+        self._rconn = connect(self.path)
+        self._rconn.execute("PRAGMA query_only = ON")
+        self._writer = Writer(conn, str(self.path), self._group_max)
+        self._writer.start()
+        self._state = "open"
+
+    def _damaged_message(self, detail: str) -> str:
+        return (
+            f"outbox {self.path} is damaged ({detail}). Stop the agent, move the file aside "
+            f"(keep it: `sqlite3 {self.path} .recover` can save what it holds), and start "
+            "again with a new outbox"
+        )
+
+    def _claim_agent(self, conn: sqlite3.Connection) -> None:
+        rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        owner = rows.get("agent")
+        if owner is not None and owner != self.agent_id:
+            raise OutboxError(
+                f"outbox {self.path} belongs to agent {owner!r}, but the config says "
+                f"{self.agent_id!r}; an outbox keeps one agent's sequence: use another file"
+            )
+        if owner is None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO meta(key, value) VALUES ('agent', ?)", (self.agent_id,))
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('next_seq', '1')")
+            conn.execute("COMMIT")
+        self._next_seq = int(
+            conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0]
+        )
+
+    def close(self) -> None:
+        """Finish queued writes, checkpoint the WAL and close. A closed outbox stays closed."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        assert self._writer is not None and self._wconn is not None and self._rconn is not None
+        self._writer.stop()
+        self._rconn.close()
+        # A checkpoint is an optimisation; the WAL is replayed on the next open anyway.
+        with contextlib.suppress(sqlite3.Error):
+            self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._wconn.close()
+        self._state = "closed"
+
+    async def __aenter__(self) -> Outbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.close)
+
+    # ---- writing ------------------------------------------------------------------
+
+    def _submit(self, job: Callable[[Transaction], T]) -> asyncio.Future[T]:
+        if self._state != "open" or self._writer is None:
+            raise OutboxError(f"outbox {self.path} is {self._state}")
+        return asyncio.wrap_future(self._writer.submit(job))
+
+    def submit_blocking(self, job: Callable[[Transaction], T]) -> T:
+        """Run a job on the writer and wait; for tools and benchmarks off the event loop."""
+        if self._state != "open" or self._writer is None:
+            raise OutboxError(f"outbox {self.path} is {self._state}")
+        return self._writer.submit(job).result()
+
+    async def store(self, commits: Sequence[Commit]) -> list[Stored]:
+        """Store each read with its movements atomically; refused ones carry the reason."""
+        results = await self._submit(lambda tx: self._store_job(tx, commits))
+        if any(r.movements for r in results):
+            self._notify()
+        return results
+
+    def store_blocking(self, commits: Sequence[Commit]) -> list[Stored]:
+        return self.submit_blocking(lambda tx: self._store_job(tx, commits))
+
+    def _store_job(self, tx: Transaction, commits: Sequence[Commit]) -> list[Stored]:
+        conn = tx.conn
+        out: list[Stored] = []
+        now = self._wall()
+        for commit in commits:
+            if self._used_bytes(conn) >= self.max_bytes:
+                out.append(
+                    Stored(
+                        error=OutboxFull(
+                            f"outbox {self.path} is at its cap of {self.max_bytes} bytes; "
+                            "new reads are refused until the ledger takes the backlog"
+                        )
+                    )
+                )
+                continue
+            seq_before = self._next_seq
+            conn.execute("SAVEPOINT one")
+            try:
+                stored = self._store_one(conn, commit, now)
+            except sqlite3.Error as exc:
+                if not conn.in_transaction:
+                    raise
+                conn.execute("ROLLBACK TO one")
+                conn.execute("RELEASE one")
+                self._next_seq = seq_before
+                out.append(Stored(error=map_sqlite_error(exc, str(self.path))))
+                continue
+            conn.execute("RELEASE one")
+            out.append(Stored(movements=stored))
+            if stored:
+                tx.on_rollback(functools.partial(self._rewind_seq, seq_before))
+                tx.before_commit(self._write_next_seq)
+        return out
+
+    def _store_one(
+        self, conn: sqlite3.Connection, commit: Commit, now: float
+    ) -> tuple[Movement, ...]:
+        read = commit.read
+        if read is not None:
+            conn.execute(
+                "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
+                " observed_at, mono_ns, boot_id, outcome, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    read.id,
+                    read.device,
+                    read.kind,
+                    read.data,
+                    read.symbology,
+                    read.antenna,
+                    read.rssi,
+                    read.seen_count,
+                    read.observed_at,
+                    read.mono_ns,
+                    read.boot_id,
+                    commit.outcome,
+                    now,
+                ),
+            )
+        stored = []
+        for movement in commit.movements:
+            if movement.agent != self.agent_id:
+                raise OutboxError(f"movement {movement.id} is for agent {movement.agent!r}")
+            m = movement.with_seq(self._next_seq)
+            conn.execute(
+                "INSERT INTO movements(seq, id, read_id, kind, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (m.seq, m.id, read.id if read else None, m.kind, m.to_json(), now),
+            )
+            self._next_seq += 1
+            stored.append(m)
+        for station, changes in commit.state.items():
+            for key, value in changes.items():
+                if value is None:
+                    conn.execute(
+                        "DELETE FROM station_state WHERE station = ? AND key = ?", (station, key)
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO station_state(station, key, value, updated_at)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT(station, key)"
+                        " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                        (station, key, dumps(value), now),
+                    )
+        return tuple(stored)
+
+    def _rewind_seq(self, seq: int) -> None:
+        """Undo seq numbers of a rolled-back transaction: seq stays gapless."""
+        self._next_seq = min(self._next_seq, seq)
+
+    def _write_next_seq(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(self._next_seq),))
+
+    def _used_bytes(self, conn: sqlite3.Connection) -> int:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * self._page_size)
+
+    async def settle(
+        self, results: Iterable[tuple[int, str, str | None]], sink: str = "ledger"
+    ) -> int:
+        """Record the ledger's per-movement answers (seq, 'delivered'|'rejected', reason)."""
+        rows = list(results)
+        return await self._submit(lambda tx: self._settle_job(tx.conn, rows, sink))
+
+    def settle_blocking(
+        self, results: Iterable[tuple[int, str, str | None]], sink: str = "ledger"
+    ) -> int:
+        rows = list(results)
+        return self.submit_blocking(lambda tx: self._settle_job(tx.conn, rows, sink))
+
+    def _settle_job(
+        self, conn: sqlite3.Connection, rows: list[tuple[int, str, str | None]], sink: str
+    ) -> int:
+        now = self._wall()
+        changed = 0
+        for seq, state, reason in rows:
+            if state not in ("delivered", "rejected"):
+                raise OutboxError(f"cannot settle movement {seq} as {state!r}")
+            cur = conn.execute(
+                "UPDATE movements SET state = ?, settled_at = ?, last_error = ?"
+                " WHERE seq = ? AND state = 'pending'",
+                (state, now, reason, seq),
+            )
+            changed += cur.rowcount
+        conn.execute(
+            "INSERT INTO sync_state(sink, attempts, next_attempt_at, last_success_at)"
+            " VALUES (?, 0, NULL, ?) ON CONFLICT(sink) DO UPDATE SET attempts = 0,"
+            " next_attempt_at = NULL, last_success_at = excluded.last_success_at",
+            (sink, now),
+        )
+        return changed
+
+    async def record_failure(
+        self,
+        seqs: Sequence[int],
+        error: str,
+        attempts: int,
+        next_attempt_at: float,
+        sink: str = "ledger",
+    ) -> None:
+        """Keep the long-term backoff state on disk, so a restart does not reset it."""
+
+        def job(tx: Transaction) -> None:
+            now = self._wall()
+            tx.conn.executemany(
+                "UPDATE movements SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                [(error, s) for s in seqs],
+            )
+            tx.conn.execute(
+                "INSERT INTO sync_state(sink, attempts, next_attempt_at, last_error, last_error_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(sink) DO UPDATE SET attempts = excluded.attempts,"
+                " next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,"
+                " last_error_at = excluded.last_error_at",
+                (sink, attempts, next_attempt_at, error, now),
+            )
+
+        await self._submit(job)
+
+    async def prune(self, chunk: int = 5000) -> int:
+        """Delete delivered movements past retention, and reads nothing refers to."""
+        cutoff = self._wall() - self.retention_days * 86400
+        total = 0
+        while True:
+            n = await self._submit(lambda tx: self._prune_job(tx.conn, cutoff, chunk))
+            total += n
+            if n < chunk:
+                return total
+
+    def _prune_job(self, conn: sqlite3.Connection, cutoff: float, chunk: int) -> int:
+        n = conn.execute(
+            "DELETE FROM movements WHERE seq IN (SELECT seq FROM movements"
+            " WHERE state = 'delivered' AND settled_at < ? LIMIT ?)",
+            (cutoff, chunk),
+        ).rowcount
+        n += conn.execute(
+            "DELETE FROM reads WHERE id IN (SELECT r.id FROM reads r WHERE r.created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM movements m WHERE m.read_id = r.id) LIMIT ?)",
+            (cutoff, chunk),
+        ).rowcount
+        return int(n)
+
+    async def flush(self) -> None:
+        """Wait until every write queued before this call is committed."""
+        await self._submit(lambda tx: None)
+
+    # ---- change notification (loop side) ---------------------------------------------
+
+    def _notify(self) -> None:
+        for loop, event in list(self._waiters):
+            loop.call_soon_threadsafe(event.set)
+
+    def subscribe(self) -> asyncio.Event:
+        """An event set (from the writer thread, safely) whenever movements are stored.
+
+        Clear it before looking for pending work, then wait on it: nothing stored
+        in between can be missed.
+        """
+        event = asyncio.Event()
+        self._waiters.append((asyncio.get_running_loop(), event))
+        return event
+
+    def unsubscribe(self, event: asyncio.Event) -> None:
+        self._waiters = [(lp, ev) for lp, ev in self._waiters if ev is not event]
+
+    # ---- reading (own connection; WAL readers never block the writer) ------------------
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._state != "open" or self._rconn is None:
+            raise OutboxError(f"outbox {self.path} is {self._state}")
+        with self._rlock:
+            try:
+                return fn(self._rconn)
+            except sqlite3.Error as exc:
+                raise map_sqlite_error(exc, str(self.path)) from exc
+
+    def pending(
+        self, after_seq: int = 0, limit: int = 500, max_bytes: int = 1 << 20
+    ) -> list[Pending]:
+        """The next pending movements in seq order, at most ``limit`` and about ``max_bytes``."""
+
+        def q(conn: sqlite3.Connection) -> list[Pending]:
+            out: list[Pending] = []
+            size = 0
+            for seq, mid, payload, created_at in conn.execute(
+                "SELECT seq, id, payload, created_at FROM movements WHERE state = 'pending' AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ):
+                if out and size + len(payload) > max_bytes:
+                    break
+                out.append(Pending(seq, mid, payload, created_at))
+                size += len(payload)
+            return out
+
+        return self._read(q)
+
+    def station_state(self) -> dict[str, dict[str, Any]]:
+        def q(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for station, key, value in conn.execute(
+                "SELECT station, key, value FROM station_state"
+            ):
+                out.setdefault(station, {})[key] = json.loads(value)
+            return out
+
+        return self._read(q)
+
+    def sync_state(self, sink: str = "ledger") -> SyncState:
+        return self._read(lambda conn: read_sync_state(conn, sink))
+
+    def stats(self) -> OutboxStats:
+        return self._read(lambda conn: read_stats(conn, self.max_bytes))
+
+    def used_bytes(self) -> int:
+        return self._read(self._used_bytes)
+
+
+def read_sync_state(conn: sqlite3.Connection, sink: str = "ledger") -> SyncState:
+    row = conn.execute(
+        "SELECT attempts, next_attempt_at, last_success_at, last_error, last_error_at"
+        " FROM sync_state WHERE sink = ?",
+        (sink,),
+    ).fetchone()
+    return SyncState(*row) if row else SyncState()
+
+
+def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
+    """Counts for status and health; shared by the daemon and `edgetally status`."""
+    counts = dict(conn.execute("SELECT state, count(*) FROM movements GROUP BY state").fetchall())
+    oldest = conn.execute(
+        "SELECT created_at FROM movements WHERE state = 'pending' ORDER BY seq LIMIT 1"
+    ).fetchone()
+    reads = conn.execute("SELECT count(*) FROM reads").fetchone()[0]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    next_seq = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+    return OutboxStats(
+        pending=counts.get("pending", 0),
+        delivered=counts.get("delivered", 0),
+        rejected=counts.get("rejected", 0),
+        reads=reads,
+        oldest_pending_created_at=oldest[0] if oldest else None,
+        used_bytes=(pages - free) * page_size,
+        max_bytes=max_bytes,
+        next_seq=int(next_seq[0]) if next_seq else 1,
+    )

@@ -1,0 +1,166 @@
+"""The one writer: a thread that owns the write connection and commits in groups.
+
+Work arrives on a queue (as in datasette's write thread). The thread takes
+what is waiting, up to ``group_max`` jobs, and runs them in one
+``BEGIN IMMEDIATE`` transaction, each job inside its own SAVEPOINT so that one
+failing job does not take the others down. Futures are resolved only after
+COMMIT has returned: what a caller was told is stored, is on disk.
+
+A lone job commits at once; under a burst the queue fills while a commit is
+in flight, so the next transaction carries many jobs for one fsync.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from agent.errors import OutboxError, OutboxFull
+
+T = TypeVar("T")
+
+
+class Transaction:
+    """Hooks a job can use; ``on_rollback`` undoes in-memory state on failure."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._undo: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[sqlite3.Connection], None]] = []
+
+    def on_rollback(self, fn: Callable[[], None]) -> None:
+        self._undo.append(fn)
+
+    def before_commit(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        if fn not in self._before_commit:
+            self._before_commit.append(fn)
+
+
+Job = Callable[[Transaction], T]
+
+
+@dataclass
+class _Item(Generic[T]):
+    job: Job[T]
+    future: Future[T]
+
+
+_STOP = object()
+
+
+def map_sqlite_error(exc: sqlite3.Error, path: str) -> OutboxError:
+    """Our error for SQLite's: a full disk or cap is OutboxFull, the rest OutboxError."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "full" in str(exc).lower():
+        return OutboxFull(f"outbox {path}: the database or disk is full ({exc})")
+    return OutboxError(f"outbox {path}: {exc}")
+
+
+class Writer:
+    """Owns the write connection and its thread; started and stopped by the Outbox."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str, group_max: int = 512) -> None:
+        self._conn = conn
+        self._path = path
+        self._group_max = group_max
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="edgetally-outbox-writer")
+        self._closed = False
+        self.transactions = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job[T]) -> Future[T]:
+        if self._closed:
+            raise OutboxError(f"outbox {self._path} is closed")
+        future: Future[T] = Future()
+        self._queue.put(_Item(job, future))
+        return future
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            group = [first]
+            while len(group) < self._group_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                group.append(nxt)
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Item[Any]]) -> None:
+        conn = self._conn
+        tx = Transaction(conn)
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._fail_all(group, map_sqlite_error(exc, self._path), tx)
+            return
+        for item in group:
+            undo_mark = len(tx._undo)
+            conn.execute("SAVEPOINT job")
+            try:
+                result = item.job(tx)
+            except BaseException as exc:  # the job's error goes to its caller
+                if not conn.in_transaction:  # SQLite rolled back everything (e.g. disk full)
+                    err = (
+                        map_sqlite_error(exc, self._path) if isinstance(exc, sqlite3.Error) else exc
+                    )
+                    self._fail_all(group, err, tx)
+                    return
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                for undo in reversed(tx._undo[undo_mark:]):
+                    undo()
+                del tx._undo[undo_mark:]
+                if isinstance(exc, sqlite3.Error):
+                    exc = map_sqlite_error(exc, self._path)
+                outcomes.append((False, exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((True, result))
+        try:
+            for hook in tx._before_commit:
+                hook(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._fail_all(group, map_sqlite_error(exc, self._path), tx)
+            return
+        self.transactions += 1
+        for item, (ok, value) in zip(group, outcomes, strict=True):
+            if ok:
+                item.future.set_result(value)
+            else:
+                item.future.set_exception(value)
+
+    def _fail_all(self, group: list[_Item[Any]], exc: BaseException, tx: Transaction) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        for undo in reversed(tx._undo):
+            undo()
+        for item in group:
+            item.future.set_exception(exc)

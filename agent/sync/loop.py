@@ -1,0 +1,217 @@
+"""The sync task: drain the outbox in seq order to a sink, exactly once at the ledger.
+
+Batches are sent as soon as movements exist (no batch window). A movement is
+marked delivered only on the ledger's answer; a lost answer means a resend,
+which the ledger answers ``duplicate``. One request is in flight at a time, so
+the ledger sees each agent's movements in seq order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
+
+from agent.alarms import Alarms
+from agent.clock import Uuid7
+from agent.errors import (
+    LedgerAuth,
+    LedgerMisconfigured,
+    LedgerRejected,
+    PayloadTooLarge,
+    SyncTransient,
+)
+from agent.logs import event
+from agent.outbox import Outbox, Pending
+from agent.sync.http_ledger import HttpLedgerSink, Result
+from agent.sync.policy import RetryPolicy
+
+log = logging.getLogger("edgetally.sync")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class SyncStatus:
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    delivered: int = 0
+    rejected: int = 0
+    retries: int = 0
+
+
+class Syncer:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sink: HttpLedgerSink,
+        policy: RetryPolicy,
+        alarms: Alarms,
+        batch_max: int = 500,
+        batch_max_bytes: int = 1 << 20,
+        stall_alarm_s: float = 600.0,
+        sleep: Sleep = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
+        ids: Uuid7 | None = None,
+        idle_poll_s: float = 5.0,
+    ) -> None:
+        self.outbox = outbox
+        self.sink = sink
+        self.policy = policy
+        self.alarms = alarms
+        self.batch_max = batch_max
+        self.batch_max_bytes = batch_max_bytes
+        self.stall_alarm_s = stall_alarm_s
+        self.limit = batch_max
+        self._sleep = sleep
+        self._wall = wall
+        self._ids = ids or Uuid7(wall)
+        self._idle_poll_s = idle_poll_s
+        self.status = SyncStatus()
+        self.waits: list[float] = []  # every retry wait chosen, newest last (bounded)
+
+    async def run(self) -> None:
+        """Run until cancelled. Cancelling mid-request is safe: the resend is a duplicate."""
+        new_work = self.outbox.subscribe()
+        try:
+            await self._respect_stored_backoff()
+            while True:
+                new_work.clear()
+                batch = await asyncio.to_thread(
+                    self.outbox.pending, 0, self.limit, self.batch_max_bytes
+                )
+                self._check_stall(batch)
+                if not batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(new_work.wait(), self._idle_poll_s)
+                    continue
+                await self.deliver(batch)
+        finally:
+            self.outbox.unsubscribe(new_work)
+
+    async def drain(self) -> None:
+        """Deliver everything pending now, then return (tools and tests)."""
+        while batch := await asyncio.to_thread(
+            self.outbox.pending, 0, self.limit, self.batch_max_bytes
+        ):
+            await self.deliver(batch)
+
+    async def _respect_stored_backoff(self) -> None:
+        state = await asyncio.to_thread(self.outbox.sync_state)
+        if state.next_attempt_at is not None:
+            delay = min(state.next_attempt_at - self._wall(), self.policy.cap_s)
+            if delay > 0:
+                event(log, "sync_backoff_resumed", wait_s=round(delay, 3), attempts=state.attempts)
+                await self._sleep(delay)
+
+    async def deliver(self, batch: Sequence[Pending]) -> None:
+        """Deliver one batch: retry transients, halve on 413, bisect a refused batch."""
+        try:
+            results = await self._send_with_retry(batch)
+        except PayloadTooLarge as exc:
+            if len(batch) == 1:
+                await self._reject(batch, f"too large for the ledger: {exc}")
+                return
+            self.limit = max(1, len(batch) // 2)
+            event(log, "sync_batch_halved", level=logging.WARNING, limit=self.limit)
+            return  # the caller fetches again with the smaller limit
+        except LedgerRejected as exc:
+            if len(batch) == 1:
+                await self._reject(batch, str(exc))
+                return
+            half = len(batch) // 2
+            await self.deliver(batch[:half])
+            await self.deliver(batch[half:])
+            return
+        await self._settle(batch, results)
+        self.limit = min(self.batch_max, self.limit * 2)
+
+    async def _send_with_retry(self, batch: Sequence[Pending]) -> list[Result]:
+        state = await asyncio.to_thread(self.outbox.sync_state)
+        batch_id = self._ids.new()
+        seqs = [p.seq for p in batch]
+
+        async def before_sleep(rs: RetryCallState) -> None:
+            error = rs.outcome.exception() if rs.outcome is not None else None
+            wait = rs.next_action.sleep if rs.next_action is not None else 0.0
+            attempts = state.attempts + rs.attempt_number
+            message = str(error)
+            self.waits.append(wait)
+            del self.waits[:-1000]
+            self.status.retries += 1
+            self.status.last_error, self.status.last_error_at = message, self._wall()
+            event(
+                log,
+                "sync_failed",
+                level=logging.WARNING,
+                error=message,
+                attempt=attempts,
+                wait_s=round(wait, 3),
+                batch=len(batch),
+                first_seq=seqs[0],
+            )
+            if isinstance(error, LedgerMisconfigured):
+                key = "ledger_auth" if isinstance(error, LedgerAuth) else "ledger_config"
+                self.alarms.raise_(key, message)
+            self._check_stall(batch)
+            await self.outbox.record_failure(seqs, message, attempts, self._wall() + wait)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((SyncTransient, LedgerMisconfigured)),
+            wait=self.policy.tenacity_wait(state.attempts),
+            stop=stop_never,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self.sink.send(self.outbox.agent_id, batch, batch_id)
+        raise AssertionError("unreachable: tenacity never stops")  # pragma: no cover
+
+    async def _settle(self, batch: Sequence[Pending], results: list[Result]) -> None:
+        by_id = {r.id: r for r in results}
+        rows: list[tuple[int, str, str | None]] = []
+        for p in batch:
+            r = by_id[p.id]
+            if r.status == "rejected":
+                reason = r.reason or "rejected by the ledger without a reason"
+                rows.append((p.seq, "rejected", reason))
+                self._rejected_alarm(p, reason)
+            else:
+                rows.append((p.seq, "delivered", None))
+        await self.outbox.settle(rows)
+        self.status.delivered += sum(1 for _, s, _ in rows if s == "delivered")
+        self.status.last_success_at = self._wall()
+        self.alarms.clear("ledger_auth")
+        self.alarms.clear("ledger_config")
+
+    async def _reject(self, batch: Sequence[Pending], reason: str) -> None:
+        for p in batch:
+            self._rejected_alarm(p, reason)
+        await self.outbox.settle([(p.seq, "rejected", reason) for p in batch])
+
+    def _rejected_alarm(self, p: Pending, reason: str) -> None:
+        self.status.rejected += 1
+        event(log, "movement_rejected", level=logging.ERROR, seq=p.seq, id=p.id, reason=reason)
+        self.alarms.raise_(
+            "rejected", f"{self.status.rejected} movement(s) rejected by the ledger; last: {reason}"
+        )
+
+    def _check_stall(self, batch: Sequence[Pending]) -> None:
+        """Alarm when the oldest pending movement is older than ``stall_alarm_s``."""
+        if not batch:
+            self.alarms.clear("sync_stalled")
+            return
+        age = self._wall() - batch[0].created_at
+        if age > self.stall_alarm_s:
+            self.alarms.raise_(
+                "sync_stalled",
+                f"movements waiting longer than {self.stall_alarm_s:.0f}s; last error: "
+                f"{self.status.last_error or 'none'}",
+            )

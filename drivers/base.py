@@ -1,0 +1,82 @@
+"""What a driver is: an async context manager that yields Reads and takes feedback.
+
+Drivers know devices and nothing else: no identification, no rules, no
+storage. Each has a ``Settings`` dataclass that the config loader checks, and
+an explicit lifecycle (unopened -> open -> closed) like httpx's ClientState: a
+closed driver refuses to reopen.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Literal
+
+from agent.clock import Clock, Uuid7, utc_iso
+from agent.errors import DriverError
+from agent.model import Feedback, Read, ReadKind
+
+
+class ReadFactory:
+    """Stamps raw data as a Read: id, wall and monotonic time, boot id."""
+
+    def __init__(self, clock: Clock, ids: Uuid7) -> None:
+        self.clock = clock
+        self.ids = ids
+
+    def make(
+        self,
+        device: str,
+        data: bytes,
+        kind: ReadKind = "barcode",
+        symbology: str | None = None,
+        **extra: Any,
+    ) -> Read:
+        return Read(
+            id=self.ids.new(),
+            device=device,
+            kind=kind,
+            data=data,
+            observed_at=utc_iso(self.clock.wall()),
+            mono_ns=self.clock.mono_ns(),
+            boot_id=self.clock.boot_id,
+            symbology=symbology,
+            **extra,
+        )
+
+
+class Driver(abc.ABC):
+    Settings: ClassVar[type[Any]]
+    State = Literal["unopened", "open", "closed"]
+
+    def __init__(self, device_id: str, settings: Any, reads: ReadFactory) -> None:
+        self.device_id = device_id
+        self.settings = settings
+        self.read_factory = reads
+        self.state: Driver.State = "unopened"
+
+    async def __aenter__(self) -> Driver:
+        if self.state != "unopened":
+            raise DriverError(f"device {self.device_id}: a {self.state} driver cannot be opened")
+        await self.open()
+        self.state = "open"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.state == "open":
+            self.state = "closed"
+            await self.close()
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def reads(self) -> AsyncIterator[Read]:
+        """Reads until the device is closed (or, for a script, until it ends)."""
+
+    @abc.abstractmethod
+    async def feedback(self, feedback: Feedback) -> None:
+        """Tell the operator (beep, LED); a driver without the hardware may only log."""

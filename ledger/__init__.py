@@ -1,0 +1,8 @@
+"""The reference central ledger: journal + on-hand, over the movements protocol."""
+
+from ledger.app import create_app
+from ledger.schema import LedgerError
+from ledger.server import serve
+from ledger.store import LedgerStore
+
+__all__ = ["LedgerError", "LedgerStore", "create_app", "serve"]

@@ -1,0 +1,185 @@
+"""The ledger's HTTP face (DESIGN §5): the movements protocol over a `LedgerStore`.
+
+Everything a client can send is answered with a 4xx and a JSON ``{"error": ...}``
+that says what was wrong: the agent's sync decides from the status alone
+whether to retry, halve, bisect or raise an alarm, so a client's mistake must
+never look like the ledger's (5xx). Storage trouble (locked, disk full) is a
+503, which the agent retries. Database work runs in the threadpool.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, NoReturn
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agent.model import MAX_TEXT
+from ledger.openapi import OPENAPI
+from ledger.store import MAX_INT, MAX_PAGE, LedgerStore
+
+MiB = 1024 * 1024
+
+
+def create_app(
+    store: LedgerStore, max_body_bytes: int = 8 * MiB, max_batch: int = 10_000
+) -> Starlette:
+    """The ledger app; the caller owns ``store`` and closes it after the server stops."""
+
+    async def post_movements(request: Request) -> Response:
+        agent = await _authenticate(request, store)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            _fail(415, "expected Content-Type: application/json")
+        body = _parse(await _read_body(request, max_body_bytes))
+        if not isinstance(body, dict):
+            _fail(400, "body: expected a JSON object")
+        if not isinstance(body.get("agent"), str) or not body["agent"]:
+            _fail(400, "body.agent: required, expected a non-empty string")
+        movements = body.get("movements")
+        if not isinstance(movements, list) or not movements:
+            _fail(400, "body.movements: expected a non-empty list")
+        if len(movements) > max_batch:
+            _fail(413, f"body.movements: at most {max_batch} movements per request")
+        if body["agent"] != agent:
+            _fail(403, "body.agent is not the agent of this token")
+        results = await run_in_threadpool(store.apply_batch, agent, movements)
+        return JSONResponse({"results": results})
+
+    async def get_stock(request: Request) -> Response:
+        await _authenticate(request, store)
+        item = _text_param(request, "item")
+        location = _text_param(request, "location")
+        rows = await run_in_threadpool(store.stock, item, location)
+        return JSONResponse({"stock": rows})
+
+    async def get_movements(request: Request) -> Response:
+        await _authenticate(request, store)
+        agent = _text_param(request, "agent")
+        since = _int_param(request, "since", 0, 0, MAX_INT)
+        limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
+        entries, next_pos = await run_in_threadpool(store.journal, agent, since, limit)
+        return JSONResponse({"movements": entries, "next": next_pos})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    routes = [
+        Route("/v1/movements", post_movements, methods=["POST"]),
+        Route("/v1/movements", get_movements, methods=["GET"]),
+        Route("/v1/stock", get_stock, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: _http_error,
+            sqlite3.OperationalError: _storage_error,
+            ClientDisconnect: _client_gone,
+        },
+    )
+
+
+def _fail(status: int, message: str, headers: dict[str, str] | None = None) -> NoReturn:
+    raise HTTPException(status, message, headers)
+
+
+def _unavailable() -> HTTPException:
+    return HTTPException(503, "ledger storage is busy or unavailable; retry", {"Retry-After": "1"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Every refusal, ours or Starlette's (404, 405), as ``{"error": ...}``."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    """Locked, busy or full: the ledger's trouble, not the client's; worth a retry."""
+    return await _http_error(request, _unavailable())
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left mid-body; nobody reads this answer, but it is not a 500."""
+    return Response(status_code=400)
+
+
+async def _authenticate(request: Request, store: LedgerStore) -> str:
+    """The token's agent, or 401 with a ``WWW-Authenticate: Bearer`` challenge."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        _fail(
+            401,
+            "expected Authorization: Bearer <agent token>",
+            {"WWW-Authenticate": 'Bearer realm="edgetally"'},
+        )
+    agent = await run_in_threadpool(store.agent_for_token, token)
+    if agent is None:
+        _fail(
+            401,
+            "unknown token",
+            {"WWW-Authenticate": 'Bearer realm="edgetally", error="invalid_token"'},
+        )
+    return agent
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known (or seen) to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit() and len(declared) <= 20):
+            _fail(400, "Content-Length: expected a number")
+        if int(declared) > limit:
+            _fail(413, f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            _fail(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse(body: bytes) -> Any:
+    """JSON only: no NaN/Infinity (they could never be answered back as JSON)."""
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except RecursionError:
+        _fail(400, "body: JSON nested too deeply")
+    except UnicodeDecodeError:
+        _fail(400, "body: not UTF-8 text")
+    except json.JSONDecodeError as exc:
+        _fail(400, f"body: not JSON ({exc.msg} at position {exc.pos})")
+    except ValueError as exc:
+        _fail(400, f"body: not JSON ({exc})")
+
+
+def _text_param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and len(value) > MAX_TEXT:
+        _fail(400, f"{name}: longer than {MAX_TEXT} characters")
+    return value
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 20) or not lo <= int(raw) <= hi:
+        _fail(400, f"{name}: expected an integer from {lo} to {hi}")
+    return int(raw)

@@ -1,0 +1,82 @@
+"""Fixtures for the ledger tests: a real SQLite file, an agent token, an in-process client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger.app import create_app
+from ledger.store import LedgerStore
+
+AGENT = "dock-3"
+GTIN = "09506000134352"
+_LOCATIONS = {
+    "receive": {"to": "DOCK-3"},
+    "ship": {"from": "DOCK-3"},
+    "transfer": {"from": "DOCK-3", "to": "A-01"},
+    "return": {"to": "DOCK-3", "reason": "restock"},
+    "count": {"to": "DOCK-3"},
+    "adjust": {"to": "DOCK-3", "reason": "found"},
+}
+
+Movement = dict[str, Any]
+MakeMovement = Callable[..., Movement]
+
+
+def movement(
+    kind: str = "receive", qty: int = 1, item: str | dict[str, str] = GTIN, **fields: Any
+) -> Movement:
+    """A valid movement JSON object: ``item`` is a GTIN or an item object, ``from_``
+    sets ``from``, and a field given as ``None`` is left out."""
+    out: Movement = {
+        "id": str(uuid.uuid4()),
+        "agent": AGENT,
+        "seq": 1,
+        "kind": kind,
+        "item": {"gtin": item} if isinstance(item, str) else item,
+        "qty": qty,
+        "station": "recv-1",
+        "device": "scanner-1",
+        "observed_at": "2026-05-01T10:00:00Z",
+        "clock": {"synced": True, "boot_id": "b", "mono_ns": 1},
+        **_LOCATIONS[kind],
+    }
+    for key, value in fields.items():
+        key = "from" if key == "from_" else key
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def mv() -> MakeMovement:
+    return movement
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LedgerStore]:
+    with LedgerStore(tmp_path / "ledger.db") as s:
+        yield s
+
+
+@pytest.fixture
+def token(store: LedgerStore) -> str:
+    return store.add_agent(AGENT)
+
+
+@pytest.fixture
+async def client(store: LedgerStore, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(store))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://ledger",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as c:
+        yield c
