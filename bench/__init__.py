@@ -1,0 +1,1 @@
+"""Benchmarks that print JSON, side by side in one run (DESIGN §8)."""

@@ -1,0 +1,143 @@
+"""Real parts for end-to-end tests: a ledger process on loopback, agent configs, scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agent.cli import write_secret
+from ledger import LedgerStore
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = "dock-7"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LedgerProcess:
+    """`edgetally ledger serve` as a real process; stop and start it again on the same port."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.db = workdir / "ledger.db"
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token_file = workdir / "token"
+        with LedgerStore(self.db) as store:
+            self.token = store.add_agent(AGENT)
+        write_secret(self.token_file, self.token)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent.cli",
+                "ledger",
+                "serve",
+                "--db",
+                str(self.db),
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "the ledger exited at start"
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError("the ledger did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
+        self.proc = None
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10
+        )
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Every journal entry, read straight from the ledger's file (works while it is down)."""
+        with LedgerStore(self.db) as store:
+            out: list[dict[str, Any]] = []
+            since = 0
+            while True:
+                page, since = store.journal(None, since, 1000)
+                if not page:
+                    return out
+                out.extend(page)
+
+    def on_hand(self) -> dict[str, int]:
+        with LedgerStore(self.db) as store:
+            return {f"{r['location']}/{r['item']}": r["qty"] for r in store.stock(None, None)}
+
+
+def write_script(path: Path, lines: Iterable[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def gtin14(n: int) -> str:
+    """A valid GTIN-14 for item number n (check digit computed)."""
+    body = f"0950600{n:06d}"
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
+def write_config(
+    workdir: Path,
+    url: str,
+    token_file: Path,
+    script: Path | None,
+    *,
+    extra_sync: str = "",
+    extra_outbox: str = "",
+    speed: float = 0,
+    ack_log: Path | None = None,
+    backoff_initial_s: float = 0.05,
+    backoff_cap_s: float = 0.5,
+) -> Path:
+    device = ""
+    if script is not None:
+        ack = f'ack_log = "{ack_log}"\n' if ack_log else ""
+        device = (
+            f'[[devices]]\nid = "scanner-1"\ndriver = "simulated"\nscript = "{script}"\n'
+            f"speed = {speed}\n{ack}\n"
+            '[[stations]]\nname = "dock-7"\nkind = "receiving"\nlocation = "DOCK-7"\n'
+            'devices = ["scanner-1"]\n'
+        )
+    text = (
+        f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "info"\n\n'
+        f'[outbox]\npath = "outbox.db"\n{extra_outbox}\n'
+        f'[sync]\nurl = "{url}"\ntoken_file = "{token_file}"\nbackoff_initial_s = {backoff_initial_s}\n'
+        f"backoff_cap_s = {backoff_cap_s}\ntimeout_s = 5\n{extra_sync}\n" + device
+    )
+    path = workdir / "agent.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def agent_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
