@@ -48,7 +48,8 @@ class AgentSettings:
 @dataclass(frozen=True)
 class OutboxSettings:
     path: Path = field(
-        default=Path("outbox.db"), metadata=_help("SQLite file, relative to agent.state_dir")
+        default=Path("outbox.db"),
+        metadata=_help("SQLite file, relative to agent.state_dir", under_state_dir=True),
     )
     max_bytes: Size = field(
         default=Size(512 * 2**20),
@@ -310,6 +311,8 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
     elif tp is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(file, key, f"a path, got {value!r}")
+        if meta.get("under_state_dir"):
+            return Path(value).expanduser()  # joined to agent.state_dir, not the config's folder
         return base / Path(value).expanduser()
     elif tp is str:
         if not isinstance(value, str) or not value:
@@ -364,13 +367,41 @@ def read_token(config: Config) -> str:
 
 
 def settings_help(cls: type[Any]) -> list[tuple[str, str, str]]:
-    """(name, default, help) rows, for docs and `config show --help`."""
+    """(name, default as TOML, help) rows, for the README's settings table."""
     rows = []
     for f in fields(cls):
-        default = (
-            "required"
-            if f.default is MISSING and f.default_factory is MISSING
-            else (repr(f.default) if f.default is not MISSING else "[]")
-        )
+        if f.default is MISSING and f.default_factory is MISSING:
+            default = "required"
+        elif f.default is MISSING:
+            default = "[]"
+        elif f.default is None:
+            default = "unset"
+        elif isinstance(f.default, bool):
+            default = str(f.default).lower()
+        elif isinstance(f.default, str | Path):
+            default = f'"{f.default}"'
+        else:
+            default = repr(f.default)
         rows.append((f.name, default, str(f.metadata.get("help", ""))))
     return rows
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as the README shows it (a test keeps them equal)."""
+    from drivers.simulated import SimulatedSettings
+
+    sections = [
+        ("[agent]", AgentSettings),
+        ("[outbox]", OutboxSettings),
+        ("[sync]", SyncSettings),
+        ("[[stations]]", StationSettings),
+        ('[[devices]] driver = "simulated"', SimulatedSettings),
+    ]
+    lines = ["| key | default | what it is |", "|---|---|---|"]
+    for title, cls in sections:
+        lines.append(f"| **`{title}`** | | |")
+        if cls is SimulatedSettings:
+            lines.append("| `id` | `required` | device id; stations name their devices by it |")
+            lines.append("| `driver` | `required` | the kind of device: `simulated` |")
+        lines.extend(f"| `{n}` | `{d}` | {h} |" for n, d, h in settings_help(cls))
+    return "\n".join(lines)
