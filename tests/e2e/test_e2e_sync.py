@@ -230,3 +230,16 @@ async def test_outbox_cap_refuses_reads_with_an_alarm_and_keeps_all(
         daemon.stop()
         await asyncio.wait_for(task, 10)
     assert_exactly_once_in_order(ledger_down.journal(), good)
+
+
+async def test_station_state_survives_a_restart(tmp_path: Path, ledger: LedgerProcess) -> None:
+    item = gtin14(3)
+    first = write_script(tmp_path / "a.jsonl", [{"data": "PO:77"}, {"data": "QTY:4"}])
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, first)
+    await run_until_settled(make_daemon(cfg, ledger.token))
+    # the agent restarts; the open PO and the pending quantity are still in force
+    second = write_script(tmp_path / "b.jsonl", [{"data": item}, {"data": item}])
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, second)
+    await run_until_settled(make_daemon(cfg, ledger.token))
+    journal = agent_movements(ledger.journal())
+    assert [(e["qty"], e["ref"]) for e in journal] == [(4, {"po": "77"}), (1, {"po": "77"})]
