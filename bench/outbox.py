@@ -1,6 +1,6 @@
 """The outbox against its bars (DESIGN §8), side by side in one run.
 
-    python -m bench.outbox [--n 5000] [--pq-n 2000] [--rounds 5] [--single 300] [--quick]
+    python -m bench.outbox [--n 5000] [--pq-n 2000] [--rounds 7] [--single 1000] [--quick]
 
 Prints one JSON object on stdout; progress goes to stderr. Every file lives in
 one temp dir, so both sides write to the same filesystem. Rounds interleave the
@@ -10,6 +10,8 @@ sides (A/B, then B/A) and the headline numbers are medians across rounds.
    daemon's rules task stores a burst (one ``store`` call of up to
    ``group_max`` commits at a time), then fetched pending in batches of 500
    and settled delivered, as sync does. Rate = N / (store + settle seconds).
+   ``edgetally_gathered_per_s`` submits every chunk at once instead (the
+   writer then groups them), as a third burst arm.
    Against persist-queue's ``SQLiteAckQueue``: put N, then get + ack each.
    Bar: ``ratio`` >= 10.
 2. One scan to disk: ``store_blocking([one Commit])`` latency against a bare
@@ -17,16 +19,23 @@ sides (A/B, then B/A) and the headline numbers are medians across rounds.
    PRAGMAs on a fresh file, samples interleaved one by one.
    Bar: ``single_commit_ratio`` (p99 / p99) <= 1.5.
 
-``sqlite_same_rows_*`` is a diagnostic third arm: the outbox's own schema and
-the same rows (read + movement + next_seq), written by bare sqlite3 on the
-calling thread. ours - same_rows is the cost of our machinery (writer thread,
+Two diagnostic arms, interleaved with those two: ``sqlite_same_rows_*`` is
+the outbox's own schema and rows (read + movement + next_seq) written by bare
+sqlite3 on the calling thread, and ``writer_roundtrip_*`` is an empty job on
+the outbox's writer (the thread hop, BEGIN/SAVEPOINT/COMMIT with nothing to
+write, no fsync). ours - same_rows is the cost of our machinery (writer thread,
 savepoints, cap check, JSON); same_rows - floor is the cost of the schema.
+
+persist-queue's get scans its table, so its rate falls as N grows: a smaller
+``--pq-n`` than ``--n`` favours persist-queue, never us.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import gc
 import importlib.metadata
 import json
@@ -71,6 +80,12 @@ def log(message: str) -> None:
 # ---- workload: realistic reads and movements, built before any timing --------------------
 
 
+def gtin14(body: str) -> str:
+    """13 digits plus their GS1 check digit."""
+    total = sum(int(d) * (3 if k % 2 == 0 else 1) for k, d in enumerate(reversed(body)))
+    return body + str(-total % 10)
+
+
 class Scans:
     """Reads from a dock scanner, each with the ``receive`` movement a receiving station makes."""
 
@@ -79,7 +94,7 @@ class Scans:
         self.ids = Uuid7()
 
     def commit(self, i: int) -> Commit:
-        gtin = f"0950600013{i % 10000:04d}"
+        gtin = gtin14(f"095060001{i % 10000:04d}")
         lot = f"L{i // 97:05d}"
         data = f"01{gtin}10{lot}\x1d21{i:08d}".encode()
         read = Read(
@@ -142,8 +157,7 @@ def check_stored(box: Outbox, n: int, stored_errors: int, delivered: int) -> Non
     stats = box.stats()
     if stored_errors or delivered != n or stats.delivered != n or stats.pending:
         raise RuntimeError(
-            f"outbox burst went wrong: {stored_errors} refused, {delivered} settled, "
-            f"stats {stats}"
+            f"outbox burst went wrong: {stored_errors} refused, {delivered} settled, stats {stats}"
         )
 
 
@@ -200,6 +214,14 @@ def pq_burst(path: Path, items: Sequence[dict[str, Any]]) -> dict[str, float]:
 # ---- 2. one scan to disk -----------------------------------------------------------------
 
 
+def page_size_of(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def bare_connection(path: Path, page_size: int) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None)
     conn.execute(f"PRAGMA page_size = {page_size}")  # before WAL: fixed once the file exists
@@ -211,7 +233,10 @@ def bare_connection(path: Path, page_size: int) -> sqlite3.Connection:
 
 
 class Floor:
-    """The bar's floor: one similar row (a movement's columns) per BEGIN IMMEDIATE/COMMIT."""
+    """The bar's floor: one similar row (a movement's columns) per BEGIN IMMEDIATE/COMMIT.
+
+    Its rows, JSON included, are made before timing: the floor is SQLite alone.
+    """
 
     def __init__(self, path: Path, page_size: int) -> None:
         self.conn = bare_connection(path, page_size)
@@ -219,16 +244,21 @@ class Floor:
             "CREATE TABLE movements(seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
             " kind TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL)"
         )
-        self.seq = 0
 
-    def write(self, commit: Commit) -> None:
-        self.seq += 1
-        m = commit.movements[0]
+    @staticmethod
+    def rows(commits: Sequence[Commit]) -> list[tuple[Any, ...]]:
+        out = []
+        for seq, commit in enumerate(commits, start=1):
+            m = commit.movements[0].with_seq(seq)
+            out.append((seq, m.id, m.kind, m.to_json()))
+        return out
+
+    def write(self, row: tuple[Any, ...]) -> None:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO movements(seq, id, kind, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            (self.seq, m.id, m.kind, m.to_json(), time.time()),
+            (*row, time.time()),
         )
         conn.execute("COMMIT")
 
@@ -240,12 +270,28 @@ class SameRows:
         self.conn = bare_connection(path, page_size)
         migrate(self.conn)
         self.conn.execute("INSERT INTO meta(key, value) VALUES ('next_seq', '1')")
-        self.seq = 0
 
-    def write(self, commit: Commit) -> None:
-        self.seq += 1
-        read, m = commit.read, commit.movements[0].with_seq(self.seq)
-        assert read is not None
+    @staticmethod
+    def rows(commits: Sequence[Commit]) -> list[tuple[Any, ...]]:
+        out = []
+        for seq, commit in enumerate(commits, start=1):
+            read, m = commit.read, commit.movements[0].with_seq(seq)
+            assert read is not None
+            out.append(
+                (
+                    (
+                        read.id, read.device, read.kind, read.data, read.symbology,
+                        read.antenna, read.rssi, read.seen_count, read.observed_at,
+                        read.mono_ns, read.boot_id, commit.outcome,
+                    ),
+                    (seq, m.id, read.id, m.kind, m.to_json()),
+                    str(seq + 1),
+                )
+            )  # fmt: skip
+        return out
+
+    def write(self, row: tuple[Any, ...]) -> None:
+        read_row, movement_row, next_seq = row
         now = time.time()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -253,51 +299,54 @@ class SameRows:
             "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
             " observed_at, mono_ns, boot_id, outcome, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                read.id, read.device, read.kind, read.data, read.symbology, read.antenna,
-                read.rssi, read.seen_count, read.observed_at, read.mono_ns, read.boot_id,
-                commit.outcome, now,
-            ),
-        )  # fmt: skip
+            (*read_row, now),
+        )
         conn.execute(
             "INSERT INTO movements(seq, id, read_id, kind, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (m.seq, m.id, read.id, m.kind, m.to_json(), now),
+            (*movement_row, now),
         )
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(self.seq + 1),))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (next_seq,))
         conn.execute("COMMIT")
 
 
 def single_round(
     tmp: Path, r: int, scans: Scans, warmup: int, count: int
 ) -> dict[str, list[float]]:
-    """Interleave the three arms sample by sample, rotating who goes first."""
-    box = Outbox.open(tmp / f"single-ours-{r}.db", AGENT, MAX_BYTES, group_max=GROUP_MAX)
-    page_size = box.stats().used_bytes and box._page_size
-    floor = Floor(tmp / f"single-floor-{r}.db", page_size)
-    same = SameRows(tmp / f"single-same-{r}.db", page_size)
-    arms: dict[str, Callable[[Commit], object]] = {
-        "ours": lambda c: box.store_blocking([c]),
-        "floor": floor.write,
-        "same_rows": same.write,
+    """Interleave the arms sample by sample, rotating who goes first."""
+    with contextlib.ExitStack() as stack:
+        box = Outbox.open(tmp / f"single-ours-{r}.db", AGENT, MAX_BYTES, group_max=GROUP_MAX)
+        stack.callback(box.close)  # the writer thread must end, or the process never exits
+        page_size = page_size_of(box.path)
+        floor = Floor(tmp / f"single-floor-{r}.db", page_size)
+        stack.callback(floor.conn.close)
+        same = SameRows(tmp / f"single-same-{r}.db", page_size)
+        stack.callback(same.conn.close)
+        return interleave(box, floor, same, scans, warmup, count)
+
+
+def interleave(
+    box: Outbox, floor: Floor, same: SameRows, scans: Scans, warmup: int, count: int
+) -> dict[str, list[float]]:
+    total = warmup + count
+    arms: dict[str, tuple[Callable[[Any], object], Sequence[Any]]] = {
+        "ours": (lambda c: box.store_blocking([c]), scans.commits(total)),
+        "floor": (floor.write, Floor.rows(scans.commits(total))),
+        "same_rows": (same.write, SameRows.rows(scans.commits(total))),
+        "roundtrip": (lambda _: box.submit_blocking(lambda tx: None), range(total)),
     }
     names = list(arms)
-    inputs = {name: scans.commits(warmup + count) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
-    try:
-        gc.collect()
-        for i in range(warmup + count):
-            k = i % len(names)
-            for name in names[k:] + names[:k]:
-                t0 = time.perf_counter_ns()
-                arms[name](inputs[name][i])
-                dt = time.perf_counter_ns() - t0
-                if i >= warmup:
-                    samples[name].append(dt / 1e6)
-    finally:
-        box.close()
-        floor.conn.close()
-        same.conn.close()
+    gc.collect()
+    for i in range(total):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            write, inputs = arms[name]
+            t0 = time.perf_counter_ns()
+            write(inputs[i])
+            dt = time.perf_counter_ns() - t0
+            if i >= warmup:
+                samples[name].append(dt / 1e6)
     return samples
 
 
@@ -365,9 +414,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.outbox", description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=5000, help="reads per burst, ours (default 5000)")
     p.add_argument("--pq-n", type=int, default=2000, help="items per burst, persist-queue")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    p.add_argument("--single", type=int, default=300, help="single commits per round and arm")
-    p.add_argument("--warmup", type=int, default=50, help="single commits not counted")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    p.add_argument("--single", type=int, default=1000, help="single commits per round and arm")
+    p.add_argument(
+        "--warmup", type=int, default=100, help="single commits per round and arm, not counted"
+    )
     p.add_argument("--dir", type=Path, default=None, help="where to make the temp dir")
     p.add_argument("--quick", action="store_true", help="a fast smoke run (small everything)")
     args = p.parse_args(argv)
@@ -388,20 +439,22 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "ours_per_s", "ours_store_per_s", "ours_deliver_per_s", "ours_gathered_per_s",
             "pq_per_s", "pq_put_per_s", "pq_get_ack_per_s", "ratio",
             "ours_p50_ms", "ours_p99_ms", "floor_p50_ms", "floor_p99_ms",
-            "same_rows_p50_ms", "same_rows_p99_ms",
+            "same_rows_p50_ms", "same_rows_p99_ms", "roundtrip_p50_ms", "roundtrip_p99_ms",
         )
     }  # fmt: skip
-    pooled: dict[str, list[float]] = {"ours": [], "floor": [], "same_rows": []}
+    pooled: dict[str, list[float]] = {"ours": [], "floor": [], "same_rows": [], "roundtrip": []}
     for r in range(args.rounds):
         commits = scans.commits(args.n)
         gathered_commits = scans.commits(args.n)
         items = payloads(scans.commits(args.pq_n))
         sides: list[tuple[str, Callable[[], dict[str, float]]]] = [
-            ("ours", lambda: ours_burst(tmp / f"burst-ours-{r}.db", commits)),  # noqa: B023
-            ("pq", lambda: pq_burst(tmp / f"burst-pq-{r}", items)),  # noqa: B023
+            ("ours", functools.partial(ours_burst, tmp / f"burst-ours-{r}.db", commits)),
+            ("pq", functools.partial(pq_burst, tmp / f"burst-pq-{r}", items)),
             (
                 "gathered",
-                lambda: ours_burst(tmp / f"burst-gathered-{r}.db", gathered_commits, True),  # noqa: B023
+                functools.partial(
+                    ours_burst, tmp / f"burst-gathered-{r}.db", gathered_commits, gathered=True
+                ),
             ),
         ]
         if r % 2:
@@ -429,7 +482,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             f"vs floor {rounds['floor_p99_ms'][-1]:.3f} ms"
         )
 
-    m = {k: med(v) for k, v in rounds.items()}
+    m = {k: med(v) for k, v in rounds.items()}  # ratios below are of these medians
     ratio = m["ours_per_s"] / m["pq_per_s"]
     single_ratio = m["ours_p99_ms"] / m["floor_p99_ms"]
     return {
@@ -448,6 +501,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "single_commit_met": single_ratio <= SINGLE_BAR,
         "sqlite_same_rows_p50_ms": round(m["same_rows_p50_ms"], 4),
         "sqlite_same_rows_p99_ms": round(m["same_rows_p99_ms"], 4),
+        "writer_roundtrip_p50_ms": round(m["roundtrip_p50_ms"], 4),
+        "writer_roundtrip_p99_ms": round(m["roundtrip_p99_ms"], 4),
         "pooled_p99_ms": {k: round(pct(v, 99), 4) for k, v in pooled.items()},
         "edgetally_store_only_per_s": round(m["ours_store_per_s"], 1),
         "edgetally_deliver_mark_per_s": round(m["ours_deliver_per_s"], 1),
@@ -470,9 +525,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edgetally-bench-", dir=args.dir) as tmp:
-        log(
-            f"n={args.n} pq_n={args.pq_n} rounds={args.rounds} single={args.single} in {tmp}"
-        )
+        log(f"n={args.n} pq_n={args.pq_n} rounds={args.rounds} single={args.single} in {tmp}")
         try:
             result = run(args, Path(tmp))
         except RuntimeError as exc:
