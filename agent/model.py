@@ -8,11 +8,14 @@ validation lives here and the reference ledger uses the same code.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
+
+import orjson
 
 MovementKind = Literal["receive", "ship", "transfer", "return", "count", "adjust"]
 MOVEMENT_KINDS: tuple[str, ...] = get_args(MovementKind)
@@ -21,11 +24,20 @@ FeedbackKind = Literal["good", "bad", "alarm"]
 ITEM_FIELDS = ("gtin", "sku", "lot", "serial", "expiry", "epc", "sscc")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_TEXT = 512  # any single text field; barcodes longer than this are not items
+MAX_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
 
 
 def dumps(obj: Any) -> str:
-    """Canonical compact JSON: stable key order, so equal records are equal text."""
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    """Canonical compact JSON: stable key order, so equal records are equal text.
+
+    orjson gives the same text as ``json.dumps(sort_keys=True, ensure_ascii=False,
+    separators=(",", ":"))`` ten times faster, on the hot path of every read.
+    ValueError for what JSON cannot hold (lone surrogates, integers past 64 bits).
+    """
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"cannot encode as JSON: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +81,7 @@ class Read:
             kind=cast(ReadKind, v.choice("kind", ("barcode", "tag"))),
             data=v.b64("data_b64"),
             observed_at=v.req("observed_at"),
-            mono_ns=v.integer("mono_ns", minimum=0),
+            mono_ns=v.integer("mono_ns", minimum=0, maximum=2**63 - 1),
             boot_id=v.req("boot_id"),
             symbology=v.text("symbology"),
             antenna=v.optional_integer("antenna"),
@@ -174,7 +186,10 @@ class Movement:
     evidence: Mapping[str, Any] = field(default_factory=dict)
 
     def with_seq(self, seq: int) -> Movement:
-        return replace(self, seq=seq)
+        # A plain copy: dataclasses.replace costs more than the SQLite insert.
+        m = copy.copy(self)
+        object.__setattr__(m, "seq", seq)
+        return m
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -224,7 +239,7 @@ class Movement:
         clock = ClockStamp(
             synced=cv.boolean("synced"),
             boot_id=cv.req("boot_id"),
-            mono_ns=cv.integer("mono_ns", minimum=0),
+            mono_ns=cv.integer("mono_ns", minimum=0, maximum=2**63 - 1),
         )
         seq = v.optional_integer("seq")
         if seq is not None and seq < 1:
@@ -350,12 +365,14 @@ class _Validator:
             )
         return cast(str, value)
 
-    def integer(self, key: str, minimum: int | None = None) -> int:
+    def integer(self, key: str, minimum: int | None = None, maximum: int = MAX_INT) -> int:
         value = self._get(key)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{self.path}.{key}: expected an integer, got {value!r}")
         if minimum is not None and value < minimum:
             raise ValueError(f"{self.path}.{key}: expected an integer >= {minimum}, got {value}")
+        if value > maximum:
+            raise ValueError(f"{self.path}.{key}: expected an integer <= {maximum}, got {value}")
         return value
 
     def optional_integer(self, key: str) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -61,14 +62,25 @@ def parse_script(text: str, name: str) -> list[ScriptLine]:
         if "data" in obj:
             if not isinstance(obj["data"], str):
                 raise DriverError(f"{where}: 'data' must be a string")
-            data = obj["data"].encode("utf-8", "surrogateescape")
+            try:
+                # \udcXX stands for the raw byte XX (Python's surrogateescape)
+                data = obj["data"].encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError as exc:
+                raise DriverError(
+                    f"{where}: 'data' is not valid Unicode text; use 'data_hex' for binary"
+                ) from exc
         else:
             try:
                 data = bytes.fromhex(obj["data_hex"])
             except (TypeError, ValueError) as exc:
                 raise DriverError(f"{where}: 'data_hex' must be hex digits") from exc
         delay = obj.get("delay", 0)
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not math.isfinite(delay)
+            or delay < 0
+        ):
             raise DriverError(f"{where}: 'delay' must be a number of seconds >= 0")
         device = obj.get("device")
         if device is not None and (not isinstance(device, str) or not device):

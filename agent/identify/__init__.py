@@ -32,7 +32,9 @@ def identify(read: Read) -> Identity:
         return Identity(kind="unknown", raw=text, error="control characters in the data")
     try:
         gs1 = identify_gs1(text)
-    except (biip.ParseError, ValueError) as exc:  # biip's own complaints about odd input
+    # biip's own complaints about odd input, and the IndexError it raises on a bare
+    # "]" (it reads a symbology identifier past the end): an unknown, never a crash.
+    except (biip.ParseError, ValueError, IndexError) as exc:
         return Identity(kind="unknown", raw=text, error=f"GS1: {exc}")
     if gs1 is not None:
         return gs1
@@ -48,7 +50,7 @@ def _command(text: str) -> Identity | None:
     if not sep or not argument:
         return Identity(kind="unknown", raw=text, error=f"{name}: needs a value after the colon")
     if name == "QTY":
-        if not argument.isdigit() or not 0 < int(argument) <= 1_000_000:
+        if not (argument.isascii() and argument.isdigit()) or not 0 < int(argument) <= 1_000_000:
             return Identity(kind="unknown", raw=text, error="QTY: needs a whole number 1..1000000")
         return Identity(
             kind="command", raw=text, command=name, argument=argument, qty=int(argument)

@@ -21,7 +21,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             value TEXT NOT NULL
         );
         CREATE TABLE reads(
-            id TEXT PRIMARY KEY,
+            id TEXT PRIMARY KEY NOT NULL,
             device TEXT NOT NULL,
             kind TEXT NOT NULL,
             data BLOB NOT NULL,
@@ -33,13 +33,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             mono_ns INTEGER NOT NULL,
             boot_id TEXT NOT NULL,
             outcome TEXT,
+            first_seq INTEGER,
+            last_seq INTEGER,
             created_at REAL NOT NULL
-        );
-        CREATE INDEX reads_created ON reads(created_at);
+        ) WITHOUT ROWID;
         CREATE TABLE movements(
             seq INTEGER PRIMARY KEY,
             id TEXT NOT NULL UNIQUE,
-            read_id TEXT REFERENCES reads(id) ON DELETE SET NULL,
+            -- No foreign key or index on read_id: each costs a b-tree write per scan.
+            -- A read's movements are the seq range reads.first_seq..last_seq.
+            read_id TEXT,
             kind TEXT NOT NULL,
             payload TEXT NOT NULL,
             state TEXT NOT NULL DEFAULT 'pending'
@@ -51,7 +54,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX movements_pending ON movements(seq) WHERE state = 'pending';
         CREATE INDEX movements_delivered ON movements(settled_at) WHERE state = 'delivered';
-        CREATE INDEX movements_read ON movements(read_id);
         CREATE TABLE station_state(
             station TEXT NOT NULL,
             key TEXT NOT NULL,

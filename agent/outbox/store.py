@@ -15,6 +15,7 @@ import json
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,13 +84,15 @@ class OutboxStats:
 def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the PRAGMAs every outbox connection needs, set explicitly."""
     if readonly:
-        conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"  # a ? or # in the path is data
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Sub-journals and sorts in memory: no writes to /var/tmp (an SD card, or
+    # read-only under systemd's ProtectSystem=strict).
+    conn.execute("PRAGMA temp_store = MEMORY")
     if not readonly:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
@@ -186,11 +189,8 @@ class Outbox:
         if owner is None:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT INTO meta(key, value) VALUES ('agent', ?)", (self.agent_id,))
-            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('next_seq', '1')")
             conn.execute("COMMIT")
-        self._next_seq = int(
-            conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0]
-        )
+        self._next_seq = _next_seq(conn)
 
     def close(self) -> None:
         """Finish queued writes, checkpoint the WAL and close. A closed outbox stays closed."""
@@ -227,57 +227,96 @@ class Outbox:
 
     async def store(self, commits: Sequence[Commit]) -> list[Stored]:
         """Store each read with its movements atomically; refused ones carry the reason."""
-        results = await self._submit(lambda tx: self._store_job(tx, commits))
+        rendered = _render(commits)
+        try:
+            seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, False))
+        except _Careful:
+            seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, True))
+        results = _stored(commits, seqs)
         if any(r.movements for r in results):
             self._notify()
         return results
 
     def store_blocking(self, commits: Sequence[Commit]) -> list[Stored]:
-        return self.submit_blocking(lambda tx: self._store_job(tx, commits))
+        rendered = _render(commits)
+        try:
+            seqs = self.submit_blocking(lambda tx: self._store_job(tx, commits, rendered, False))
+        except _Careful:
+            seqs = self.submit_blocking(lambda tx: self._store_job(tx, commits, rendered, True))
+        return _stored(commits, seqs)
 
-    def _store_job(self, tx: Transaction, commits: Sequence[Commit]) -> list[Stored]:
+    def _store_job(
+        self,
+        tx: Transaction,
+        commits: Sequence[Commit],
+        rendered: list[list[str] | OutboxError],
+        careful: bool,
+    ) -> list[range | Exception]:
+        """Store commits in order; each gets its seq range, or the reason it was refused.
+
+        The fast path opens no savepoint per commit (SQLite would copy every
+        touched page to a sub-journal). If a statement fails, the job raises
+        _Careful, the writer rolls it all back, and ``store`` runs it again
+        with a savepoint per commit so only the failing one is refused.
+        """
         conn = tx.conn
-        out: list[Stored] = []
+        out: list[range | Exception] = []
         now = self._wall()
-        for commit in commits:
-            if self._used_bytes(conn) >= self.max_bytes:
-                out.append(
-                    Stored(
-                        error=OutboxFull(
+        used = self._used_bytes(conn)
+        added = 0
+        tx.on_rollback(functools.partial(self._rewind_seq, self._next_seq))
+        for commit, payloads in zip(commits, rendered, strict=True):
+            if isinstance(payloads, OutboxError):
+                out.append(payloads)
+                continue
+            if used + added >= self.max_bytes:
+                used, added = self._used_bytes(conn), 0  # the estimate said full: measure
+                if used >= self.max_bytes:
+                    out.append(
+                        OutboxFull(
                             f"outbox {self.path} is at its cap of {self.max_bytes} bytes; "
                             "new reads are refused until the ledger takes the backlog"
                         )
                     )
-                )
-                continue
-            seq_before = self._next_seq
-            conn.execute("SAVEPOINT one")
-            try:
-                stored = self._store_one(conn, commit, now)
-            except sqlite3.Error as exc:
-                if not conn.in_transaction:
-                    raise
-                conn.execute("ROLLBACK TO one")
+                    continue
+            first = self._next_seq
+            if not careful:
+                try:
+                    self._store_one(conn, commit, payloads, now)
+                except sqlite3.Error as exc:
+                    raise _Careful() from exc
+            else:
+                conn.execute("SAVEPOINT one")
+                try:
+                    self._store_one(conn, commit, payloads, now)
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO one")
+                    conn.execute("RELEASE one")
+                    self._next_seq = first
+                    out.append(map_sqlite_error(exc, str(self.path)))
+                    continue
                 conn.execute("RELEASE one")
-                self._next_seq = seq_before
-                out.append(Stored(error=map_sqlite_error(exc, str(self.path))))
-                continue
-            conn.execute("RELEASE one")
-            out.append(Stored(movements=stored))
-            if stored:
-                tx.on_rollback(functools.partial(self._rewind_seq, seq_before))
-                tx.before_commit(self._write_next_seq)
+            out.append(range(first, self._next_seq))
+            added += (
+                _ROW_OVERHEAD
+                + sum(map(len, payloads))
+                + (len(commit.read.data) if commit.read else 0)
+            )
         return out
 
     def _store_one(
-        self, conn: sqlite3.Connection, commit: Commit, now: float
-    ) -> tuple[Movement, ...]:
+        self, conn: sqlite3.Connection, commit: Commit, payloads: list[str], now: float
+    ) -> None:
         read = commit.read
+        first = self._next_seq
+        n = len(commit.movements)
         if read is not None:
             conn.execute(
                 "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
-                " observed_at, mono_ns, boot_id, outcome, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " observed_at, mono_ns, boot_id, outcome, first_seq, last_seq, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     read.id,
                     read.device,
@@ -291,21 +330,22 @@ class Outbox:
                     read.mono_ns,
                     read.boot_id,
                     commit.outcome,
+                    first if n else None,
+                    first + n - 1 if n else None,
                     now,
                 ),
             )
-        stored = []
-        for movement in commit.movements:
+        read_id = read.id if read else None
+        for movement, body in zip(commit.movements, payloads, strict=True):
             if movement.agent != self.agent_id:
                 raise OutboxError(f"movement {movement.id} is for agent {movement.agent!r}")
-            m = movement.with_seq(self._next_seq)
+            seq = self._next_seq
             conn.execute(
                 "INSERT INTO movements(seq, id, read_id, kind, payload, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (m.seq, m.id, read.id if read else None, m.kind, m.to_json(), now),
+                (seq, movement.id, read_id, movement.kind, f'{{"seq":{seq},{body[1:]}', now),
             )
-            self._next_seq += 1
-            stored.append(m)
+            self._next_seq = seq + 1
         for station, changes in commit.state.items():
             for key, value in changes.items():
                 if value is None:
@@ -319,14 +359,10 @@ class Outbox:
                         " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                         (station, key, dumps(value), now),
                     )
-        return tuple(stored)
 
     def _rewind_seq(self, seq: int) -> None:
         """Undo seq numbers of a rolled-back transaction: seq stays gapless."""
         self._next_seq = min(self._next_seq, seq)
-
-    def _write_next_seq(self, conn: sqlite3.Connection) -> None:
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(self._next_seq),))
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -350,16 +386,16 @@ class Outbox:
         self, conn: sqlite3.Connection, rows: list[tuple[int, str, str | None]], sink: str
     ) -> int:
         now = self._wall()
-        changed = 0
-        for seq, state, reason in rows:
+        for seq, state, _ in rows:
             if state not in ("delivered", "rejected"):
                 raise OutboxError(f"cannot settle movement {seq} as {state!r}")
-            cur = conn.execute(
-                "UPDATE movements SET state = ?, settled_at = ?, last_error = ?"
-                " WHERE seq = ? AND state = 'pending'",
-                (state, now, reason, seq),
-            )
-            changed += cur.rowcount
+        before = conn.total_changes
+        conn.executemany(
+            "UPDATE movements SET state = ?, settled_at = ?, last_error = ?"
+            " WHERE seq = ? AND state = 'pending'",
+            [(state, now, reason, seq) for seq, state, reason in rows],
+        )
+        changed = conn.total_changes - before
         conn.execute(
             "INSERT INTO sync_state(sink, attempts, next_attempt_at, last_success_at)"
             " VALUES (?, 0, NULL, ?) ON CONFLICT(sink) DO UPDATE SET attempts = 0,"
@@ -405,15 +441,20 @@ class Outbox:
                 return total
 
     def _prune_job(self, conn: sqlite3.Connection, cutoff: float, chunk: int) -> int:
+        # The newest movement always stays: next_seq is derived from it.
         n = conn.execute(
             "DELETE FROM movements WHERE seq IN (SELECT seq FROM movements"
-            " WHERE state = 'delivered' AND settled_at < ? LIMIT ?)",
+            " WHERE state = 'delivered' AND settled_at < ?"
+            " AND seq < (SELECT max(seq) FROM movements) LIMIT ?)",
             (cutoff, chunk),
         ).rowcount
+        # Read ids are UUIDv7, ordered by time, so the primary key finds the old ones;
+        # a read's movements are the seq range stored with it, found by the movements' key.
         n += conn.execute(
-            "DELETE FROM reads WHERE id IN (SELECT r.id FROM reads r WHERE r.created_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM movements m WHERE m.read_id = r.id) LIMIT ?)",
-            (cutoff, chunk),
+            "DELETE FROM reads WHERE id IN (SELECT r.id FROM reads r WHERE r.id < ?"
+            " AND (r.first_seq IS NULL OR NOT EXISTS (SELECT 1 FROM movements m"
+            " WHERE m.seq BETWEEN r.first_seq AND r.last_seq)) LIMIT ?)",
+            (uuid7_floor(cutoff), chunk),
         ).rowcount
         return int(n)
 
@@ -493,6 +534,62 @@ class Outbox:
         return self._read(self._used_bytes)
 
 
+_ROW_OVERHEAD = 400  # bytes a read and its movement cost beyond their payloads (indexes, headers)
+
+
+class _Careful(Exception):
+    """The fast path hit an SQLite error: run the job again, one savepoint per commit."""
+
+
+def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
+    """Each movement's JSON without its seq, made on the caller's thread, not the writer's.
+
+    The writer puts ``"seq":N`` first in the object; JSON key order carries no
+    meaning. A commit whose movements cannot be encoded is refused, not raised.
+    """
+    out: list[list[str] | OutboxError] = []
+    for commit in commits:
+        bodies = []
+        try:
+            for m in commit.movements:
+                d = m.to_dict()
+                del d["seq"]
+                bodies.append(dumps(d))
+        except ValueError as exc:
+            out.append(OutboxError(f"movement {m.id} not stored: {exc}"))
+            continue
+        out.append(bodies)
+    return out
+
+
+def _stored(commits: Sequence[Commit], seqs: list[range | Exception]) -> list[Stored]:
+    out = []
+    for commit, result in zip(commits, seqs, strict=True):
+        if isinstance(result, Exception):
+            out.append(Stored(error=result))
+        else:
+            out.append(
+                Stored(
+                    movements=tuple(
+                        m.with_seq(seq) for m, seq in zip(commit.movements, result, strict=True)
+                    )
+                )
+            )
+    return out
+
+
+def uuid7_floor(ts: float) -> str:
+    """The smallest UUIDv7 text for wall time ``ts``: ids below it are older."""
+    h = f"{max(0, int(ts * 1000)):012x}"
+    return f"{h[:8]}-{h[8:12]}-"
+
+
+def _next_seq(conn: sqlite3.Connection) -> int:
+    """One past the highest seq ever given: pruning always keeps the newest movement."""
+    row = conn.execute("SELECT max(seq) FROM movements").fetchone()
+    return int(row[0] or 0) + 1
+
+
 def read_sync_state(conn: sqlite3.Connection, sink: str = "ledger") -> SyncState:
     row = conn.execute(
         "SELECT attempts, next_attempt_at, last_success_at, last_error, last_error_at"
@@ -512,7 +609,6 @@ def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    next_seq = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
     return OutboxStats(
         pending=counts.get("pending", 0),
         delivered=counts.get("delivered", 0),
@@ -521,5 +617,5 @@ def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
         oldest_pending_created_at=oldest[0] if oldest else None,
         used_bytes=(pages - free) * page_size,
         max_bytes=max_bytes,
-        next_seq=int(next_seq[0]) if next_seq else 1,
+        next_seq=_next_seq(conn),
     )

@@ -7,7 +7,9 @@ failing job does not take the others down. Futures are resolved only after
 COMMIT has returned: what a caller was told is stored, is on disk.
 
 A lone job commits at once; under a burst the queue fills while a commit is
-in flight, so the next transaction carries many jobs for one fsync.
+in flight, so the next transaction carries many jobs for one fsync. A job
+that fails alone rolls back the whole transaction (no savepoint is opened for
+it); jobs that share a transaction each get a SAVEPOINT.
 """
 
 from __future__ import annotations
@@ -31,14 +33,9 @@ class Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._undo: list[Callable[[], None]] = []
-        self._before_commit: list[Callable[[sqlite3.Connection], None]] = []
 
     def on_rollback(self, fn: Callable[[], None]) -> None:
         self._undo.append(fn)
-
-    def before_commit(self, fn: Callable[[sqlite3.Connection], None]) -> None:
-        if fn not in self._before_commit:
-            self._before_commit.append(fn)
 
 
 Job = Callable[[Transaction], T]
@@ -118,16 +115,18 @@ class Writer:
         except sqlite3.Error as exc:
             self._fail_all(group, map_sqlite_error(exc, self._path), tx)
             return
+        # A savepoint per job only when jobs share the transaction: an open
+        # savepoint makes SQLite copy every page it touches to a sub-journal.
+        shared = len(group) > 1
         for item in group:
             undo_mark = len(tx._undo)
-            conn.execute("SAVEPOINT job")
+            if shared:
+                conn.execute("SAVEPOINT job")
             try:
                 result = item.job(tx)
             except BaseException as exc:  # the job's error goes to its caller
-                if not conn.in_transaction:  # SQLite rolled back everything (e.g. disk full)
-                    err = (
-                        map_sqlite_error(exc, self._path) if isinstance(exc, sqlite3.Error) else exc
-                    )
+                err = map_sqlite_error(exc, self._path) if isinstance(exc, sqlite3.Error) else exc
+                if not shared or not conn.in_transaction:  # alone, or SQLite rolled back all
                     self._fail_all(group, err, tx)
                     return
                 conn.execute("ROLLBACK TO job")
@@ -135,15 +134,12 @@ class Writer:
                 for undo in reversed(tx._undo[undo_mark:]):
                     undo()
                 del tx._undo[undo_mark:]
-                if isinstance(exc, sqlite3.Error):
-                    exc = map_sqlite_error(exc, self._path)
-                outcomes.append((False, exc))
+                outcomes.append((False, err))
             else:
-                conn.execute("RELEASE job")
+                if shared:
+                    conn.execute("RELEASE job")
                 outcomes.append((True, result))
         try:
-            for hook in tx._before_commit:
-                hook(conn)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:

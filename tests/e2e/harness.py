@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 
 from agent.cli import write_secret
+from agent.config import load_config
+from agent.daemon import Daemon
 from ledger import LedgerStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,3 +144,21 @@ def write_config(
 
 def agent_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+async def no_wait(seconds: float) -> None:
+    """Retry sleeps that take no wall time; the waits chosen are checked instead."""
+    await asyncio.sleep(0)
+
+
+async def run_until_settled(daemon: Daemon, timeout: float = 120) -> None:
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.wait_settled(), timeout)
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+def make_daemon(config_path: Path, token: str, **kwargs: object) -> Daemon:
+    return Daemon(load_config(config_path), token, **kwargs)  # type: ignore[arg-type]

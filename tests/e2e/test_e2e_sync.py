@@ -7,9 +7,17 @@ import json
 from collections import deque
 from pathlib import Path
 
-from conftest import make_daemon, no_wait, run_until_settled
 from faultproxy import DROP, LOST, PASS, FaultProxy, status
-from harness import AGENT, LedgerProcess, gtin14, write_config, write_script
+from harness import (
+    AGENT,
+    LedgerProcess,
+    gtin14,
+    make_daemon,
+    no_wait,
+    run_until_settled,
+    write_config,
+    write_script,
+)
 
 from agent.clock import Clock, Uuid7, utc_iso
 from agent.model import ClockStamp, Item, Movement
