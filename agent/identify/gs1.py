@@ -57,6 +57,8 @@ def _from_elements(text: str, elements: Any) -> Identity | None:
             found.setdefault("expiry", element.date.isoformat())
         elif ai in ("30", "37"):
             found["qty"] = int(element.value)
+    if found.get("qty") == 0:
+        return Identity(kind="unknown", raw=text, error=f"GS1: a count of 0 (AI 30/37) in {text!r}")
     if "gtin" in found:
         return Identity(kind="gtin", raw=text, **found)
     if "sscc" in found:
