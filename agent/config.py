@@ -8,6 +8,7 @@ expected. Config is passed in to whatever needs it; nothing reads it globally.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 import types
@@ -207,7 +208,7 @@ def _devices(value: Any, file: str, base: Path) -> list[DeviceSettings]:
         driver = t.pop("driver", None)
         if not isinstance(dev_id, str) or not _ID_RE.match(dev_id):
             raise ConfigError(file, f"{where}.id", "a device id: letters, digits, . _ : -")
-        if driver not in DRIVERS:
+        if not isinstance(driver, str) or driver not in DRIVERS:
             raise ConfigError(
                 file, f"{where}.driver", f"one of {', '.join(sorted(DRIVERS))}, got {driver!r}"
             )
@@ -307,7 +308,13 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(file, key, f"a number, got {value!r}")
-        out = float(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            out = math.inf
+        if not math.isfinite(out):
+            at_least = f" at least {meta['minimum']}" if "minimum" in meta else ""
+            raise ConfigError(file, key, f"a finite number{at_least}, got {value!r}")
     elif tp is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(file, key, f"a path, got {value!r}")
@@ -320,7 +327,13 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
         if meta.get("id") and not _ID_RE.match(value):
             raise ConfigError(file, key, f"letters, digits, . _ : - (at most 64), got {value!r}")
         if meta.get("url"):
-            parts = urlsplit(value)
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+            except ValueError as exc:
+                raise ConfigError(
+                    file, key, f"an http:// or https:// URL, got {value!r} ({exc})"
+                ) from exc
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(file, key, f"an http:// or https:// URL, got {value!r}")
         return value
@@ -341,7 +354,9 @@ def _size(value: Any, key: str, file: str) -> Size:
         binary = "i" in unit
         prefix = unit[:1] if unit[:1] in "kmgt" else ""
         mult = 1024 ** " kmgt".index(prefix) if binary and prefix else _UNITS[prefix]
-        return Size(int(float(m.group(1)) * mult))
+        size = float(m.group(1)) * mult
+        if math.isfinite(size) and size < 2**62:
+            return Size(int(size))
     raise ConfigError(
         file, key, f'a size in bytes such as 536870912, "512MB" or "1GiB", got {value!r}'
     )

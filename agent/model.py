@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class Read:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Read:
         v = _Validator(d, "read")
-        return cls(
+        read = cls(
             id=v.req("id"),
             device=v.req("device"),
             kind=cast(ReadKind, v.choice("kind", ("barcode", "tag"))),
@@ -88,6 +89,22 @@ class Read:
             rssi=v.optional_number("rssi"),
             seen_count=v.optional_integer("seen_count"),
         )
+        v.no_extra(
+            (
+                "id",
+                "device",
+                "kind",
+                "data_b64",
+                "observed_at",
+                "mono_ns",
+                "boot_id",
+                "symbology",
+                "antenna",
+                "rssi",
+                "seen_count",
+            )
+        )
+        return read
 
     def to_json(self) -> str:
         return dumps(self.to_dict())
@@ -319,9 +336,19 @@ class Feedback:
     reason: str | None = None
 
 
+def _json_safe(value: Any, where: str) -> None:
+    """What JSON cannot hold exactly is refused here, so every record round-trips."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+        text.encode("utf-8")
+        orjson.dumps(value)
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise ValueError(f"{where}: cannot be stored as JSON ({exc})") from exc
+
+
 def _load_object(text: str, what: str) -> Mapping[str, Any]:
     try:
-        obj = json.loads(text)
+        obj = json.loads(text)  # NaN/Infinity pass here; the field checks refuse them by name
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what}: not JSON ({exc.msg} at {exc.pos})") from exc
     if not isinstance(obj, dict):
@@ -355,6 +382,10 @@ class _Validator:
             raise ValueError(f"{self.path}.{key}: expected a string, got {type(value).__name__}")
         if len(value) > MAX_TEXT:
             raise ValueError(f"{self.path}.{key}: longer than {MAX_TEXT} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{self.path}.{key}: not valid Unicode text") from exc
         return value
 
     def choice(self, key: str, options: tuple[str, ...]) -> str:
@@ -384,6 +415,8 @@ class _Validator:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{self.path}.{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{self.path}.{key}: expected a finite number, got {value!r}")
         return float(value)
 
     def boolean(self, key: str) -> bool:
@@ -398,6 +431,7 @@ class _Validator:
             return {}
         if not isinstance(value, dict):
             raise ValueError(f"{self.path}.{key}: expected an object")
+        _json_safe(value, f"{self.path}.{key}")
         return value
 
     def text_map(self, key: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from typing import IO, Any
 from agent.errors import DriverError
 from agent.model import Feedback, Read, dumps
 from drivers.base import Driver
+
+MAX_DELAY_S = 86400
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ def parse_script(text: str, name: str) -> list[ScriptLine]:
         if (
             isinstance(delay, bool)
             or not isinstance(delay, int | float)
-            or not math.isfinite(delay)
-            or delay < 0
+            or not 0 <= delay <= MAX_DELAY_S  # also refuses NaN and huge integers
         ):
-            raise DriverError(f"{where}: 'delay' must be a number of seconds >= 0")
+            raise DriverError(
+                f"{where}: 'delay' must be a number of seconds >= 0 and <= {MAX_DELAY_S}"
+            )
         device = obj.get("device")
         if device is not None and (not isinstance(device, str) or not device):
             raise DriverError(f"{where}: 'device' must be a non-empty string")
