@@ -20,11 +20,11 @@ sides (A/B, then B/A) and the headline numbers are medians across rounds.
    Bar: ``single_commit_ratio`` (p99 / p99) <= 1.5.
 
 Two diagnostic arms, interleaved with those two: ``sqlite_same_rows_*`` is
-the outbox's own schema and rows (read + movement + next_seq) written by bare
+the outbox's own schema and rows (a read and its movement) written by bare
 sqlite3 on the calling thread, and ``writer_roundtrip_*`` is an empty job on
-the outbox's writer (the thread hop, BEGIN/SAVEPOINT/COMMIT with nothing to
+the outbox's writer (the thread hop, BEGIN/COMMIT with nothing to
 write, no fsync). ours - same_rows is the cost of our machinery (writer thread,
-savepoints, cap check, JSON); same_rows - floor is the cost of the schema.
+cap check, JSON); same_rows - floor is the cost of the schema.
 
 persist-queue's get scans its table, so its rate falls as N grows: a smaller
 ``--pq-n`` than ``--n`` favours persist-queue, never us.
@@ -268,8 +268,7 @@ class SameRows:
 
     def __init__(self, path: Path, page_size: int) -> None:
         self.conn = bare_connection(path, page_size)
-        migrate(self.conn)
-        self.conn.execute("INSERT INTO meta(key, value) VALUES ('next_seq', '1')")
+        migrate(self.conn, str(path))
 
     @staticmethod
     def rows(commits: Sequence[Commit]) -> list[tuple[Any, ...]]:
@@ -282,23 +281,22 @@ class SameRows:
                     (
                         read.id, read.device, read.kind, read.data, read.symbology,
                         read.antenna, read.rssi, read.seen_count, read.observed_at,
-                        read.mono_ns, read.boot_id, commit.outcome,
+                        read.mono_ns, read.boot_id, commit.outcome, seq, seq,
                     ),
                     (seq, m.id, read.id, m.kind, m.to_json()),
-                    str(seq + 1),
                 )
             )  # fmt: skip
         return out
 
     def write(self, row: tuple[Any, ...]) -> None:
-        read_row, movement_row, next_seq = row
+        read_row, movement_row = row
         now = time.time()
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
             "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
-            " observed_at, mono_ns, boot_id, outcome, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " observed_at, mono_ns, boot_id, outcome, first_seq, last_seq, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*read_row, now),
         )
         conn.execute(
@@ -306,7 +304,6 @@ class SameRows:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (*movement_row, now),
         )
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (next_seq,))
         conn.execute("COMMIT")
 
 

@@ -11,6 +11,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 from agent.errors import EdgeTallyError
+from agent.migrations import migrate as apply_migrations
 
 
 class LedgerError(EdgeTallyError):
@@ -57,46 +58,6 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def migrate(
-    conn: sqlite3.Connection, migrations: tuple[tuple[str, str], ...] = MIGRATIONS
-) -> list[str]:
-    """Apply the migrations this file lacks; return their names."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-    unknown = sorted(done - {name for name, _ in migrations})
-    if unknown:
-        raise LedgerError(
-            f"the ledger database has migration {unknown[-1]!r}, unknown to this version of "
-            "EdgeTally: it was written by a newer version; run that version instead"
-        )
-    applied = []
-    for name, sql in migrations:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, utcnow()))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements; `executescript` would commit on its own."""
-    out, buf = [], ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
+def migrate(conn: sqlite3.Connection, path: str = "") -> list[str]:
+    """Bring the ledger database up to this version's schema."""
+    return apply_migrations(conn, MIGRATIONS, f"the ledger database {path}".rstrip(), LedgerError)

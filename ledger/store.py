@@ -57,7 +57,7 @@ class LedgerStore:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise LedgerError(f"ledger {self.path}: cannot use WAL mode (got {mode!r})")
-            migrate(conn)
+            migrate(conn, str(self.path))
         except BaseException:
             conn.close()
             raise

@@ -1,16 +1,14 @@
-"""The outbox schema, as named migrations applied in order.
+"""The outbox schema, as named migrations applied in order (agent.migrations).
 
-Each migration and its record in `migrations` run in one transaction (the
-sqlite-utils way), so a crash mid-upgrade leaves the file at the old version.
 Never edit a migration that has shipped: add a new one.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from agent.errors import OutboxError
+from agent.migrations import migrate as apply_migrations
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -74,49 +72,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def migrate(
-    conn: sqlite3.Connection, migrations: tuple[tuple[str, str], ...] = MIGRATIONS
-) -> list[str]:
-    """Apply the migrations this file lacks; return their names."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS migrations(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-    known = {name for name, _ in migrations}
-    unknown = sorted(done - known)
-    if unknown:
-        raise OutboxError(
-            f"the outbox has migration {unknown[-1]!r}, unknown to this version of EdgeTally: "
-            "it was written by a newer version; run that version or move the file aside"
-        )
-    applied: list[str] = []
-    for name, sql in migrations:
-        if name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
-            )
-            conn.execute(f"PRAGMA user_version = {len(done) + len(applied) + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements; `executescript` would commit on its own."""
-    out, buf = [], ""
-    for line in sql.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
+def migrate(conn: sqlite3.Connection, path: str) -> list[str]:
+    """Bring the outbox at ``path`` up to this version's schema."""
+    return apply_migrations(conn, MIGRATIONS, f"the outbox {path}", OutboxError)

@@ -151,7 +151,7 @@ class Outbox:
             conn.close()
             raise OutboxDamaged(self._damaged_message("; ".join(str(r[0]) for r in check[:5])))
         try:
-            migrate(conn)
+            migrate(conn, str(self.path))
             self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             headroom = max(self.max_bytes // 20, _HEADROOM_MIN)
             conn.execute(
