@@ -37,14 +37,14 @@ def main() -> None:
     """EdgeTally: barcode and RFID reads to inventory movements, delivered exactly once."""
 
 
+def config_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--config", "config_path", required=True, type=click.Path(path_type=Path), help=help
+    )
+
+
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The agent's TOML config.",
-)
+@config_option("The agent's TOML config.")
 @user_errors
 def run(config_path: Path) -> None:
     """Run the agent daemon until SIGTERM or SIGINT."""
@@ -58,13 +58,7 @@ def run(config_path: Path) -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The agent's TOML config (to find its outbox).",
-)
+@config_option("The agent's TOML config (to find its outbox).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @user_errors
 def status(config_path: Path, as_json: bool) -> None:

@@ -10,9 +10,9 @@
     │   └── OutboxDamaged      the file fails its integrity check at start-up
     └── SyncError              talking to the ledger went wrong
         ├── SyncTransient      worth retrying (network, timeouts, 408/409/425/429/5xx)
-        ├── LedgerMisconfigured  401/403/404…: a configuration alarm, retried slowly
+        ├── LedgerMisconfigured  404, 415, a proxy's 400…: a configuration alarm, retried slowly
         │   └── LedgerAuth         401/403
-        ├── LedgerRejected     a whole batch was refused (400/415/422): bisect
+        ├── LedgerRejected     a whole batch was refused (400/422 with the ledger's reason): bisect
         └── PayloadTooLarge    413: halve the batch
 
 Third-party errors are translated into these at the boundary where they occur

@@ -136,9 +136,11 @@ class HttpLedgerSink:
             raise LedgerAuth(what + " (check the agent id and sync.token_file)")
         if code == 413:
             raise PayloadTooLarge(what)
-        if code in (400, 415, 422):
-            raise LedgerRejected(what)
-        raise LedgerMisconfigured(what + " (check sync.url)")
+        if code in (400, 422) and _is_ledger_error(response):
+            raise LedgerRejected(what)  # about the batch's contents: bisect to the bad one
+        # A 415, or a 400 that is not the ledger's JSON error (a proxy's page), says
+        # nothing about the movements: rejecting them would throw the backlog away.
+        raise LedgerMisconfigured(what + " (check sync.url and what stands before the ledger)")
 
     def _results(self, response: httpx.Response, batch: Sequence[Pending]) -> list[Result]:
         try:
@@ -159,6 +161,14 @@ class HttpLedgerSink:
                 f"ledger {self.url} answered for {len(batch) - len(missing)} of {len(batch)} movements"
             )
         return results
+
+
+def _is_ledger_error(response: httpx.Response) -> bool:
+    try:
+        doc = response.json()
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("error"), str)
 
 
 def _error_text(response: httpx.Response) -> str:

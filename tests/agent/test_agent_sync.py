@@ -241,3 +241,21 @@ def test_full_jitter_stays_under_the_exponential_and_the_cap() -> None:
         bound = min(10, 0.5 * 2 ** (attempt - 1))
         assert all(0 <= w <= bound for w in waits)
         assert max(waits) > bound / 2  # jitter spreads over the whole range
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        reply(400, {"Content-Type": "text/html"}, b"<html>Bad Request</html>"),
+        reply(415, {"Content-Type": "application/json"}, b'{"error": "expected JSON"}'),
+    ],
+    ids=["proxy-400-page", "415"],
+)
+async def test_a_refusal_that_is_not_about_the_movements_rejects_none(
+    tmp_path: Path, answer: Answer
+) -> None:
+    rig = Rig(tmp_path, 4, [answer])
+    await rig.syncer.drain()
+    assert rig.states() == ["delivered"] * 4  # nothing thrown away; one slow retry
+    assert rig.waits == [120.0]
+    await rig.close()
