@@ -58,16 +58,40 @@ def run(config_path: Path) -> None:
 
 
 @main.command()
-@config_option("The agent's TOML config (to find its outbox).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@config_option("The agent's TOML config (to find its outbox and its /status).")
+@click.option("--once", is_flag=True, help="Print once and exit (default: a live view).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON once, for scripts.")
 @user_errors
-def status(config_path: Path, as_json: bool) -> None:
-    """Show the outbox (pending, delivered, rejected, oldest pending) and the last sync result."""
-    from agent.status import outbox_status, render
+def status(config_path: Path, once: bool, as_json: bool) -> None:
+    """Show stations, devices, outbox, sync and alarms; live until Ctrl+C."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from agent.status import agent_status, render
 
     config = load_config(config_path)
-    report = outbox_status(config.outbox_path, config.outbox.max_bytes)
-    click.echo(json.dumps(report, indent=2) if as_json else render(report))
+    if as_json:
+        click.echo(json.dumps(agent_status(config), indent=2))
+        return
+    console = Console()
+    if once:
+        console.print(render(agent_status(config)))
+        return
+    previous: tuple[float, int] | None = None
+    with Live(console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                report = agent_status(config)
+                now, delivered = time.monotonic(), report["outbox"]["delivered"]
+                if previous is not None:
+                    report["rate_per_s"] = (delivered - previous[1]) / (now - previous[0])
+                previous = (now, delivered)
+                live.update(render(report), refresh=True)
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 import tomllib
 import types
@@ -98,6 +99,23 @@ class SyncSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    listen: str = field(
+        default="127.0.0.1:8711",
+        metadata=_help(
+            "host:port of /healthz, /metrics and /status; empty to turn off", listen=True
+        ),
+    )
+    outbox_warn_ratio: float = field(
+        default=0.9,
+        metadata=_help("outbox use (of max_bytes) that makes /healthz 503", minimum=0.01),
+    )
+    require_clock_sync: bool = field(
+        default=True, metadata=_help("an unsynchronised wall clock makes /healthz 503")
+    )
+
+
+@dataclass(frozen=True)
 class StationSettings:
     name: str = field(metadata=_help("station name, sent with every movement", id=True))
     kind: Literal["receiving"] = field(metadata=_help("what the station does (DESIGN §3)"))
@@ -120,6 +138,7 @@ class Config:
     agent: AgentSettings
     outbox: OutboxSettings
     sync: SyncSettings
+    health: HealthSettings = field(default_factory=HealthSettings)
     devices: tuple[DeviceSettings, ...] = ()
     stations: tuple[StationSettings, ...] = ()
 
@@ -135,6 +154,7 @@ class Config:
             "agent": asdict(self.agent),
             "outbox": asdict(self.outbox),
             "sync": asdict(self.sync),
+            "health": asdict(self.health),
             "devices": [
                 {"id": d.id, "driver": d.driver, **asdict(d.options)} for d in self.devices
             ],
@@ -158,6 +178,7 @@ _TOP = {
     "agent": AgentSettings,
     "outbox": OutboxSettings,
     "sync": SyncSettings,
+    "health": HealthSettings,
     "devices": None,
     "stations": None,
 }
@@ -188,13 +209,14 @@ def parse_config(table: dict[str, Any], file: str, base: Path) -> Config:
     agent = build(AgentSettings, table["agent"], "agent", file, base)
     outbox = build(OutboxSettings, table.get("outbox", {}), "outbox", file, base)
     sync = build(SyncSettings, table["sync"], "sync", file, base)
+    health = build(HealthSettings, table.get("health", {}), "health", file, base)
     devices = tuple(_devices(table.get("devices", []), file, base))
     stations = tuple(
         build(StationSettings, t, f"stations[{i}]", file, base)
         for i, t in enumerate(_array_of_tables(table.get("stations", []), "stations", file))
     )
     _cross_check(devices, stations, file)
-    return Config(Path(file), agent, outbox, sync, devices, stations)
+    return Config(Path(file), agent, outbox, sync, health, devices, stations)
 
 
 def _devices(value: Any, file: str, base: Path) -> list[DeviceSettings]:
@@ -318,14 +340,17 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
     elif tp is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(file, key, f"a path, got {value!r}")
+        value = _expand(value, file, key)
         if meta.get("under_state_dir"):
             return Path(value).expanduser()  # joined to agent.state_dir, not the config's folder
         return base / Path(value).expanduser()
     elif tp is str:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not (value or meta.get("listen")):
             raise ConfigError(file, key, f"a non-empty string, got {value!r}")
         if meta.get("id") and not _ID_RE.match(value):
             raise ConfigError(file, key, f"letters, digits, . _ : - (at most 64), got {value!r}")
+        if meta.get("listen") and value:
+            parse_listen(value, file, key)
         if meta.get("url"):
             try:
                 parts = urlsplit(value)
@@ -344,6 +369,37 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
     if "maximum" in meta and out > meta["maximum"]:
         raise ConfigError(file, key, f"at most {meta['maximum']}, got {value!r}")
     return out
+
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: str, file: str, key: str) -> str:
+    """``${NAME}`` from the environment: systemd's ${CREDENTIALS_DIRECTORY} above all."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            hint = (
+                " (set by systemd for a unit with LoadCredential=)"
+                if name == "CREDENTIALS_DIRECTORY"
+                else ""
+            )
+            raise ConfigError(file, key, f"${{{name}}} to be set in the environment{hint}")
+        return os.environ[name]
+
+    return _VAR_RE.sub(one, value)
+
+
+def parse_listen(value: str, file: str = "", key: str = "health.listen") -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as (host, port)."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ConfigError(
+            file, key, f"host:port such as 127.0.0.1:8711 (port 0: any free one), got {value!r}"
+        )
+    return host, int(port)
 
 
 def _size(value: Any, key: str, file: str) -> Size:
@@ -409,6 +465,7 @@ def settings_table() -> str:
         ("[agent]", AgentSettings),
         ("[outbox]", OutboxSettings),
         ("[sync]", SyncSettings),
+        ("[health]", HealthSettings),
         ("[[stations]]", StationSettings),
         ('[[devices]] driver = "simulated"', SimulatedSettings),
     ]

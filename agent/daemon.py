@@ -16,15 +16,18 @@ import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
-from agent.config import Config
+from agent.config import Config, parse_listen
 from agent.errors import DriverError, OutboxError
+from agent.health import HealthServer, Response, json_response
 from agent.identify import identify
 from agent.logs import event
+from agent.metrics import Metrics
 from agent.model import Feedback, Read
 from agent.outbox import Commit, Outbox
 from agent.rules import Context, Rules
@@ -40,6 +43,19 @@ READ_QUEUE_MAX = 10_000
 class Counters:
     reads: Counter[str]
     movements: int = 0
+
+
+ALARM_KEYS = (
+    "outbox_refusing",
+    "sync_stalled",
+    "ledger_auth",
+    "ledger_config",
+    "rejected",
+)
+
+
+def _age(now: float, then: float | None) -> float | None:
+    return None if then is None else round(max(0.0, now - then), 3)
 
 
 class Daemon:
@@ -61,6 +77,11 @@ class Daemon:
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.counters = Counters(reads=Counter())
+        self.metrics = Metrics()
+        self.started_at = self.clock.wall()
+        self.health_port: int | None = None
+        self._device_errors: dict[str, str] = {}
+        self._last_read_at: dict[str, float] = {}
         self.outbox: Outbox | None = None
         self.syncer: Syncer | None = None
         self.drivers: list[Driver] = []
@@ -139,6 +160,7 @@ class Daemon:
             sleep=self._sleep,
             wall=self.clock.wall,
             ids=self.ids,
+            metrics=self.metrics,
         )
         async with contextlib.AsyncExitStack() as drivers_open:
             for dev in cfg.devices:
@@ -156,6 +178,7 @@ class Daemon:
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
             ]
+            health = await self._start_health()
             self.ready.set()
             event(
                 log,
@@ -199,6 +222,8 @@ class Daemon:
                     other.cancel()
                 await asyncio.gather(sync_task, stop_wait, *side, return_exceptions=True)
                 await sink.aclose()
+                if health is not None:
+                    await health.close()
             if failure is not None:
                 raise failure
 
@@ -208,6 +233,7 @@ class Daemon:
             async for read in driver.reads():
                 await self._reads.put((driver, read))
         except DriverError as exc:
+            self._device_errors[driver.device_id] = str(exc)
             event(
                 log, "device_failed", level=logging.ERROR, device=driver.device_id, error=str(exc)
             )
@@ -268,7 +294,11 @@ class Daemon:
             else:
                 kind, reason = "good", None
                 self.counters.movements += len(decision.movements)
+                for m in decision.movements:
+                    self.metrics.movements.labels(m.kind, "stored").inc()
             self.counters.reads[kind] += 1
+            self.metrics.reads.labels(driver.device_id, kind).inc()
+            self._last_read_at[driver.device_id] = self.clock.wall()
             level = logging.DEBUG if kind == "good" else logging.WARNING
             event(
                 log,
@@ -310,6 +340,136 @@ class Daemon:
                         await self._feedback(
                             driver, Feedback("alarm", driver.device_id, None, alarm.message)
                         )
+
+    # ---- health, metrics, status ----------------------------------------------------
+
+    async def _start_health(self) -> HealthServer | None:
+        listen = self.config.health.listen
+        if not listen:
+            return None
+        host, port = parse_listen(listen)
+        server = HealthServer(
+            host,
+            port,
+            {"/healthz": self._healthz, "/metrics": self._metrics, "/status": self._status},
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            # Scanning goes on without the endpoint; the log says why.
+            event(log, "health_failed", level=logging.ERROR, listen=listen, error=str(exc))
+            return None
+        self.health_port = server.port
+        return server
+
+    def connected(self, driver: Driver) -> bool:
+        return driver.state == "open" and driver.device_id not in self._device_errors
+
+    def health_reasons(self) -> list[str]:
+        """Why the agent needs a person's attention; empty when all is well."""
+        cfg, outbox, syncer = self.config, self.outbox, self.syncer
+        assert outbox is not None and syncer is not None
+        reasons = []
+        used, cap = outbox.used_bytes(), outbox.max_bytes
+        if used >= cfg.health.outbox_warn_ratio * cap:
+            reasons.append(f"outbox at {used / cap:.0%} of its cap ({used} of {cap} bytes)")
+        oldest = syncer.oldest_pending_at
+        if oldest is not None and self.clock.wall() - oldest > cfg.sync.stall_alarm_s:
+            reasons.append(
+                f"sync stalled: the oldest pending movement has waited "
+                f"{self.clock.wall() - oldest:.0f}s (limit {cfg.sync.stall_alarm_s:.0f}s); "
+                f"last error: {syncer.status.last_error or 'none'}"
+            )
+        for driver in self.drivers:
+            if not self.connected(driver):
+                why = self._device_errors.get(driver.device_id, driver.state)
+                reasons.append(f"device {driver.device_id} not connected: {why}")
+        if cfg.health.require_clock_sync and not self.clock.synced():
+            reasons.append("wall clock not synchronised: movements carry clock.synced = false")
+        for key in ("outbox_refusing", "ledger_auth", "ledger_config"):
+            alarm = self.alarms.active().get(key)
+            if alarm is not None:
+                reasons.append(alarm.message)
+        return reasons
+
+    async def _healthz(self) -> Response:
+        reasons = self.health_reasons()
+        if reasons:
+            return json_response(503, {"status": "unhealthy", "reasons": reasons})
+        return json_response(200, {"status": "ok"})
+
+    async def _metrics(self) -> Response:
+        m, outbox, syncer = self.metrics, self.outbox, self.syncer
+        assert outbox is not None and syncer is not None
+        m.backlog.set(outbox.pending_count)
+        oldest = syncer.oldest_pending_at
+        m.oldest_pending_age.set(0 if oldest is None else max(0.0, self.clock.wall() - oldest))
+        m.outbox_bytes.set(outbox.used_bytes())
+        m.outbox_cap.set(outbox.max_bytes)
+        for driver in self.drivers:
+            m.device_connected.labels(driver.device_id).set(1 if self.connected(driver) else 0)
+        active = self.alarms.active()
+        for key in ALARM_KEYS:
+            m.alarm.labels(key).set(1 if key in active else 0)
+        m.clock_synced.set(1 if self.clock.synced() else 0)
+        return Response(200, m.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _status(self) -> Response:
+        return json_response(200, self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """What `edgetally status` shows: stations, devices, outbox, sync, alarms, clock."""
+        cfg, outbox, syncer = self.config, self.outbox, self.syncer
+        assert outbox is not None and syncer is not None
+        now = self.clock.wall()
+        oldest = syncer.oldest_pending_at
+        reasons = self.health_reasons()
+        return {
+            "agent": cfg.agent.id,
+            "healthy": not reasons,
+            "reasons": reasons,
+            "uptime_s": round(now - self.started_at, 3),
+            "stations": [
+                {
+                    "name": st.name,
+                    "kind": st.kind,
+                    "location": st.location,
+                    "devices": list(st.devices),
+                }
+                for st in cfg.stations
+            ],
+            "devices": [
+                {
+                    "id": d.device_id,
+                    "driver": type(d).__name__,
+                    "connected": self.connected(d),
+                    "error": self._device_errors.get(d.device_id),
+                    "last_read_age_s": _age(now, self._last_read_at.get(d.device_id)),
+                }
+                for d in self.drivers
+            ],
+            "outbox": {
+                "path": str(outbox.path),
+                "pending": outbox.pending_count,
+                "oldest_pending_age_s": _age(now, oldest),
+                "bytes": outbox.used_bytes(),
+                "cap_bytes": outbox.max_bytes,
+            },
+            "reads": dict(self.counters.reads),
+            "sync": {
+                "delivered": syncer.status.delivered,
+                "rejected": syncer.status.rejected,
+                "retries": syncer.status.retries,
+                "last_success_age_s": _age(now, syncer.status.last_success_at),
+                "last_error": syncer.status.last_error,
+                "last_error_age_s": _age(now, syncer.status.last_error_at),
+            },
+            "alarms": [
+                {"alarm": a.key, "message": a.message, "age_s": _age(now, a.since)}
+                for a in self.alarms.active().values()
+            ],
+            "clock": {"synced": self.clock.synced(), "boot_id": self.clock.boot_id},
+        }
 
     async def _prune_loop(self, outbox: Outbox) -> None:
         while True:

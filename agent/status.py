@@ -1,7 +1,8 @@
-"""`edgetally status`: what the outbox holds and how sync is going, read from the file.
+"""`edgetally status`: what the agent is doing, for a person or a script.
 
-Reads through its own read-only connection: WAL readers never block the
-running daemon's writer.
+From the running agent's /status when it answers (stations, devices, alarms,
+sync), else from the outbox file alone through a read-only connection (WAL
+readers never block the writer), saying that the agent did not answer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from agent.config import Config, parse_listen
 from agent.errors import OutboxError
 from agent.outbox import connect, read_stats, read_sync_state
 
@@ -54,21 +61,73 @@ def outbox_status(path: Path, max_bytes: int, now: float | None = None) -> dict[
     }
 
 
-def render(status: dict[str, Any]) -> str:
-    o, s = status["outbox"], status["sync"]
-    age = o["oldest_pending_age_s"]
-    lines = [
-        f"outbox    {o['path']}",
-        f"  pending {o['pending']}   delivered {o['delivered']}   rejected {o['rejected']}"
-        f"   reads {o['reads']}",
-        f"  oldest pending  {'-' if age is None else f'{age:.1f}s'}",
-        f"  size    {o['bytes'] / 2**20:.1f} MiB of {o['cap_bytes'] / 2**20:.0f} MiB",
-        "sync",
-        f"  last success    {_ago(s['last_success_age_s'])}",
-        f"  last error      {s['last_error'] or '-'}",
-        f"  failed attempts {s['attempts']}",
-    ]
-    return "\n".join(lines)
+def agent_status(config: Config, timeout_s: float = 2.0) -> dict[str, Any]:
+    """The running agent's own view joined to the outbox's, or the outbox's alone."""
+    report = outbox_status(config.outbox_path, config.outbox.max_bytes)
+    listen = config.health.listen
+    if not listen or parse_listen(listen)[1] == 0:
+        report["agent"] = {"reachable": False, "why": "health.listen names no fixed port"}
+        return report
+    host, port = parse_listen(listen)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/status"
+    try:
+        live = httpx.get(url, timeout=timeout_s).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        report["agent"] = {"reachable": False, "why": f"{url}: {exc or type(exc).__name__}"}
+        return report
+    report["agent"] = {"reachable": True, **live}
+    return report
+
+
+def render(status: dict[str, Any]) -> RenderableType:
+    """A terminal view of a status report (rich)."""
+    o, s, agent = status["outbox"], status["sync"], status.get("agent", {"reachable": False})
+    parts: list[RenderableType] = []
+    if agent.get("reachable"):
+        health = (
+            Text("healthy", style="bold green")
+            if agent["healthy"]
+            else Text("needs attention: " + "; ".join(agent["reasons"]), style="bold red")
+        )
+        parts.append(Text.assemble(f"agent {agent['agent']}  ", health))
+        devices = Table("device", "driver", "connected", "last read", title="devices")
+        for d in agent["devices"]:
+            devices.add_row(
+                d["id"],
+                d["driver"],
+                "yes" if d["connected"] else f"no: {d['error'] or '-'}",
+                _ago(d["last_read_age_s"]),
+            )
+        stations = Table("station", "kind", "location", "devices", title="stations")
+        for st in agent["stations"]:
+            stations.add_row(st["name"], st["kind"], st["location"], ", ".join(st["devices"]))
+        parts += [stations, devices]
+        if agent["alarms"]:
+            alarms = Table("alarm", "since", "message", title="alarms", style="red")
+            for a in agent["alarms"]:
+                alarms.add_row(a["alarm"], _ago(a["age_s"]), a["message"])
+            parts.append(alarms)
+    else:
+        parts.append(
+            Text(f"agent not answering ({agent.get('why')}); from the outbox file:", style="yellow")
+        )
+    outbox = Table("pending", "delivered", "rejected", "oldest pending", "size", title="outbox")
+    outbox.add_row(
+        str(o["pending"]),
+        str(o["delivered"]),
+        str(o["rejected"]),
+        _ago(o["oldest_pending_age_s"]),
+        f"{o['bytes'] / 2**20:.1f} of {o['cap_bytes'] / 2**20:.0f} MiB",
+    )
+    sync = Table("last success", "last error", "failed attempts", "rate", title="sync")
+    sync.add_row(
+        _ago(s["last_success_age_s"]),
+        s["last_error"] or "-",
+        str(s["attempts"]),
+        f"{status['rate_per_s']:.1f}/s" if "rate_per_s" in status else "-",
+    )
+    parts += [outbox, sync]
+    return Group(*parts)
 
 
 def _ago(age: float | None) -> str:

@@ -45,6 +45,7 @@ def demo_config(
         "agent": {"id": AGENT_ID, "state_dir": str(workdir), "log_level": "warning"},
         "outbox": {"max_bytes": "64MiB"},
         "sync": {"url": url, "token_file": str(token_file), "backoff_cap_s": 5.0},
+        "health": {"listen": "127.0.0.1:0"},
         "devices": [
             {
                 "id": "dock-scanner",

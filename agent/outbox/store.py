@@ -58,6 +58,7 @@ class Pending:
     id: str
     payload: str
     created_at: float
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,7 @@ class Outbox:
         self._writer: Writer | None = None
         self._group_max = group_max
         self._next_seq = 1
+        self.pending_count = 0  # kept by the writer as it commits: the backlog, without a scan
         self._page_size = 4096
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
@@ -191,6 +193,9 @@ class Outbox:
             conn.execute("INSERT INTO meta(key, value) VALUES ('agent', ?)", (self.agent_id,))
             conn.execute("COMMIT")
         self._next_seq = _next_seq(conn)
+        self.pending_count = conn.execute(
+            "SELECT count(*) FROM movements WHERE state = 'pending'"
+        ).fetchone()[0]
 
     def close(self) -> None:
         """Finish queued writes, checkpoint the WAL and close. A closed outbox stays closed."""
@@ -264,7 +269,7 @@ class Outbox:
         now = self._wall()
         used = self._used_bytes(conn)
         added = 0
-        tx.on_rollback(functools.partial(self._rewind_seq, self._next_seq))
+        tx.on_rollback(functools.partial(self._rewind, self._next_seq, self.pending_count))
         for commit, payloads in zip(commits, rendered, strict=True):
             if isinstance(payloads, OutboxError):
                 out.append(payloads)
@@ -299,6 +304,7 @@ class Outbox:
                     continue
                 conn.execute("RELEASE one")
             out.append(range(first, self._next_seq))
+            self.pending_count += self._next_seq - first
             added += (
                 _ROW_OVERHEAD
                 + sum(map(len, payloads))
@@ -360,9 +366,10 @@ class Outbox:
                         (station, key, dumps(value), now),
                     )
 
-    def _rewind_seq(self, seq: int) -> None:
-        """Undo seq numbers of a rolled-back transaction: seq stays gapless."""
+    def _rewind(self, seq: int, pending: int) -> None:
+        """Undo a rolled-back transaction's seq numbers (seq stays gapless) and backlog."""
         self._next_seq = min(self._next_seq, seq)
+        self.pending_count = pending
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -374,17 +381,18 @@ class Outbox:
     ) -> int:
         """Record the ledger's per-movement answers (seq, 'delivered'|'rejected', reason)."""
         rows = list(results)
-        return await self._submit(lambda tx: self._settle_job(tx.conn, rows, sink))
+        return await self._submit(lambda tx: self._settle_job(tx, rows, sink))
 
     def settle_blocking(
         self, results: Iterable[tuple[int, str, str | None]], sink: str = "ledger"
     ) -> int:
         rows = list(results)
-        return self.submit_blocking(lambda tx: self._settle_job(tx.conn, rows, sink))
+        return self.submit_blocking(lambda tx: self._settle_job(tx, rows, sink))
 
     def _settle_job(
-        self, conn: sqlite3.Connection, rows: list[tuple[int, str, str | None]], sink: str
+        self, tx: Transaction, rows: list[tuple[int, str, str | None]], sink: str
     ) -> int:
+        conn = tx.conn
         now = self._wall()
         for seq, state, _ in rows:
             if state not in ("delivered", "rejected"):
@@ -396,6 +404,9 @@ class Outbox:
             [(state, now, reason, seq) for seq, state, reason in rows],
         )
         changed = conn.total_changes - before
+        pending_before = self.pending_count
+        self.pending_count -= changed
+        tx.on_rollback(lambda: setattr(self, "pending_count", pending_before))
         conn.execute(
             "INSERT INTO sync_state(sink, attempts, next_attempt_at, last_success_at)"
             " VALUES (?, 0, NULL, ?) ON CONFLICT(sink) DO UPDATE SET attempts = 0,"
@@ -500,14 +511,14 @@ class Outbox:
         def q(conn: sqlite3.Connection) -> list[Pending]:
             out: list[Pending] = []
             size = 0
-            for seq, mid, payload, created_at in conn.execute(
-                "SELECT seq, id, payload, created_at FROM movements WHERE state = 'pending' AND seq > ?"
+            for seq, mid, payload, created_at, kind in conn.execute(
+                "SELECT seq, id, payload, created_at, kind FROM movements WHERE state = 'pending' AND seq > ?"
                 " ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ):
                 if out and size + len(payload) > max_bytes:
                     break
-                out.append(Pending(seq, mid, payload, created_at))
+                out.append(Pending(seq, mid, payload, created_at, kind))
                 size += len(payload)
             return out
 

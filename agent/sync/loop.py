@@ -27,6 +27,7 @@ from agent.errors import (
     SyncTransient,
 )
 from agent.logs import event
+from agent.metrics import Metrics
 from agent.outbox import Outbox, Pending
 from agent.sync.http_ledger import HttpLedgerSink, Result
 from agent.sync.policy import RetryPolicy
@@ -59,6 +60,7 @@ class Syncer:
         wall: Callable[[], float] = time.time,
         ids: Uuid7 | None = None,
         idle_poll_s: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.sink = sink
@@ -73,6 +75,8 @@ class Syncer:
         self._ids = ids or Uuid7(wall)
         self._idle_poll_s = idle_poll_s
         self.status = SyncStatus()
+        self.metrics = metrics or Metrics()
+        self.oldest_pending_at: float | None = None  # created_at of the backlog's head
         self.waits: list[float] = []  # every retry wait chosen, newest last (bounded)
 
     async def run(self) -> None:
@@ -144,6 +148,7 @@ class Syncer:
             self.waits.append(wait)
             del self.waits[:-1000]
             self.status.retries += 1
+            self.metrics.retries.inc()
             self.status.last_error, self.status.last_error_at = message, self._wall()
             event(
                 log,
@@ -170,7 +175,7 @@ class Syncer:
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt:
+            with attempt, self.metrics.sync_latency.time():
                 return await self.sink.send(self.outbox.agent_id, batch, batch_id)
         raise AssertionError("unreachable: tenacity never stops")  # pragma: no cover
 
@@ -186,6 +191,9 @@ class Syncer:
             else:
                 rows.append((p.seq, "delivered", None))
         await self.outbox.settle(rows)
+        for p, (_, state, _) in zip(batch, rows, strict=True):
+            self.metrics.movements.labels(p.kind, state).inc()
+        self.metrics.last_success.set(self._wall())
         self.status.delivered += sum(1 for _, s, _ in rows if s == "delivered")
         self.status.last_success_at = self._wall()
         self.alarms.clear("ledger_auth")
@@ -195,6 +203,8 @@ class Syncer:
         for p in batch:
             self._rejected_alarm(p, reason)
         await self.outbox.settle([(p.seq, "rejected", reason) for p in batch])
+        for p in batch:
+            self.metrics.movements.labels(p.kind, "rejected").inc()
 
     def _rejected_alarm(self, p: Pending, reason: str) -> None:
         self.status.rejected += 1
@@ -205,6 +215,7 @@ class Syncer:
 
     def _check_stall(self, batch: Sequence[Pending]) -> None:
         """Alarm when the oldest pending movement is older than ``stall_alarm_s``."""
+        self.oldest_pending_at = batch[0].created_at if batch else None
         if not batch:
             self.alarms.clear("sync_stalled")
             return

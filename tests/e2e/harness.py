@@ -121,6 +121,8 @@ def write_config(
     ack_log: Path | None = None,
     backoff_initial_s: float = 0.05,
     backoff_cap_s: float = 0.5,
+    health_listen: str = "127.0.0.1:0",
+    extra_health: str = "",
 ) -> Path:
     device = ""
     if script is not None:
@@ -135,7 +137,8 @@ def write_config(
         f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "info"\n\n'
         f'[outbox]\npath = "outbox.db"\n{extra_outbox}\n'
         f'[sync]\nurl = "{url}"\ntoken_file = "{token_file}"\nbackoff_initial_s = {backoff_initial_s}\n'
-        f"backoff_cap_s = {backoff_cap_s}\ntimeout_s = 5\n{extra_sync}\n" + device
+        f"backoff_cap_s = {backoff_cap_s}\ntimeout_s = 5\n{extra_sync}\n"
+        f'[health]\nlisten = "{health_listen}"\n{extra_health}\n' + device
     )
     path = workdir / "agent.toml"
     path.write_text(text, encoding="utf-8")

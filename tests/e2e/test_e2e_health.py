@@ -1,0 +1,230 @@
+"""/healthz, /metrics and /status of a running agent, and `edgetally status`."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from harness import (
+    ROOT,
+    LedgerProcess,
+    agent_env,
+    free_port,
+    gtin14,
+    make_daemon,
+    write_config,
+    write_script,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent import logs
+from agent.clock import Clock
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def test_healthz_503_while_sync_stalls_then_200_after_the_backlog_drains(
+    tmp_path: Path, ledger_down: LedgerProcess
+) -> None:
+    script = write_script(tmp_path / "s.jsonl", [{"data": gtin14(i)} for i in range(5)])
+    cfg = write_config(
+        tmp_path,
+        ledger_down.url,
+        ledger_down.token_file,
+        script,
+        extra_sync="stall_alarm_s = 1\n",
+        extra_health="require_clock_sync = false\n",
+    )
+    daemon = make_daemon(cfg, ledger_down.token)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        url = f"http://127.0.0.1:{daemon.health_port}"
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            await asyncio.sleep(1.6)  # past stall_alarm_s with the ledger down
+            r = await client.get("/healthz")
+            assert r.status_code == 503
+            [reason] = r.json()["reasons"]
+            assert reason.startswith("sync stalled: the oldest pending movement has waited")
+            assert "unreachable" in reason
+            await asyncio.to_thread(ledger_down.start)
+            await asyncio.wait_for(daemon.wait_settled(), 60)
+            r = await client.get("/healthz")
+            assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_metrics_after_a_scripted_session(tmp_path: Path, ledger: LedgerProcess) -> None:
+    script = write_script(
+        tmp_path / "s.jsonl",
+        [{"data": gtin14(1)}, {"data": gtin14(2)}, {"data": "nonsense"}, {"data": gtin14(1)}],
+    )
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, script)
+    daemon = make_daemon(cfg, ledger.token)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.wait_settled(), 60)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as c:
+            r = await c.get("/metrics")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+    assert r.headers["content-type"].startswith("text/plain")
+    got = samples(r.text)
+    assert got[("edgetally_reads_total", (("device", "scanner-1"), ("result", "good")))] == 3
+    assert got[("edgetally_reads_total", (("device", "scanner-1"), ("result", "bad")))] == 1
+    assert got[("edgetally_movements_total", (("kind", "receive"), ("state", "stored")))] == 3
+    assert got[("edgetally_movements_total", (("kind", "receive"), ("state", "delivered")))] == 3
+    assert got[("edgetally_outbox_pending", ())] == 0
+    assert got[("edgetally_device_connected", (("device", "scanner-1"),))] == 1
+    assert got[("edgetally_sync_request_seconds_count", ())] >= 1
+    assert got[("edgetally_sync_retries_total", ())] == 0
+    assert got[("edgetally_alarm", (("alarm", "sync_stalled"),))] == 0
+    assert got[("edgetally_outbox_bytes", ())] > 0
+
+
+async def test_unsynchronised_clock_is_a_health_reason_and_in_every_movement(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    script = write_script(tmp_path / "s.jsonl", [{"data": gtin14(3)}])
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, script)
+    daemon = make_daemon(cfg, ledger.token, clock=Clock(synced=lambda: False))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.wait_settled(), 60)
+        assert daemon.health_reasons() == [
+            "wall clock not synchronised: movements carry clock.synced = false"
+        ]
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+    [movement] = [e for e in ledger.journal() if e["source"] == "agent"]
+    assert movement["clock"]["synced"] is False
+    assert movement["clock"]["boot_id"] == daemon.clock.boot_id
+
+
+def test_status_once_json_from_a_running_agent(tmp_path: Path, ledger: LedgerProcess) -> None:
+    script = write_script(tmp_path / "s.jsonl", [{"data": gtin14(i)} for i in range(3)])
+    port = free_port()
+    cfg = write_config(
+        tmp_path, ledger.url, ledger.token_file, script, health_listen=f"127.0.0.1:{port}"
+    )
+    with (tmp_path / "agent.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
+            cwd=ROOT,
+            env=agent_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        report: dict = {}
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "agent.cli",
+                    "status",
+                    "--config",
+                    str(cfg),
+                    "--once",
+                    "--json",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:  # the agent has not made its outbox yet
+                assert "no outbox at" in done.stderr
+                time.sleep(0.1)
+                continue
+            report = json.loads(done.stdout)
+            if report["agent"]["reachable"] and report["outbox"]["delivered"] == 3:
+                break
+            time.sleep(0.1)
+        agent = report["agent"]
+        assert agent["reachable"] and agent["agent"] == "dock-7"
+        assert agent["stations"] == [
+            {"name": "dock-7", "kind": "receiving", "location": "DOCK-7", "devices": ["scanner-1"]}
+        ]
+        [device] = agent["devices"]
+        assert device["id"] == "scanner-1" and device["connected"] is True
+        assert device["last_read_age_s"] is not None
+        assert agent["reads"] == {"good": 3}
+        assert agent["sync"]["delivered"] == 3 and agent["outbox"]["pending"] == 0
+        assert report["outbox"]["delivered"] == 3 and report["outbox"]["pending"] == 0
+        human = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "status", "--config", str(cfg), "--once"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "scanner-1" in human and "dock-7" in human and "outbox" in human
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    # with the agent stopped, status still answers from the outbox file
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "status", "--config", str(cfg), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["agent"]["reachable"] is False and report["outbox"]["delivered"] == 3
+
+
+def test_a_barcode_with_esc_and_newline_stays_one_safe_log_line() -> None:
+    stream = io.StringIO()
+    logs.setup("debug", stream=stream)
+    log = logging.getLogger("edgetally.test")
+    logs.event(log, "read", data="\x1b[2J\x1b[31mPWNED\nfake line\r\x07\x1d", token_hint=None)
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    doc = json.loads(text)
+    assert doc["data"] == "\x1b[2J\x1b[31mPWNED\nfake line\r\x07\x1d"  # kept, as data
+    assert "\\u001b[2J" in text
+
+
+async def test_health_endpoint_answers_bad_requests_without_harm(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, None)
+    daemon = make_daemon(cfg, ledger.token)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.health_port)
+        writer.write(b"\x00\x01garbage\r\n\r\n")
+        await writer.drain()
+        assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
+        writer.close()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as c:
+            assert (await c.get("/nope")).status_code == 404
+            assert (await c.post("/healthz")).status_code == 405
+            assert (await c.get("/status")).json()["agent"] == "dock-7"
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
