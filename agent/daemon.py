@@ -29,6 +29,7 @@ from agent.identify import identify
 from agent.logs import event
 from agent.metrics import Metrics
 from agent.model import Feedback, Read
+from agent.notify import Notifier
 from agent.outbox import Commit, Outbox
 from agent.rules import Context, Rules
 from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
@@ -66,6 +67,7 @@ class Daemon:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or Clock()
@@ -74,6 +76,7 @@ class Daemon:
         self._transport = transport
         self._sleep = sleep
         self.alarms = Alarms(self._on_alarm, wall=self.clock.wall)
+        self.notifier = notifier if notifier is not None else Notifier()
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.counters = Counters(reads=Counter())
@@ -130,6 +133,7 @@ class Daemon:
             await self._run_with(outbox)
         finally:
             await asyncio.to_thread(outbox.close)
+            self.notifier.close()
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -180,6 +184,8 @@ class Daemon:
             ]
             health = await self._start_health()
             self.ready.set()
+            self.notifier.ready(self._one_line_status(outbox))
+            side.append(asyncio.create_task(self._watchdog_loop(outbox), name="watchdog"))
             event(
                 log,
                 "ready",
@@ -205,6 +211,8 @@ class Daemon:
                         )
             finally:
                 event(log, "stopping")
+                self.stopping.set()
+                self.notifier.stopping()
                 # 1. drivers: no new reads
                 for t in pumps:
                     t.cancel()
@@ -340,6 +348,25 @@ class Daemon:
                         await self._feedback(
                             driver, Feedback("alarm", driver.device_id, None, alarm.message)
                         )
+
+    async def _watchdog_loop(self, outbox: Outbox) -> None:
+        """Ping systemd's watchdog from this loop: if the loop hangs, the pings stop."""
+        interval = self.notifier.watchdog_interval_s()
+        shown = ""
+        while not self.stopping.is_set():  # STOPPING=1 is the last word
+            self.notifier.watchdog()
+            line = self._one_line_status(outbox)
+            if line != shown:
+                self.notifier.status(line)
+                shown = line
+            await asyncio.sleep(interval if interval is not None else 10.0)
+
+    def _one_line_status(self, outbox: Outbox) -> str:
+        """What `systemctl status edgetally` shows."""
+        last = self.syncer.status.last_success_at if self.syncer else None
+        ago = "never" if last is None else f"{self.clock.wall() - last:.0f}s ago"
+        alarms = ", ".join(self.alarms.active()) or "none"
+        return f"{outbox.pending_count} pending; last delivery {ago}; alarms: {alarms}"
 
     # ---- health, metrics, status ----------------------------------------------------
 

@@ -228,3 +228,40 @@ async def test_health_endpoint_answers_bad_requests_without_harm(
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_daemon_speaks_the_notify_protocol_on_a_real_socket(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    import socket
+
+    from agent.notify import Notifier
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"})
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, None)
+    daemon = make_daemon(cfg, ledger.token, notifier=notifier)
+    got: list[str] = []
+
+    async def listen() -> None:  # as systemd does: read as they come
+        loop = asyncio.get_running_loop()
+        while True:
+            got.append((await loop.sock_recv(sock, 4096)).decode())
+
+    listener = asyncio.create_task(listen())
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.ready.wait(), 30)
+    await asyncio.sleep(0.5)  # a few watchdog intervals of 0.1 s
+    daemon.stop()
+    await asyncio.wait_for(task, 10)
+    await asyncio.sleep(0.1)
+    listener.cancel()
+    sock.close()
+    assert got[0].startswith("READY=1\nSTATUS=0 pending; last delivery never")
+    pings = [g for g in got if g == "WATCHDOG=1"]
+    assert len(pings) >= 3
+    assert got[-1] == "STOPPING=1", got
+    assert not notifier.enabled  # closed with the daemon
