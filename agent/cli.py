@@ -121,11 +121,19 @@ def config() -> None:
 @user_errors
 def config_check(file: Path) -> None:
     """Check a config file (keys, values, token file) and say what is wrong."""
+    import os
+
     cfg = load_config(file)
-    read_token(cfg)
+    token = "token file readable"
+    if "${CREDENTIALS_DIRECTORY}" in str(cfg.sync.token_file) and not os.environ.get(
+        "CREDENTIALS_DIRECTORY"
+    ):
+        token = "token from systemd's LoadCredential at run time, not checked here"
+    else:
+        read_token(cfg)
     click.echo(
         f"{file}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), "
-        f"{len(cfg.stations)} station(s), outbox {cfg.outbox_path})"
+        f"{len(cfg.stations)} station(s), outbox {cfg.outbox_path}; {token})"
     )
 
 

@@ -30,19 +30,24 @@ def read_boot_id(path: Path = _BOOT_ID_PATH) -> str:
         return str(uuid.uuid4())
 
 
-def kernel_clock_synced() -> bool:
-    """Ask the kernel through adjtimex(2) whether NTP has disciplined the clock.
+def kernel_clock_synced_probe() -> Callable[[], bool]:
+    """A function asking the kernel through adjtimex(2) whether NTP disciplines the clock.
 
     Read-only (modes = 0). Python has no binding for adjtimex, and spawning
-    `timedatectl` per record would be absurd, hence ctypes.
+    `timedatectl` per check would be absurd, hence ctypes; libc is looked up
+    once here (``find_library`` runs ldconfig), not at every check.
     """
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    buf = ctypes.create_string_buffer(512)  # larger than struct timex on every ABI
-    state = libc.adjtimex(buf)
-    return bool(state >= 0 and state != _TIME_ERROR)
+        return lambda: False
+    adjtimex = ctypes.CDLL(libc_name, use_errno=True).adjtimex
+
+    def synced() -> bool:
+        buf = ctypes.create_string_buffer(512)  # larger than struct timex on every ABI
+        state = adjtimex(buf)
+        return bool(state >= 0 and state != _TIME_ERROR)
+
+    return synced
 
 
 class Clock:
@@ -57,13 +62,13 @@ class Clock:
         wall: Callable[[], float] = time.time,
         mono_ns: Callable[[], int] = time.monotonic_ns,
         boot_id: str | None = None,
-        synced: Callable[[], bool] = kernel_clock_synced,
+        synced: Callable[[], bool] | None = None,
         synced_ttl_s: float = 30.0,
     ) -> None:
         self._wall = wall
         self._mono_ns = mono_ns
         self.boot_id = boot_id if boot_id is not None else read_boot_id()
-        self._synced = synced
+        self._synced = synced if synced is not None else kernel_clock_synced_probe()
         self._synced_ttl_ns = int(synced_ttl_s * 1e9)
         self._synced_at: int | None = None
         self._synced_value = False

@@ -71,7 +71,13 @@ class OutboxSettings:
 @dataclass(frozen=True)
 class SyncSettings:
     url: str = field(metadata=_help("base URL of the ledger, http:// or https://", url=True))
-    token_file: Path = field(metadata=_help("file holding the agent's bearer token"))
+    token_file: Path = field(
+        metadata=_help(
+            "file holding the agent's bearer token; ${CREDENTIALS_DIRECTORY} is expanded "
+            "when it is read",
+            late_env=True,
+        )
+    )
     sink: Literal["http-ledger"] = field(
         default="http-ledger", metadata=_help("where movements go")
     )
@@ -340,6 +346,8 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
     elif tp is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(file, key, f"a path, got {value!r}")
+        if meta.get("late_env") and _VAR_RE.search(value):
+            return Path(value)  # expanded where it is read: the variable exists only there
         value = _expand(value, file, key)
         if meta.get("under_state_dir"):
             return Path(value).expanduser()  # joined to agent.state_dir, not the config's folder
@@ -418,9 +426,16 @@ def _size(value: Any, key: str, file: str) -> Size:
     )
 
 
+def token_path(config: Config) -> Path:
+    """sync.token_file with ${VARS} expanded now (systemd sets CREDENTIALS_DIRECTORY at run time)."""
+    raw = str(config.sync.token_file)
+    path = Path(_expand(raw, str(config.file), "sync.token_file"))
+    return path if path.is_absolute() else config.file.parent / path
+
+
 def read_token(config: Config) -> str:
     """Read the bearer token from its file; the error never shows the token."""
-    path = config.sync.token_file
+    path = token_path(config)
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:

@@ -15,7 +15,8 @@ Rules kept here:
   (``os.environ`` by default) and owns its socket; ``close()`` it, or use it as
   a context manager.
 - Without ``$NOTIFY_SOCKET`` (run by hand, in tests) it is disabled and every
-  call is a silent no-op.
+  call is a silent no-op; with one it cannot use (a relative path, a
+  ``vsock:`` address, no socket to be had) likewise, after one warning.
 - The watchdog is honoured only when ``$WATCHDOG_USEC`` is a positive integer
   and ``$WATCHDOG_PID`` is unset or is this process.
 - Sending never blocks and never raises into the daemon: a socket that is gone
@@ -90,6 +91,7 @@ class Notifier:
         self._address: bytes | None = None
         self._where = ""
         self._sock: socket.socket | None = None
+        self._watchdog_usec: int | None = None
         self._failing = False
         raw = env.get("NOTIFY_SOCKET", "")
         if raw:
@@ -97,11 +99,22 @@ class Notifier:
             self._address = _socket_address(raw)
             if self._address is None:
                 event(log, "notify_socket_unsupported", level=logging.WARNING, notify_socket=raw)
-        self._watchdog_usec = _watchdog_usec(env, os.getpid()) if self._address else None
-        if self._address is not None:
+        if self._address is None:
+            return
+        self._watchdog_usec = _watchdog_usec(env, os.getpid())
+        try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            sock.setblocking(False)
-            self._sock = sock
+        except OSError as exc:  # AF_UNIX forbidden by a sandbox, out of descriptors
+            event(
+                log,
+                "notify_socket_failed",
+                level=logging.WARNING,
+                notify_socket=raw,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return
+        sock.setblocking(False)
+        self._sock = sock
 
     @property
     def enabled(self) -> bool:

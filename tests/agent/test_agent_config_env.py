@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config, read_token
+from agent.config import load_config, read_token, token_path
 from agent.errors import ConfigError
 
 BASE = "[agent]\nid = 'dock-1'\n[sync]\nurl = 'http://127.0.0.1:8600'\n"
@@ -28,7 +28,7 @@ def test_token_file_from_credentials_directory(
     cfg = load_config(
         write(tmp_path, BASE + "token_file = '${CREDENTIALS_DIRECTORY}/ledger-token'\n")
     )
-    assert cfg.sync.token_file == creds / "ledger-token"
+    assert token_path(cfg) == creds / "ledger-token"
     assert read_token(cfg) == "tok-123"
 
 
@@ -37,11 +37,42 @@ def test_unset_variable_names_the_key_and_why(
 ) -> None:
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     path = write(tmp_path, BASE + "token_file = '${CREDENTIALS_DIRECTORY}/ledger-token'\n")
+    cfg = load_config(path)  # the config itself is fine outside the service (status, check)
     with pytest.raises(ConfigError) as err:
-        load_config(path)
+        read_token(cfg)
     assert err.value.key == "sync.token_file"
     assert "${CREDENTIALS_DIRECTORY} to be set" in str(err.value)
     assert "LoadCredential=" in str(err.value)
+
+
+def test_config_check_outside_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli import main
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    path = write(tmp_path, BASE + "token_file = '${CREDENTIALS_DIRECTORY}/ledger-token'\n")
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "token from systemd's LoadCredential at run time, not checked here" in result.output
+
+
+def test_other_path_variables_expand_at_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGETALLY_STATE", str(tmp_path / "state"))
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[agent]\nid = 'a'\nstate_dir = '${EDGETALLY_STATE}'\n"
+            "[sync]\nurl = 'http://x'\ntoken_file = 't'\n",
+        )
+    )
+    assert cfg.agent.state_dir == tmp_path / "state"
+    monkeypatch.delenv("EDGETALLY_STATE")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "agent.toml")
+    assert err.value.key == "agent.state_dir"
 
 
 @pytest.mark.parametrize("listen", ["127.0.0.1:8711", "[::1]:9000", "0.0.0.0:0", ""])

@@ -1,0 +1,73 @@
+"""`python -m bench.footprint --quick` runs the agent for real and prints the footprint numbers.
+
+No memory or timing targets here: the bars are checked by reading the
+benchmark's output on a quiet machine, never in unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK_PENDING = 20_000
+QUICK_LOAD_S = 5
+QUICK_SCANS = 50
+POSITIVE = (
+    "rss_mb",
+    "startup_s",
+    "scan_to_ledger_p50_ms",
+    "scan_to_ledger_p99_ms",
+    "read_to_ledger_p50_ms",
+    "read_to_ledger_p99_ms",
+    "rss_max_mb",
+)
+
+
+def number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.footprint", "--quick", "--dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    for key in POSITIVE:
+        assert number(result[key]) and result[key] > 0, (key, result[key])
+
+    # memory: a process's RSS, sampled once a second through the load
+    load = result["load"]
+    assert len(load["rss_samples_mb"]) == QUICK_LOAD_S
+    assert result["rss_mb"] == load["rss_samples_mb"][-1]
+    assert result["rss_max_mb"] == max(load["rss_samples_mb"])
+    assert 1 < result["rss_mb"] < 4096
+    assert load["scanners"] == 4 and load["threads"] >= 1
+    assert load["reads"] > 0 and load["reads_per_s"] > 0  # the scanners scanned
+
+    # the ledger was down: nothing left the outbox, and the new scans joined the backlog
+    assert isinstance(result["pending"], int)
+    assert result["pending"] >= QUICK_PENDING
+    assert result["prefill"]["movements"] == QUICK_PENDING
+    assert load["agent_events"].get("ready") == 1
+
+    assert result["startup_method"] in ("sd_notify", "log_line")
+    assert result["startup_s"] < 600
+
+    # latency: every scan reached the ledger; percentiles in order and under a minute
+    assert result["latency"]["delivered"] == QUICK_SCANS
+    p50, p99 = result["scan_to_ledger_p50_ms"], result["scan_to_ledger_p99_ms"]
+    assert p50 <= p99 <= result["scan_to_ledger_max_ms"] < 60_000
+
+    assert result["machine"]["sqlite_version"] and result["machine"]["python"]
+    assert "bench.footprint: phase 3" in done.stderr  # progress goes to stderr
+    assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up
