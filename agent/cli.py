@@ -150,14 +150,17 @@ def ledger() -> None:
     """The reference central ledger."""
 
 
-@ledger.command("serve")
-@click.option(
+db_option = click.option(
     "--db",
     type=click.Path(path_type=Path),
     default=Path("ledger.db"),
     show_default=True,
     help="The ledger's SQLite file.",
 )
+
+
+@ledger.command("serve")
+@db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -176,13 +179,7 @@ def ledger_serve(db: Path, host: str, port: int) -> None:
 
 @ledger.command("add-agent")
 @click.argument("agent_id")
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=Path("ledger.db"),
-    show_default=True,
-    help="The ledger's SQLite file.",
-)
+@db_option
 @click.option(
     "--token-file",
     type=click.Path(path_type=Path),
