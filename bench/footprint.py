@@ -69,6 +69,7 @@ P99_BAR_MS = 50.0
 READY_GRACE_S = 1.0  # after the log line, how long READY=1 may still arrive
 STOP_TIMEOUT_S = 30.0
 EDGETALLY = [sys.executable, "-m", "agent.cli"]
+SIZES = {"pending": (1_000_000, 20_000), "load_s": (60, 5), "scans": (400, 50)}  # full, --quick
 
 
 class BenchError(RuntimeError):
@@ -231,11 +232,16 @@ class NotifyListener:
     """
 
     def __init__(self, path: Path) -> None:
-        if len(os.fsencode(path)) >= 108:
-            raise BenchError(f"{path}: too long for an AF_UNIX socket path; use a shorter --dir")
-        self.path = path
+        self.path: Path | None = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
+        if len(os.fsencode(path)) < 108:  # sun_path's size on Linux, with its NUL
+            self.sock.bind(str(path))
+            self.address = str(path)
+        else:  # a deep temp dir (pytest's): the abstract namespace, which leaves no file
+            self.path = None
+            name = f"edgetally-footprint-{os.getpid()}-{path.stem}-{secrets.token_hex(4)}"
+            self.sock.bind("\0" + name)
+            self.address = "@" + name
         self.sock.settimeout(0.1)
         self.ready_at: float | None = None
         self.messages: Counter[str] = Counter()
@@ -262,8 +268,9 @@ class NotifyListener:
         self._stop.set()
         self._thread.join(2)
         self.sock.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
 
 class Child:
@@ -351,20 +358,23 @@ class Child:
         return seconds
 
 
-def child_env(notify: NotifyListener | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def child_env(
+    notify: NotifyListener | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}
     env.pop("NOTIFY_SOCKET", None)  # never the socket of whatever runs this benchmark
     if notify is not None:
-        env["NOTIFY_SOCKET"] = str(notify.path)
+        env["NOTIFY_SOCKET"] = notify.address
     return env
 
 
 def start_agent(
-    stack: contextlib.ExitStack, name: str, config: Path, workdir: Path
+    stack: contextlib.ExitStack, name: str, config: Path, workdir: Path, env: dict[str, str]
 ) -> tuple[Child, NotifyListener]:
-    notify = NotifyListener(workdir / f"{name}.notify")
+    notify = NotifyListener(workdir.parent / f"{name}.sock")  # short: sun_path is 108 bytes
     stack.callback(notify.close)
-    agent = Child(name, [*EDGETALLY, "run", "--config", str(config)], workdir, child_env(notify))
+    argv = [*EDGETALLY, "run", "--config", str(config)]
+    agent = Child(name, argv, workdir, child_env(notify, env))
     stack.callback(stop_quietly, agent)
     return agent, notify
 
@@ -396,7 +406,7 @@ def wait_ready(
         if not agent.alive():
             raise agent.died("starting")
         if now > deadline:
-            raise BenchError(f"{agent.name} was not ready within {timeout:.0f}s")
+            raise BenchError(f"{agent.name} was not ready within {timeout:g}s")
         time.sleep(0.005)
 
 
@@ -459,9 +469,10 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     log(f"phase 2: start-up with {args.scanners} scanners, ledger down at {down}")
     with contextlib.ExitStack() as stack:
-        agent, notify = start_agent(stack, "agent-backlog", config, work)
+        agent, notify = start_agent(stack, "agent-backlog", config, work, args.agent_env)
         startup_s, method, logged_s = wait_ready(agent, notify, args.startup_timeout)
         log(f"ready after {startup_s:.2f}s ({method})")
+        at_ready = read_proc_status(agent.pid)
 
         log(f"phase 3: RSS once a second for {args.load_s}s of scanning")
         wall0 = time.time()
@@ -500,6 +511,7 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "reads": reads1 - reads0,
             "reads_per_s": round((reads1 - reads0) / elapsed, 2),
             "movements_per_s": round((seq1 - seq0) / elapsed, 2),
+            "rss_at_ready_mb": mb(at_ready["VmRSS"]),
             "rss_samples_mb": samples,
             "vm_hwm_mb": mb(last["VmHWM"]),
             "rss_anon_mb": mb(last["RssAnon"]),
@@ -508,6 +520,7 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "threads": last["Threads"],
             "agent_events": dict(agent.events),
             "notify_messages": dict(notify.messages),
+            "notify_socket": "path" if notify.path is not None else "abstract",
             "outbox_file_bytes": file_bytes(work / "outbox.db"),
             "stop_s": round(stop_s, 3),
         },
@@ -599,7 +612,7 @@ def latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         stack.callback(stop_quietly, ledger)
         wait_healthy(ledger, url)
-        agent, notify = start_agent(stack, "agent-latency", config, work)
+        agent, notify = start_agent(stack, "agent-latency", config, work, args.agent_env)
         startup_s, _, _ = wait_ready(agent, notify, args.startup_timeout)
         deadline = time.monotonic() + args.scans * interval * 3 + 60
         while (got := journal_count(db)) < args.scans:
@@ -673,22 +686,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.footprint", description=(__doc__ or "").split("\n")[0]
     )
-    p.add_argument("--pending", type=int, default=1_000_000, help="backlog (default 1,000,000)")
-    p.add_argument("--load-s", type=int, default=60, help="seconds of RSS sampling (default 60)")
+    p.add_argument("--pending", type=int, help="backlog (default 1,000,000; --quick 20,000)")
+    p.add_argument("--load-s", type=int, help="seconds of RSS sampling (default 60; --quick 5)")
     p.add_argument("--scanners", type=int, default=4, help="simulated scanners (default 4)")
     p.add_argument(
         "--reads-per-s", type=float, default=20.0, help="all scanners together (default 20)"
     )
-    p.add_argument("--scans", type=int, default=400, help="scans to the ledger (default 400)")
+    p.add_argument("--scans", type=int, help="scans to the ledger (default 400; --quick 50)")
     p.add_argument(
         "--scan-interval-ms", type=float, default=50.0, help="between scans (default 50)"
     )
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds to wait for READY")
+    p.add_argument(
+        "--agent-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the agent (repeatable), e.g. MALLOC_ARENA_MAX=2",
+    )
     p.add_argument("--dir", type=Path, default=None, help="where to make the temp dir")
-    p.add_argument("--quick", action="store_true", help="a fast smoke run (small everything)")
+    p.add_argument("--quick", action="store_true", help="a fast smoke run; options given still win")
     args = p.parse_args(argv)
-    if args.quick:
-        args.pending, args.load_s, args.scans = 20_000, 5, 50
+    pairs = [item.partition("=") for item in args.agent_env]
+    if any(not name or not sep for name, sep, _ in pairs):
+        p.error("--agent-env takes NAME=VALUE")
+    args.agent_env = {name: value for name, _, value in pairs}
+    for name, (full, quick) in SIZES.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     for name in ("pending", "load_s", "scanners", "scans"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -715,6 +740,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "p99_met": out["scan_to_ledger_p99_ms"] <= P99_BAR_MS,
             **memory,
             **delivery,
+            "agent_env": args.agent_env,
             "machine": machine(tmp),
             "elapsed_s": round(time.perf_counter() - started, 1),
         }
