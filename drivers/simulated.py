@@ -98,7 +98,7 @@ class SimulatedScanner(Driver):
         super().__init__(device_id, settings, reads)
         self.settings: SimulatedSettings = settings
         self.lines: list[ScriptLine] = []
-        self.given: deque[Feedback] = deque(maxlen=10_000)  # recent, for tests and demo
+        self.given: deque[Feedback] = deque(maxlen=256)  # the latest, for tests; bounded memory
         self._ack: IO[str] | None = None
 
     async def open(self) -> None:
