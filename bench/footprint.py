@@ -56,7 +56,7 @@ import httpx
 from agent.clock import Clock, Uuid7, utc_iso
 from agent.model import ClockStamp, Item, Movement, Read
 from agent.outbox import Commit, Outbox, connect
-from agent.outbox.store import uuid7_floor
+from agent.outbox.rows import uuid7_floor
 from agent.status import outbox_status
 from ledger import LedgerStore
 

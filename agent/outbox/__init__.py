@@ -1,16 +1,8 @@
 """The durable local store of reads and movements (DESIGN §4)."""
 
-from agent.outbox.store import (
-    Commit,
-    Outbox,
-    OutboxStats,
-    Pending,
-    Stored,
-    SyncState,
-    connect,
-    read_stats,
-    read_sync_state,
-)
+from agent.outbox.queries import connect, read_stats, read_sync_state
+from agent.outbox.rows import Commit, OutboxStats, Pending, Stored, SyncState
+from agent.outbox.store import Outbox
 
 __all__ = [
     "Commit",

@@ -15,93 +15,30 @@ import json
 import sqlite3
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import OutboxDamaged, OutboxError, OutboxFull
-from agent.model import Movement, Read, dumps
+from agent.model import dumps
+from agent.outbox.queries import connect, next_seq, read_stats, read_sync_state
+from agent.outbox.rows import (
+    ROW_OVERHEAD,
+    Careful,
+    Commit,
+    OutboxStats,
+    Pending,
+    Stored,
+    SyncState,
+    render,
+    stored_results,
+    uuid7_floor,
+)
 from agent.outbox.schema import migrate
 from agent.outbox.writer import Transaction, Writer, map_sqlite_error
 
 T = TypeVar("T")
 _HEADROOM_MIN = 1 << 20  # bytes past the soft cap kept free for marking and pruning
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """One read, the movements it produced and the station state it changed.
-
-    ``state`` maps station -> key -> JSON value, or None to delete the key.
-    ``read`` may be None for movements made without a read (a CANCEL reversal).
-    """
-
-    read: Read | None
-    movements: Sequence[Movement] = ()
-    state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    outcome: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """The result of one Commit: the movements as stored (with seq), or why it was refused."""
-
-    movements: tuple[Movement, ...] = ()
-    error: Exception | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    seq: int
-    id: str
-    payload: str
-    created_at: float
-    kind: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SyncState:
-    attempts: int = 0
-    next_attempt_at: float | None = None
-    last_success_at: float | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    pending: int
-    delivered: int
-    rejected: int
-    reads: int
-    oldest_pending_created_at: float | None
-    used_bytes: int
-    max_bytes: int
-    next_seq: int
-
-
-def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the PRAGMAs every outbox connection needs, set explicitly."""
-    if readonly:
-        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"  # a ? or # in the path is data
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    # Sub-journals and sorts in memory: no writes to /var/tmp (an SD card, or
-    # read-only under systemd's ProtectSystem=strict).
-    conn.execute("PRAGMA temp_store = MEMORY")
-    if not readonly:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            raise OutboxError(f"outbox {path}: cannot use WAL journal mode (got {mode!r})")
-        # FULL explicitly: builds differ in their default, and NORMAL in WAL may
-        # roll back the last commits on power loss.
-        conn.execute("PRAGMA synchronous = FULL")
-    return conn
 
 
 class Outbox:
@@ -192,7 +129,7 @@ class Outbox:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT INTO meta(key, value) VALUES ('agent', ?)", (self.agent_id,))
             conn.execute("COMMIT")
-        self._next_seq = _next_seq(conn)
+        self._next_seq = next_seq(conn)
         self.pending_count = conn.execute(
             "SELECT count(*) FROM movements WHERE state = 'pending'"
         ).fetchone()[0]
@@ -232,23 +169,23 @@ class Outbox:
 
     async def store(self, commits: Sequence[Commit]) -> list[Stored]:
         """Store each read with its movements atomically; refused ones carry the reason."""
-        rendered = _render(commits)
+        rendered = render(commits)
         try:
             seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, False))
-        except _Careful:
+        except Careful:
             seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, True))
-        results = _stored(commits, seqs)
+        results = stored_results(commits, seqs)
         if any(r.movements for r in results):
             self._notify()
         return results
 
     def store_blocking(self, commits: Sequence[Commit]) -> list[Stored]:
-        rendered = _render(commits)
+        rendered = render(commits)
         try:
             seqs = self.submit_blocking(lambda tx: self._store_job(tx, commits, rendered, False))
-        except _Careful:
+        except Careful:
             seqs = self.submit_blocking(lambda tx: self._store_job(tx, commits, rendered, True))
-        return _stored(commits, seqs)
+        return stored_results(commits, seqs)
 
     def _store_job(
         self,
@@ -261,7 +198,7 @@ class Outbox:
 
         The fast path opens no savepoint per commit (SQLite would copy every
         touched page to a sub-journal). If a statement fails, the job raises
-        _Careful, the writer rolls it all back, and ``store`` runs it again
+        Careful, the writer rolls it all back, and ``store`` runs it again
         with a savepoint per commit so only the failing one is refused.
         """
         conn = tx.conn
@@ -289,7 +226,7 @@ class Outbox:
                 try:
                     self._store_one(conn, commit, payloads, now)
                 except sqlite3.Error as exc:
-                    raise _Careful() from exc
+                    raise Careful() from exc
             else:
                 conn.execute("SAVEPOINT one")
                 try:
@@ -306,7 +243,7 @@ class Outbox:
             out.append(range(first, self._next_seq))
             self.pending_count += self._next_seq - first
             added += (
-                _ROW_OVERHEAD
+                ROW_OVERHEAD
                 + sum(map(len, payloads))
                 + (len(commit.read.data) if commit.read else 0)
             )
@@ -543,90 +480,3 @@ class Outbox:
 
     def used_bytes(self) -> int:
         return self._read(self._used_bytes)
-
-
-_ROW_OVERHEAD = 400  # bytes a read and its movement cost beyond their payloads (indexes, headers)
-
-
-class _Careful(Exception):
-    """The fast path hit an SQLite error: run the job again, one savepoint per commit."""
-
-
-def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
-    """Each movement's JSON without its seq, made on the caller's thread, not the writer's.
-
-    The writer puts ``"seq":N`` first in the object; JSON key order carries no
-    meaning. A commit whose movements cannot be encoded is refused, not raised.
-    """
-    out: list[list[str] | OutboxError] = []
-    for commit in commits:
-        bodies = []
-        try:
-            for m in commit.movements:
-                d = m.to_dict()
-                del d["seq"]
-                bodies.append(dumps(d))
-        except ValueError as exc:
-            out.append(OutboxError(f"movement {m.id} not stored: {exc}"))
-            continue
-        out.append(bodies)
-    return out
-
-
-def _stored(commits: Sequence[Commit], seqs: list[range | Exception]) -> list[Stored]:
-    out = []
-    for commit, result in zip(commits, seqs, strict=True):
-        if isinstance(result, Exception):
-            out.append(Stored(error=result))
-        else:
-            out.append(
-                Stored(
-                    movements=tuple(
-                        m.with_seq(seq) for m, seq in zip(commit.movements, result, strict=True)
-                    )
-                )
-            )
-    return out
-
-
-def uuid7_floor(ts: float) -> str:
-    """The smallest UUIDv7 text for wall time ``ts``: ids below it are older."""
-    h = f"{max(0, int(ts * 1000)):012x}"
-    return f"{h[:8]}-{h[8:12]}-"
-
-
-def _next_seq(conn: sqlite3.Connection) -> int:
-    """One past the highest seq ever given: pruning always keeps the newest movement."""
-    row = conn.execute("SELECT max(seq) FROM movements").fetchone()
-    return int(row[0] or 0) + 1
-
-
-def read_sync_state(conn: sqlite3.Connection, sink: str = "ledger") -> SyncState:
-    row = conn.execute(
-        "SELECT attempts, next_attempt_at, last_success_at, last_error, last_error_at"
-        " FROM sync_state WHERE sink = ?",
-        (sink,),
-    ).fetchone()
-    return SyncState(*row) if row else SyncState()
-
-
-def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
-    """Counts for status and health; shared by the daemon and `edgetally status`."""
-    counts = dict(conn.execute("SELECT state, count(*) FROM movements GROUP BY state").fetchall())
-    oldest = conn.execute(
-        "SELECT created_at FROM movements WHERE state = 'pending' ORDER BY seq LIMIT 1"
-    ).fetchone()
-    reads = conn.execute("SELECT count(*) FROM reads").fetchone()[0]
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    return OutboxStats(
-        pending=counts.get("pending", 0),
-        delivered=counts.get("delivered", 0),
-        rejected=counts.get("rejected", 0),
-        reads=reads,
-        oldest_pending_created_at=oldest[0] if oldest else None,
-        used_bytes=(pages - free) * page_size,
-        max_bytes=max_bytes,
-        next_seq=_next_seq(conn),
-    )

@@ -1,0 +1,69 @@
+"""Connections and read queries on the outbox file, for the daemon and for tools."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from pathlib import Path
+
+from agent.errors import OutboxError
+from agent.outbox.rows import OutboxStats, SyncState
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the PRAGMAs every outbox connection needs, set explicitly."""
+    if readonly:
+        uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"  # a ? or # in the path is data
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Sub-journals and sorts in memory: no writes to /var/tmp (an SD card, or
+    # read-only under systemd's ProtectSystem=strict).
+    conn.execute("PRAGMA temp_store = MEMORY")
+    if not readonly:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise OutboxError(f"outbox {path}: cannot use WAL journal mode (got {mode!r})")
+        # FULL explicitly: builds differ in their default, and NORMAL in WAL may
+        # roll back the last commits on power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def next_seq(conn: sqlite3.Connection) -> int:
+    """One past the highest seq ever given: pruning always keeps the newest movement."""
+    row = conn.execute("SELECT max(seq) FROM movements").fetchone()
+    return int(row[0] or 0) + 1
+
+
+def read_sync_state(conn: sqlite3.Connection, sink: str = "ledger") -> SyncState:
+    row = conn.execute(
+        "SELECT attempts, next_attempt_at, last_success_at, last_error, last_error_at"
+        " FROM sync_state WHERE sink = ?",
+        (sink,),
+    ).fetchone()
+    return SyncState(*row) if row else SyncState()
+
+
+def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
+    """Counts for status and health; shared by the daemon and `edgetally status`."""
+    counts = dict(conn.execute("SELECT state, count(*) FROM movements GROUP BY state").fetchall())
+    oldest = conn.execute(
+        "SELECT created_at FROM movements WHERE state = 'pending' ORDER BY seq LIMIT 1"
+    ).fetchone()
+    reads = conn.execute("SELECT count(*) FROM reads").fetchone()[0]
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    return OutboxStats(
+        pending=counts.get("pending", 0),
+        delivered=counts.get("delivered", 0),
+        rejected=counts.get("rejected", 0),
+        reads=reads,
+        oldest_pending_created_at=oldest[0] if oldest else None,
+        used_bytes=(pages - free) * page_size,
+        max_bytes=max_bytes,
+        next_seq=next_seq(conn),
+    )

@@ -1,0 +1,112 @@
+"""Outbox records, and the building of rows: plain values, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import OutboxError
+from agent.model import Movement, Read, dumps
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One read, the movements it produced and the station state it changed.
+
+    ``state`` maps station -> key -> JSON value, or None to delete the key.
+    ``read`` may be None for movements made without a read (a CANCEL reversal).
+    """
+
+    read: Read | None
+    movements: Sequence[Movement] = ()
+    state: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The result of one Commit: the movements as stored (with seq), or why it was refused."""
+
+    movements: tuple[Movement, ...] = ()
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    seq: int
+    id: str
+    payload: str
+    created_at: float
+    kind: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    delivered: int
+    rejected: int
+    reads: int
+    oldest_pending_created_at: float | None
+    used_bytes: int
+    max_bytes: int
+    next_seq: int
+
+
+ROW_OVERHEAD = 400  # bytes a read and its movement cost beyond their payloads (indexes, headers)
+
+
+class Careful(Exception):
+    """The fast path hit an SQLite error: run the job again, one savepoint per commit."""
+
+
+def render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
+    """Each movement's JSON without its seq, made on the caller's thread, not the writer's.
+
+    The writer puts ``"seq":N`` first in the object; JSON key order carries no
+    meaning. A commit whose movements cannot be encoded is refused, not raised.
+    """
+    out: list[list[str] | OutboxError] = []
+    for commit in commits:
+        bodies = []
+        try:
+            for m in commit.movements:
+                d = m.to_dict()
+                del d["seq"]
+                bodies.append(dumps(d))
+        except ValueError as exc:
+            out.append(OutboxError(f"movement {m.id} not stored: {exc}"))
+            continue
+        out.append(bodies)
+    return out
+
+
+def stored_results(commits: Sequence[Commit], seqs: list[range | Exception]) -> list[Stored]:
+    out = []
+    for commit, result in zip(commits, seqs, strict=True):
+        if isinstance(result, Exception):
+            out.append(Stored(error=result))
+        else:
+            out.append(
+                Stored(
+                    movements=tuple(
+                        m.with_seq(seq) for m, seq in zip(commit.movements, result, strict=True)
+                    )
+                )
+            )
+    return out
+
+
+def uuid7_floor(ts: float) -> str:
+    """The smallest UUIDv7 text for wall time ``ts``: ids below it are older."""
+    h = f"{max(0, int(ts * 1000)):012x}"
+    return f"{h[:8]}-{h[8:12]}-"
