@@ -16,20 +16,19 @@ import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
-from agent.config import Config, parse_listen
+from agent.config import Config
 from agent.errors import DriverError, OutboxError
-from agent.health import HealthServer, Response, json_response
 from agent.identify import identify
 from agent.logs import event
 from agent.metrics import Metrics
 from agent.model import Feedback, Read
 from agent.notify import Notifier
+from agent.observe import Observer
 from agent.outbox import Commit, Outbox
 from agent.rules import Context, Rules
 from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
@@ -44,19 +43,6 @@ READ_QUEUE_MAX = 10_000
 class Counters:
     reads: Counter[str]
     movements: int = 0
-
-
-ALARM_KEYS = (
-    "outbox_refusing",
-    "sync_stalled",
-    "ledger_auth",
-    "ledger_config",
-    "rejected",
-)
-
-
-def _age(now: float, then: float | None) -> float | None:
-    return None if then is None else round(max(0.0, now - then), 3)
 
 
 class Daemon:
@@ -82,7 +68,7 @@ class Daemon:
         self.counters = Counters(reads=Counter())
         self.metrics = Metrics()
         self.started_at = self.clock.wall()
-        self.health_port: int | None = None
+        self.observer = Observer(self)
         self._device_errors: dict[str, str] = {}
         self._last_read_at: dict[str, float] = {}
         self.outbox: Outbox | None = None
@@ -182,7 +168,7 @@ class Daemon:
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
             ]
-            health = await self._start_health()
+            health = await self.observer.start()
             self.ready.set()
             self.notifier.ready(self._one_line_status(outbox))
             side.append(asyncio.create_task(self._watchdog_loop(outbox), name="watchdog"))
@@ -367,136 +353,6 @@ class Daemon:
         ago = "never" if last is None else f"{self.clock.wall() - last:.0f}s ago"
         alarms = ", ".join(self.alarms.active()) or "none"
         return f"{outbox.pending_count} pending; last delivery {ago}; alarms: {alarms}"
-
-    # ---- health, metrics, status ----------------------------------------------------
-
-    async def _start_health(self) -> HealthServer | None:
-        listen = self.config.health.listen
-        if not listen:
-            return None
-        host, port = parse_listen(listen)
-        server = HealthServer(
-            host,
-            port,
-            {"/healthz": self._healthz, "/metrics": self._metrics, "/status": self._status},
-        )
-        try:
-            await server.start()
-        except OSError as exc:
-            # Scanning goes on without the endpoint; the log says why.
-            event(log, "health_failed", level=logging.ERROR, listen=listen, error=str(exc))
-            return None
-        self.health_port = server.port
-        return server
-
-    def connected(self, driver: Driver) -> bool:
-        return driver.state == "open" and driver.device_id not in self._device_errors
-
-    def health_reasons(self) -> list[str]:
-        """Why the agent needs a person's attention; empty when all is well."""
-        cfg, outbox, syncer = self.config, self.outbox, self.syncer
-        assert outbox is not None and syncer is not None
-        reasons = []
-        used, cap = outbox.used_bytes(), outbox.max_bytes
-        if used >= cfg.health.outbox_warn_ratio * cap:
-            reasons.append(f"outbox at {used / cap:.0%} of its cap ({used} of {cap} bytes)")
-        oldest = syncer.oldest_pending_at
-        if oldest is not None and self.clock.wall() - oldest > cfg.sync.stall_alarm_s:
-            reasons.append(
-                f"sync stalled: the oldest pending movement has waited "
-                f"{self.clock.wall() - oldest:.0f}s (limit {cfg.sync.stall_alarm_s:.0f}s); "
-                f"last error: {syncer.status.last_error or 'none'}"
-            )
-        for driver in self.drivers:
-            if not self.connected(driver):
-                why = self._device_errors.get(driver.device_id, driver.state)
-                reasons.append(f"device {driver.device_id} not connected: {why}")
-        if cfg.health.require_clock_sync and not self.clock.synced():
-            reasons.append("wall clock not synchronised: movements carry clock.synced = false")
-        for key in ("outbox_refusing", "ledger_auth", "ledger_config"):
-            alarm = self.alarms.active().get(key)
-            if alarm is not None:
-                reasons.append(alarm.message)
-        return reasons
-
-    async def _healthz(self) -> Response:
-        reasons = self.health_reasons()
-        if reasons:
-            return json_response(503, {"status": "unhealthy", "reasons": reasons})
-        return json_response(200, {"status": "ok"})
-
-    async def _metrics(self) -> Response:
-        m, outbox, syncer = self.metrics, self.outbox, self.syncer
-        assert outbox is not None and syncer is not None
-        m.backlog.set(outbox.pending_count)
-        oldest = syncer.oldest_pending_at
-        m.oldest_pending_age.set(0 if oldest is None else max(0.0, self.clock.wall() - oldest))
-        m.outbox_bytes.set(outbox.used_bytes())
-        m.outbox_cap.set(outbox.max_bytes)
-        for driver in self.drivers:
-            m.device_connected.labels(driver.device_id).set(1 if self.connected(driver) else 0)
-        active = self.alarms.active()
-        for key in ALARM_KEYS:
-            m.alarm.labels(key).set(1 if key in active else 0)
-        m.clock_synced.set(1 if self.clock.synced() else 0)
-        return Response(200, m.render(), "text/plain; version=0.0.4; charset=utf-8")
-
-    async def _status(self) -> Response:
-        return json_response(200, self.snapshot())
-
-    def snapshot(self) -> dict[str, Any]:
-        """What `edgetally status` shows: stations, devices, outbox, sync, alarms, clock."""
-        cfg, outbox, syncer = self.config, self.outbox, self.syncer
-        assert outbox is not None and syncer is not None
-        now = self.clock.wall()
-        oldest = syncer.oldest_pending_at
-        reasons = self.health_reasons()
-        return {
-            "agent": cfg.agent.id,
-            "healthy": not reasons,
-            "reasons": reasons,
-            "uptime_s": round(now - self.started_at, 3),
-            "stations": [
-                {
-                    "name": st.name,
-                    "kind": st.kind,
-                    "location": st.location,
-                    "devices": list(st.devices),
-                }
-                for st in cfg.stations
-            ],
-            "devices": [
-                {
-                    "id": d.device_id,
-                    "driver": type(d).__name__,
-                    "connected": self.connected(d),
-                    "error": self._device_errors.get(d.device_id),
-                    "last_read_age_s": _age(now, self._last_read_at.get(d.device_id)),
-                }
-                for d in self.drivers
-            ],
-            "outbox": {
-                "path": str(outbox.path),
-                "pending": outbox.pending_count,
-                "oldest_pending_age_s": _age(now, oldest),
-                "bytes": outbox.used_bytes(),
-                "cap_bytes": outbox.max_bytes,
-            },
-            "reads": dict(self.counters.reads),
-            "sync": {
-                "delivered": syncer.status.delivered,
-                "rejected": syncer.status.rejected,
-                "retries": syncer.status.retries,
-                "last_success_age_s": _age(now, syncer.status.last_success_at),
-                "last_error": syncer.status.last_error,
-                "last_error_age_s": _age(now, syncer.status.last_error_at),
-            },
-            "alarms": [
-                {"alarm": a.key, "message": a.message, "age_s": _age(now, a.since)}
-                for a in self.alarms.active().values()
-            ],
-            "clock": {"synced": self.clock.synced(), "boot_id": self.clock.boot_id},
-        }
 
     async def _prune_loop(self, outbox: Outbox) -> None:
         while True:

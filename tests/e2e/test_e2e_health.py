@@ -53,7 +53,7 @@ async def test_healthz_503_while_sync_stalls_then_200_after_the_backlog_drains(
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.ready.wait(), 30)
-        url = f"http://127.0.0.1:{daemon.health_port}"
+        url = f"http://127.0.0.1:{daemon.observer.port}"
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get("/healthz")).status_code == 200
             await asyncio.sleep(1.6)  # past stall_alarm_s with the ledger down
@@ -81,7 +81,7 @@ async def test_metrics_after_a_scripted_session(tmp_path: Path, ledger: LedgerPr
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.wait_settled(), 60)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as c:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.observer.port}") as c:
             r = await c.get("/metrics")
     finally:
         daemon.stop()
@@ -109,7 +109,7 @@ async def test_unsynchronised_clock_is_a_health_reason_and_in_every_movement(
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.wait_settled(), 60)
-        assert daemon.health_reasons() == [
+        assert daemon.observer.health_reasons() == [
             "wall clock not synchronised: movements carry clock.synced = false"
         ]
     finally:
@@ -216,12 +216,12 @@ async def test_health_endpoint_answers_bad_requests_without_harm(
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.ready.wait(), 30)
-        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.health_port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.observer.port)
         writer.write(b"\x00\x01garbage\r\n\r\n")
         await writer.drain()
         assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
         writer.close()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as c:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.observer.port}") as c:
             assert (await c.get("/nope")).status_code == 404
             assert (await c.post("/healthz")).status_code == 405
             assert (await c.get("/status")).json()["agent"] == "dock-7"

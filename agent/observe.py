@@ -1,0 +1,167 @@
+"""What a person or a monitor sees of a running daemon: /healthz, /metrics, /status.
+
+Reads the daemon's state and never changes it; the daemon starts it after
+setup and closes its server on stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent.config import parse_listen
+from agent.health import HealthServer, Response, json_response
+from agent.logs import event
+from drivers import Driver
+
+if TYPE_CHECKING:
+    from agent.daemon import Daemon
+
+log = logging.getLogger("edgetally.daemon")
+ALARM_KEYS = (
+    "outbox_refusing",
+    "sync_stalled",
+    "ledger_auth",
+    "ledger_config",
+    "rejected",
+)
+
+
+def _age(now: float, then: float | None) -> float | None:
+    return None if then is None else round(max(0.0, now - then), 3)
+
+
+class Observer:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.port: int | None = None
+
+    async def start(self) -> HealthServer | None:
+        listen = self.daemon.config.health.listen
+        if not listen:
+            return None
+        host, port = parse_listen(listen)
+        server = HealthServer(
+            host,
+            port,
+            {"/healthz": self._healthz, "/metrics": self._metrics, "/status": self._status},
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            # Scanning goes on without the endpoint; the log says why.
+            event(log, "health_failed", level=logging.ERROR, listen=listen, error=str(exc))
+            return None
+        self.port = server.port
+        return server
+
+    def connected(self, driver: Driver) -> bool:
+        return driver.state == "open" and driver.device_id not in self.daemon._device_errors
+
+    def health_reasons(self) -> list[str]:
+        """Why the agent needs a person's attention; empty when all is well."""
+        cfg, outbox, syncer = self.daemon.config, self.daemon.outbox, self.daemon.syncer
+        assert outbox is not None and syncer is not None
+        reasons = []
+        used, cap = outbox.used_bytes(), outbox.max_bytes
+        if used >= cfg.health.outbox_warn_ratio * cap:
+            reasons.append(f"outbox at {used / cap:.0%} of its cap ({used} of {cap} bytes)")
+        oldest = syncer.oldest_pending_at
+        if oldest is not None and self.daemon.clock.wall() - oldest > cfg.sync.stall_alarm_s:
+            reasons.append(
+                f"sync stalled: the oldest pending movement has waited "
+                f"{self.daemon.clock.wall() - oldest:.0f}s (limit {cfg.sync.stall_alarm_s:.0f}s); "
+                f"last error: {syncer.status.last_error or 'none'}"
+            )
+        for driver in self.daemon.drivers:
+            if not self.connected(driver):
+                why = self.daemon._device_errors.get(driver.device_id, driver.state)
+                reasons.append(f"device {driver.device_id} not connected: {why}")
+        if cfg.health.require_clock_sync and not self.daemon.clock.synced():
+            reasons.append("wall clock not synchronised: movements carry clock.synced = false")
+        for key in ("outbox_refusing", "ledger_auth", "ledger_config"):
+            alarm = self.daemon.alarms.active().get(key)
+            if alarm is not None:
+                reasons.append(alarm.message)
+        return reasons
+
+    async def _healthz(self) -> Response:
+        reasons = self.health_reasons()
+        if reasons:
+            return json_response(503, {"status": "unhealthy", "reasons": reasons})
+        return json_response(200, {"status": "ok"})
+
+    async def _metrics(self) -> Response:
+        m, outbox, syncer = self.daemon.metrics, self.daemon.outbox, self.daemon.syncer
+        assert outbox is not None and syncer is not None
+        m.backlog.set(outbox.pending_count)
+        oldest = syncer.oldest_pending_at
+        m.oldest_pending_age.set(
+            0 if oldest is None else max(0.0, self.daemon.clock.wall() - oldest)
+        )
+        m.outbox_bytes.set(outbox.used_bytes())
+        m.outbox_cap.set(outbox.max_bytes)
+        for driver in self.daemon.drivers:
+            m.device_connected.labels(driver.device_id).set(1 if self.connected(driver) else 0)
+        active = self.daemon.alarms.active()
+        for key in ALARM_KEYS:
+            m.alarm.labels(key).set(1 if key in active else 0)
+        m.clock_synced.set(1 if self.daemon.clock.synced() else 0)
+        return Response(200, m.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _status(self) -> Response:
+        return json_response(200, self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """What `edgetally status` shows: stations, devices, outbox, sync, alarms, clock."""
+        cfg, outbox, syncer = self.daemon.config, self.daemon.outbox, self.daemon.syncer
+        assert outbox is not None and syncer is not None
+        now = self.daemon.clock.wall()
+        oldest = syncer.oldest_pending_at
+        reasons = self.health_reasons()
+        return {
+            "agent": cfg.agent.id,
+            "healthy": not reasons,
+            "reasons": reasons,
+            "uptime_s": round(now - self.daemon.started_at, 3),
+            "stations": [
+                {
+                    "name": st.name,
+                    "kind": st.kind,
+                    "location": st.location,
+                    "devices": list(st.devices),
+                }
+                for st in cfg.stations
+            ],
+            "devices": [
+                {
+                    "id": d.device_id,
+                    "driver": type(d).__name__,
+                    "connected": self.connected(d),
+                    "error": self.daemon._device_errors.get(d.device_id),
+                    "last_read_age_s": _age(now, self.daemon._last_read_at.get(d.device_id)),
+                }
+                for d in self.daemon.drivers
+            ],
+            "outbox": {
+                "path": str(outbox.path),
+                "pending": outbox.pending_count,
+                "oldest_pending_age_s": _age(now, oldest),
+                "bytes": outbox.used_bytes(),
+                "cap_bytes": outbox.max_bytes,
+            },
+            "reads": dict(self.daemon.counters.reads),
+            "sync": {
+                "delivered": syncer.status.delivered,
+                "rejected": syncer.status.rejected,
+                "retries": syncer.status.retries,
+                "last_success_age_s": _age(now, syncer.status.last_success_at),
+                "last_error": syncer.status.last_error,
+                "last_error_age_s": _age(now, syncer.status.last_error_at),
+            },
+            "alarms": [
+                {"alarm": a.key, "message": a.message, "age_s": _age(now, a.since)}
+                for a in self.daemon.alarms.active().values()
+            ],
+            "clock": {"synced": self.daemon.clock.synced(), "boot_id": self.daemon.clock.boot_id},
+        }
