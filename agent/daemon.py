@@ -69,8 +69,8 @@ class Daemon:
         self.metrics = Metrics()
         self.started_at = self.clock.wall()
         self.observer = Observer(self)
-        self._device_errors: dict[str, str] = {}
-        self._last_read_at: dict[str, float] = {}
+        self.device_errors: dict[str, str] = {}
+        self.last_read_at: dict[str, float] = {}
         self.outbox: Outbox | None = None
         self.syncer: Syncer | None = None
         self.drivers: list[Driver] = []
@@ -227,7 +227,7 @@ class Daemon:
             async for read in driver.reads():
                 await self._reads.put((driver, read))
         except DriverError as exc:
-            self._device_errors[driver.device_id] = str(exc)
+            self.device_errors[driver.device_id] = str(exc)
             event(
                 log, "device_failed", level=logging.ERROR, device=driver.device_id, error=str(exc)
             )
@@ -292,7 +292,7 @@ class Daemon:
                     self.metrics.movements.labels(m.kind, "stored").inc()
             self.counters.reads[kind] += 1
             self.metrics.reads.labels(driver.device_id, kind).inc()
-            self._last_read_at[driver.device_id] = self.clock.wall()
+            self.last_read_at[driver.device_id] = self.clock.wall()
             level = logging.DEBUG if kind == "good" else logging.WARNING
             event(
                 log,
