@@ -73,7 +73,8 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
     from agent.daemon import Daemon
     from ledger import LedgerStore
 
-    logs.setup(os.environ.get("EDGETALLY_DEMO_LOG", "warning"), stream=sys.stderr)
+    # Bad reads are shown in the table below; the JSON log keeps to errors here.
+    logs.setup(os.environ.get("EDGETALLY_DEMO_LOG", "error"), stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="edgetally-demo-") as tmp:
         workdir = Path(tmp)
         db = workdir / "ledger.db"
@@ -137,7 +138,7 @@ async def _run(
     daemon: Any, client: httpx.AsyncClient, forever: bool, echo: Callable[[str], None]
 ) -> int:
     run_task = asyncio.create_task(daemon.run(handle_signals=True), name="daemon")
-    watch_task = asyncio.create_task(_watch_stock(client, echo), name="watch")
+    watch_task = asyncio.create_task(_watch_stock(client, daemon, echo), name="watch")
     settled = asyncio.create_task(daemon.wait_settled(), name="settled")
     waits = {run_task, settled} if not forever else {run_task}
     try:
@@ -173,8 +174,9 @@ async def _stock(client: httpx.AsyncClient) -> dict[tuple[str, str], int]:
     return {(row["location"], row["item"]): row["qty"] for row in r.json()["stock"]}
 
 
-async def _watch_stock(client: httpx.AsyncClient, echo: Callable[[str], None]) -> None:
+async def _watch_stock(client: httpx.AsyncClient, daemon: Any, echo: Callable[[str], None]) -> None:
     seen: dict[tuple[str, str], int] = {}
+    bad_seen = 0
     while True:
         with contextlib.suppress(httpx.HTTPError):
             now = await _stock(client)
@@ -183,6 +185,12 @@ async def _watch_stock(client: httpx.AsyncClient, echo: Callable[[str], None]) -
                     delta = qty - seen.get(key, 0)
                     echo(f"{key[0]:<10} {key[1]:<22} {qty:>8}   ({delta:+d})")
             seen = now
+        new = daemon.counters.reads["bad"] - bad_seen
+        if new > 0:
+            bad = [f for d in daemon.drivers for f in getattr(d, "given", ()) if f.kind == "bad"]
+            for feedback in bad[-new:]:
+                echo(f"{'bad read':<10} {feedback.reason}  (kept in the outbox, scanner told)")
+            bad_seen += new
         await asyncio.sleep(0.25)
 
 
