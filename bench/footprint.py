@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import secrets
@@ -58,6 +57,7 @@ from agent.model import ClockStamp, Item, Movement, Read
 from agent.outbox import Commit, Outbox, connect
 from agent.outbox.rows import uuid7_floor
 from agent.status import outbox_status
+from bench.common import cpu_model, gtin14, pct
 from ledger import LedgerStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,12 +81,6 @@ def log(message: str) -> None:
 
 
 # ---- workload ----------------------------------------------------------------------------
-
-
-def gtin14(body: str) -> str:
-    """13 digits plus their GS1 check digit."""
-    total = sum(int(d) * (3 if k % 2 == 0 else 1) for k, d in enumerate(reversed(body)))
-    return body + str(-total % 10)
 
 
 def gs1_scan(i: int) -> str:
@@ -651,22 +645,6 @@ def latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 # ---- numbers and machine -----------------------------------------------------------------
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def machine(tmp: Path) -> dict[str, Any]:

@@ -39,7 +39,6 @@ import functools
 import gc
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import sqlite3
@@ -57,6 +56,7 @@ from agent.clock import Clock, Uuid7, utc_iso
 from agent.model import ClockStamp, Item, Movement, Read
 from agent.outbox import Commit, Outbox
 from agent.outbox.schema import migrate
+from bench.common import cpu_model, gtin14, pct
 
 AGENT = "bench-dock-1"
 GROUP_MAX = 512  # the daemon's default outbox.group_max
@@ -78,12 +78,6 @@ def log(message: str) -> None:
 
 
 # ---- workload: realistic reads and movements, built before any timing --------------------
-
-
-def gtin14(body: str) -> str:
-    """13 digits plus their GS1 check digit."""
-    total = sum(int(d) * (3 if k % 2 == 0 else 1) for k, d in enumerate(reversed(body)))
-    return body + str(-total % 10)
 
 
 class Scans:
@@ -350,12 +344,6 @@ def interleave(
 # ---- numbers and machine -----------------------------------------------------------------
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 def med(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
@@ -375,16 +363,6 @@ def filesystem_of(path: Path) -> dict[str, str] | None:
         if inside and (best is None or len(mount) >= len(best["mount"])):
             best = {"device": device, "mount": mount, "type": fstype, "options": options}
     return best
-
-
-def cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "Model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def machine(tmp: Path) -> dict[str, Any]:
