@@ -94,7 +94,7 @@ class Daemon:
                 and self._reads.empty()
                 and self._busy == 0
                 and self.outbox is not None
-                and (await asyncio.to_thread(self.outbox.stats)).pending == 0
+                and self.outbox.pending_count == 0
             ):
                 return
             await asyncio.sleep(poll_s)

@@ -77,6 +77,9 @@ class Syncer:
         self.status = SyncStatus()
         self.metrics = metrics or Metrics()
         self.oldest_pending_at: float | None = None  # created_at of the backlog's head
+        # Failed attempts so far, as the outbox stores them; read from it once, then
+        # kept here as this loop writes it, so a batch costs no extra query.
+        self._attempts: int | None = None
         self.waits: list[float] = []  # every retry wait chosen, newest last (bounded)
 
     async def run(self) -> None:
@@ -107,6 +110,7 @@ class Syncer:
 
     async def _respect_stored_backoff(self) -> None:
         state = await asyncio.to_thread(self.outbox.sync_state)
+        self._attempts = state.attempts
         if state.next_attempt_at is not None:
             delay = min(state.next_attempt_at - self._wall(), self.policy.cap_s)
             if delay > 0:
@@ -136,14 +140,16 @@ class Syncer:
         self.limit = min(self.batch_max, self.limit * 2)
 
     async def _send_with_retry(self, batch: Sequence[Pending]) -> list[Result]:
-        state = await asyncio.to_thread(self.outbox.sync_state)
+        if self._attempts is None:
+            self._attempts = (await asyncio.to_thread(self.outbox.sync_state)).attempts
+        base_attempts = self._attempts
         batch_id = self._ids.new()
         seqs = [p.seq for p in batch]
 
         async def before_sleep(rs: RetryCallState) -> None:
             error = rs.outcome.exception() if rs.outcome is not None else None
             wait = rs.next_action.sleep if rs.next_action is not None else 0.0
-            attempts = state.attempts + rs.attempt_number
+            attempts = base_attempts + rs.attempt_number
             message = str(error)
             self.waits.append(wait)
             del self.waits[:-1000]
@@ -165,10 +171,11 @@ class Syncer:
                 self.alarms.raise_(key, message)
             self._check_stall(batch)
             await self.outbox.record_failure(seqs, message, attempts, self._wall() + wait)
+            self._attempts = attempts
 
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((SyncTransient, LedgerMisconfigured)),
-            wait=self.policy.tenacity_wait(state.attempts),
+            wait=self.policy.tenacity_wait(base_attempts),
             stop=stop_never,
             sleep=self._sleep,
             before_sleep=before_sleep,
@@ -190,7 +197,7 @@ class Syncer:
                 self._rejected_alarm(p, reason)
             else:
                 rows.append((p.seq, "delivered", None))
-        await self.outbox.settle(rows)
+        await self._store_settled(rows)
         for p, (_, state, _) in zip(batch, rows, strict=True):
             self.metrics.movements.labels(p.kind, state).inc()
         self.metrics.last_success.set(self._wall())
@@ -202,9 +209,14 @@ class Syncer:
     async def _reject(self, batch: Sequence[Pending], reason: str) -> None:
         for p in batch:
             self._rejected_alarm(p, reason)
-        await self.outbox.settle([(p.seq, "rejected", reason) for p in batch])
+        await self._store_settled([(p.seq, "rejected", reason) for p in batch])
         for p in batch:
             self.metrics.movements.labels(p.kind, "rejected").inc()
+
+    async def _store_settled(self, rows: list[tuple[int, str, str | None]]) -> None:
+        """The ledger answered: settling also resets the stored attempt count."""
+        await self.outbox.settle(rows)
+        self._attempts = 0
 
     def _rejected_alarm(self, p: Pending, reason: str) -> None:
         self.status.rejected += 1
