@@ -42,7 +42,6 @@ READ_QUEUE_MAX = 10_000
 @dataclass
 class Counters:
     reads: Counter[str]
-    movements: int = 0
 
 
 class Daemon:
@@ -287,7 +286,6 @@ class Daemon:
                 kind, reason = "bad", decision.reason
             else:
                 kind, reason = "good", None
-                self.counters.movements += len(decision.movements)
                 for m in decision.movements:
                     self.metrics.movements.labels(m.kind, "stored").inc()
             self.counters.reads[kind] += 1
