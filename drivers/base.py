@@ -54,6 +54,10 @@ class Driver(abc.ABC):
         self.settings = settings
         self.read_factory = reads
         self.state: Driver.State = "unopened"
+        # For status and /healthz: whether the device is there now, and if not, why.
+        # A hotplug driver opens with its device absent and keeps these current.
+        self.present = False
+        self.problem: str | None = None
 
     async def __aenter__(self) -> Driver:
         if self.state != "unopened":

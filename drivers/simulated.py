@@ -108,6 +108,7 @@ class SimulatedScanner(Driver):
         except (OSError, UnicodeDecodeError) as exc:
             raise DriverError(f"device {self.device_id}: cannot read script {path}: {exc}") from exc
         self.lines = parse_script(text, str(path))
+        self.present = True
         if self.settings.ack_log is not None:
             self._ack = open(self.settings.ack_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
