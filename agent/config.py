@@ -320,6 +320,18 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
             raise ConfigError(file, key, f"one of {', '.join(map(repr, options))}, got {value!r}")
         return value
     if origin is list:
+        (element,) = typing.get_args(tp)
+        if element is int:
+            if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                raise ConfigError(file, key, f"a list of integers, got {value!r}")
+            for v in value:
+                if "minimum" in meta and v < meta["minimum"]:
+                    raise ConfigError(file, key, f"integers of at least {meta['minimum']}, got {v}")
+                if "maximum" in meta and v > meta["maximum"]:
+                    raise ConfigError(file, key, f"integers of at most {meta['maximum']}, got {v}")
+            return list(value)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(file, key, "a list of strings")
         return list(value)
@@ -474,21 +486,23 @@ def settings_help(cls: type[Any]) -> list[tuple[str, str, str]]:
 
 def settings_table() -> str:
     """The Markdown table of every setting, as the README shows it (a test keeps them equal)."""
-    from drivers.simulated import SimulatedSettings
+    from drivers import DRIVERS
 
-    sections = [
-        ("[agent]", AgentSettings),
-        ("[outbox]", OutboxSettings),
-        ("[sync]", SyncSettings),
-        ("[health]", HealthSettings),
-        ("[[stations]]", StationSettings),
-        ('[[devices]] driver = "simulated"', SimulatedSettings),
+    sections: list[tuple[str, type[Any], str | None]] = [
+        ("[agent]", AgentSettings, None),
+        ("[outbox]", OutboxSettings, None),
+        ("[sync]", SyncSettings, None),
+        ("[health]", HealthSettings, None),
+        ("[[stations]]", StationSettings, None),
+    ]
+    sections += [
+        (f'[[devices]] driver = "{name}"', DRIVERS[name].Settings, name) for name in sorted(DRIVERS)
     ]
     lines = ["| key | default | what it is |", "|---|---|---|"]
-    for title, cls in sections:
+    for title, cls, driver in sections:
         lines.append(f"| **`{title}`** | | |")
-        if cls is SimulatedSettings:
+        if driver is not None:
             lines.append("| `id` | `required` | device id; stations name their devices by it |")
-            lines.append("| `driver` | `required` | the kind of device: `simulated` |")
+            lines.append(f"| `driver` | `required` | the kind of device: `{driver}` |")
         lines.extend(f"| `{n}` | `{d}` | {h} |" for n, d, h in settings_help(cls))
     return "\n".join(lines)
