@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from agent.clock import Clock, Uuid7, utc_iso
@@ -45,6 +46,17 @@ class ReadFactory:
         )
 
 
+@dataclass(frozen=True)
+class Found:
+    """A device seen on this machine, for `edgetally devices` and for matching config to it."""
+
+    driver: str  # the driver that can read it: "wedge", "serial", "hidpos", ...
+    stable_id: str  # what a config should name it by: by-id path, VID:PID[:serial], host
+    name: str  # what the device calls itself
+    path: str | None = None  # the node it is opened through now (/dev/input/event3, ...)
+    details: dict[str, str] = field(default_factory=dict)
+
+
 class Driver(abc.ABC):
     Settings: ClassVar[type[Any]]
     State = Literal["unopened", "open", "closed"]
@@ -70,6 +82,16 @@ class Driver(abc.ABC):
         if self.state == "open":
             self.state = "closed"
             await self.close()
+
+    @classmethod
+    def discover(cls) -> list[Found]:
+        """The devices of this kind on this machine; [] when there are none (or no bus)."""
+        return []
+
+    @classmethod
+    def matches(cls, settings: Any, found: Found) -> tuple[bool, str]:
+        """Whether a device of config ``settings`` is ``found``, and why (shown to the user)."""
+        return False, f"not a {found.driver} device"
 
     @abc.abstractmethod
     async def open(self) -> None: ...
