@@ -56,6 +56,9 @@ class Read:
     antenna: int | None = None
     rssi: float | None = None
     seen_count: int | None = None
+    # What the driver found wrong with the frame (over-long, garbage, cut short):
+    # the read is still kept and signalled bad with this reason, never dropped.
+    fault: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,7 +70,7 @@ class Read:
             "mono_ns": self.mono_ns,
             "boot_id": self.boot_id,
         }
-        for name in ("symbology", "antenna", "rssi", "seen_count"):
+        for name in ("symbology", "antenna", "rssi", "seen_count", "fault"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -88,6 +91,7 @@ class Read:
             antenna=v.optional_integer("antenna"),
             rssi=v.optional_number("rssi"),
             seen_count=v.optional_integer("seen_count"),
+            fault=v.text("fault"),
         )
         v.no_extra(
             (
@@ -102,6 +106,7 @@ class Read:
                 "antenna",
                 "rssi",
                 "seen_count",
+                "fault",
             )
         )
         return read

@@ -15,6 +15,8 @@ MAX_DATA = 4096
 def identify(read: Read) -> Identity:
     """What a read means. Never raises: anything unreadable is an ``unknown`` with a reason."""
     data = read.data
+    if read.fault is not None:
+        return Identity(kind="unknown", raw=_shown(data), error=read.fault)
     if not data:
         return Identity(kind="unknown", raw="", error="empty read")
     if len(data) > MAX_DATA:
@@ -39,6 +41,14 @@ def identify(read: Read) -> Identity:
     if gs1 is not None:
         return gs1
     return Identity(kind="unknown", raw=text, error="not a GS1 code or a command")
+
+
+def _shown(data: bytes) -> str:
+    """Text as is when it is text, else hex: kept as evidence, never cleaned."""
+    try:
+        return data[:MAX_DATA].decode("utf-8")
+    except UnicodeDecodeError:
+        return data[:MAX_DATA].hex()
 
 
 def _command(text: str) -> Identity | None:
