@@ -111,6 +111,28 @@ def demo(forever: bool, speed: float) -> None:
     sys.exit(asyncio.run(run_demo(forever=forever, speed=speed, echo=click.echo)))
 
 
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Match what is found against this agent config's [[devices]].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+@user_errors
+def devices(config_path: Path | None, as_json: bool) -> None:
+    """List scanners and readers plugged in, with stable ids, and why each matches or not."""
+    from agent.devices import render_lines, survey
+
+    config = load_config(config_path) if config_path is not None else None
+    result = survey(config)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for line in render_lines(result, config):
+        click.echo(line)
+
+
 @main.group()
 def config() -> None:
     """Check and show agent configs."""
