@@ -56,7 +56,11 @@ class Observer:
         return server
 
     def connected(self, driver: Driver) -> bool:
-        return driver.state == "open" and driver.device_id not in self.daemon.device_errors
+        return (
+            driver.state == "open"
+            and driver.present
+            and driver.device_id not in self.daemon.device_errors
+        )
 
     def health_reasons(self) -> list[str]:
         """Why the agent needs a person's attention; empty when all is well."""
@@ -75,7 +79,11 @@ class Observer:
             )
         for driver in self.daemon.drivers:
             if not self.connected(driver):
-                why = self.daemon.device_errors.get(driver.device_id, driver.state)
+                why = (
+                    self.daemon.device_errors.get(driver.device_id)
+                    or driver.problem
+                    or ("absent" if driver.state == "open" else driver.state)
+                )
                 reasons.append(f"device {driver.device_id} not connected: {why}")
         if cfg.health.require_clock_sync and not self.daemon.clock.synced():
             reasons.append("wall clock not synchronised: movements carry clock.synced = false")
@@ -138,7 +146,7 @@ class Observer:
                     "id": d.device_id,
                     "driver": type(d).__name__,
                     "connected": self.connected(d),
-                    "error": self.daemon.device_errors.get(d.device_id),
+                    "error": self.daemon.device_errors.get(d.device_id) or d.problem,
                     "last_read_age_s": _age(now, self.daemon.last_read_at.get(d.device_id)),
                 }
                 for d in self.daemon.drivers
