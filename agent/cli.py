@@ -133,6 +133,24 @@ def devices(config_path: Path | None, as_json: bool) -> None:
         click.echo(line)
 
 
+@main.command()
+@config_option("The agent's TOML config.")
+@click.option("--offline", is_flag=True, help="Skip the ledger and token checks.")
+@user_errors
+def doctor(config_path: Path, offline: bool) -> None:
+    """Check the machine (storage, mounts, clock, scanner access, ledger) and say what to fix."""
+    from agent.doctor import diagnose
+
+    findings = diagnose(load_config(config_path), offline=offline)
+    for finding in findings:
+        click.echo(finding.line())
+    failed = sum(f.level == "fail" for f in findings)
+    warned = sum(f.level == "warn" for f in findings)
+    click.echo(f"{failed} to fix, {warned} to look at, {len(findings) - failed - warned} ok")
+    if failed:
+        sys.exit(1)
+
+
 @main.group()
 def config() -> None:
     """Check and show agent configs."""
