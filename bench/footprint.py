@@ -37,14 +37,10 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -52,374 +48,37 @@ from typing import IO, Any
 
 import httpx
 
-from agent.clock import Clock, Uuid7, utc_iso
-from agent.model import ClockStamp, Item, Movement, Read
-from agent.outbox import Commit, Outbox, connect
+from agent.outbox import connect
 from agent.outbox.rows import uuid7_floor
 from agent.status import outbox_status
-from bench.common import cpu_model, gtin14, pct
+from bench.backlog import (
+    AGENT,
+    MAX_BYTES,
+    file_bytes,
+    gs1_scan,
+    prefill,
+    write_config,
+    write_script,
+)
+from bench.common import cpu_model, pct
+from bench.procs import (
+    EDGETALLY,
+    BenchError,
+    Child,
+    child_env,
+    free_port,
+    log,
+    mb,
+    read_proc_status,
+    start_agent,
+    stop_quietly,
+    wait_ready,
+)
 from ledger import LedgerStore
 
-ROOT = Path(__file__).resolve().parents[1]
-AGENT = "bench-footprint"
-MAX_BYTES = 8 << 30  # the outbox cap for the run: 1M movements need more than the 512 MiB default
-PREFILL_BATCH = 5000
 RSS_BAR_MB = 60.0
 P99_BAR_MS = 50.0
-READY_GRACE_S = 1.0  # after the log line, how long READY=1 may still arrive
-STOP_TIMEOUT_S = 30.0
-EDGETALLY = [sys.executable, "-m", "agent.cli"]
 SIZES = {"pending": (1_000_000, 20_000), "load_s": (60, 5), "scans": (400, 50)}  # full, --quick
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run as intended; the message says why."""
-
-
-def log(message: str) -> None:
-    print(f"bench.footprint: {message}", file=sys.stderr, flush=True)
-
-
-# ---- workload ----------------------------------------------------------------------------
-
-
-def gs1_scan(i: int) -> str:
-    """A GS1-128 receiving label: GTIN, lot, then (after a GS) a serial."""
-    return f"01{gtin14(f'095060002{i % 5000:04d}')}10L{i // 97:05d}\x1d21{i:08d}"
-
-
-class Backlog:
-    """Reads from the config's scanners, each with the ``receive`` movement its station makes."""
-
-    def __init__(self, stations: Sequence[tuple[str, str, Sequence[str]]]) -> None:
-        self.clock = Clock(synced=lambda: True)
-        self.ids = Uuid7()
-        # (station, location, device) in turn, as the config binds them
-        self.sources = [(name, loc, dev) for name, loc, devs in stations for dev in devs]
-
-    def commit(self, i: int) -> Commit:
-        station, location, device = self.sources[i % len(self.sources)]
-        data = gs1_scan(i).encode()
-        gtin, lot, serial = data[2:16].decode(), f"L{i // 97:05d}", f"{i:08d}"
-        read = Read(
-            id=self.ids.new(),
-            device=device,
-            kind="barcode",
-            data=data,
-            observed_at=utc_iso(self.clock.wall()),
-            mono_ns=self.clock.mono_ns(),
-            boot_id=self.clock.boot_id,
-        )
-        movement = Movement(
-            id=self.ids.new(),
-            agent=AGENT,
-            kind="receive",
-            item=Item(gtin=gtin, lot=lot, serial=serial),
-            qty=1,
-            to=location,
-            station=station,
-            device=device,
-            observed_at=utc_iso(self.clock.wall()),
-            clock=ClockStamp(synced=True, boot_id=self.clock.boot_id, mono_ns=read.mono_ns),
-            evidence={"read_ids": [read.id], "raw": data.decode("utf-8", "backslashreplace")},
-        )
-        return Commit(read, [movement], {}, "good")
-
-    def commits(self, start: int, n: int) -> list[Commit]:
-        return [self.commit(i) for i in range(start, start + n)]
-
-
-def prefill(
-    path: Path, stations: Sequence[tuple[str, str, Sequence[str]]], n: int
-) -> dict[str, Any]:
-    """Phase 1: ``n`` pending movements in the outbox, stored as the agent would store them."""
-    backlog = Backlog(stations)
-    t0 = time.perf_counter()
-    box = Outbox.open(path, AGENT, MAX_BYTES)
-    try:
-        done, step = 0, max(1, n // 10)
-        while done < n:
-            k = min(PREFILL_BATCH, n - done)
-            refused = [s.error for s in box.store_blocking(backlog.commits(done, k)) if s.error]
-            if refused:
-                raise BenchError(f"prefill: {len(refused)} reads refused: {refused[0]}")
-            before, done = done, done + k
-            if done // step != before // step or done == n:
-                rate = done / (time.perf_counter() - t0)
-                log(f"prefill {done:,}/{n:,} movements ({rate:,.0f}/s)")
-        stats = box.stats()
-    finally:
-        box.close()
-    seconds = time.perf_counter() - t0
-    if stats.pending != n:
-        raise BenchError(f"prefill: the outbox holds {stats.pending} pending, expected {n}")
-    return {
-        "movements": n,
-        "seconds": round(seconds, 1),
-        "per_s": round(n / seconds, 1),
-        "outbox_file_bytes": file_bytes(path),
-        "outbox_used_bytes": stats.used_bytes,
-    }
-
-
-def file_bytes(path: Path) -> int:
-    """The database file with its WAL, as it sits on disk."""
-    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
-
-
-def write_script(path: Path, lines: Sequence[tuple[str, float]]) -> Path:
-    """A simulated scanner's JSON-lines script of (data, delay before it)."""
-    text = "".join(json.dumps({"data": data, "delay": delay}) + "\n" for data, delay in lines)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def toml_str(value: object) -> str:
-    return json.dumps(str(value))  # a JSON string is a TOML basic string for these paths
-
-
-def write_config(
-    workdir: Path,
-    url: str,
-    token_file: Path,
-    devices: Sequence[tuple[str, Path, bool]],
-    stations: Sequence[tuple[str, str, Sequence[str]]],
-) -> Path:
-    """An agent config: devices are (id, script, repeat), stations (name, location, device ids)."""
-    parts = [
-        f'[agent]\nid = {toml_str(AGENT)}\nstate_dir = {toml_str(workdir)}\nlog_level = "info"\n',
-        f'[outbox]\npath = "outbox.db"\nmax_bytes = {MAX_BYTES}\n',
-        f"[sync]\nurl = {toml_str(url)}\ntoken_file = {toml_str(token_file)}\ntimeout_s = 5\n",
-        # the endpoint on, as in production, on a free port: runs side by side never collide
-        '[health]\nlisten = "127.0.0.1:0"\n',
-    ]
-    for dev_id, script, repeat in devices:
-        parts.append(
-            f'[[devices]]\nid = {toml_str(dev_id)}\ndriver = "simulated"\n'
-            f"script = {toml_str(script)}\nrepeat = {str(repeat).lower()}\n"
-        )
-    for name, location, devs in stations:
-        parts.append(
-            f'[[stations]]\nname = {toml_str(name)}\nkind = "receiving"\n'
-            f"location = {toml_str(location)}\ndevices = {json.dumps(list(devs))}\n"
-        )
-    path = workdir / "agent.toml"
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (just closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# ---- processes ---------------------------------------------------------------------------
-
-
-class NotifyListener:
-    """A systemd-style ``$NOTIFY_SOCKET``: an AF_UNIX datagram socket, drained by a thread.
-
-    Drained for the child's whole life, so a daemon that also sends STATUS= or
-    WATCHDOG=1 never blocks on a full socket buffer.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path: Path | None = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        if len(os.fsencode(path)) < 108:  # sun_path's size on Linux, with its NUL
-            self.sock.bind(str(path))
-            self.address = str(path)
-        else:  # a deep temp dir (pytest's): the abstract namespace, which leaves no file
-            self.path = None
-            name = f"edgetally-footprint-{os.getpid()}-{path.stem}-{secrets.token_hex(4)}"
-            self.sock.bind("\0" + name)
-            self.address = "@" + name
-        self.sock.settimeout(0.1)
-        self.ready_at: float | None = None
-        self.messages: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            now = time.monotonic()
-            for line in data.decode("utf-8", "replace").splitlines():
-                key, _, value = line.partition("=")
-                self.messages[key] += 1
-                if key == "READY" and value == "1" and self.ready_at is None:
-                    self.ready_at = now
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-        if self.path is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-
-
-class Child:
-    """A process we started: stdout read line by line by a thread into a log file, stopped by us."""
-
-    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self._err = (workdir / f"{name}.stderr").open("wb")
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-        )
-        self.events: Counter[str] = Counter()
-        self.event_at: dict[str, float] = {}
-        self.tail: deque[str] = deque(maxlen=20)
-        self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        with self.log_path.open("wb") as out:
-            for raw in self.proc.stdout:
-                now = time.monotonic()
-                out.write(raw)
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                self.tail.append(line)
-                try:
-                    name = json.loads(line).get("event")
-                except (ValueError, AttributeError):
-                    continue
-                if isinstance(name, str):
-                    self.events[name] += 1
-                    self.event_at.setdefault(name, now)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stderr_tail(self, lines: int = 15) -> str:
-        if not self._err.closed:
-            self._err.flush()
-        text = Path(self._err.name).read_text(encoding="utf-8", errors="replace")
-        return "\n".join([*self.tail, *text.splitlines()[-lines:]])
-
-    def died(self, doing: str) -> BenchError:
-        return BenchError(
-            f"{self.name} exited with {self.proc.returncode} while {doing}; its output ends:\n"
-            + self.stderr_tail()
-        )
-
-    def close(self) -> None:
-        """After it has exited: let the reader finish and close our end of its stderr."""
-        self._reader.join(5)
-        self._err.close()
-
-    def stop(self) -> float:
-        """SIGTERM, then wait; a child that does not stop in time is killed and that is an error."""
-        t0 = time.monotonic()
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise BenchError(
-                    f"{self.name} did not stop within {STOP_TIMEOUT_S:.0f}s of SIGTERM; killed"
-                ) from None
-        seconds = time.monotonic() - t0
-        self.close()
-        if self.proc.returncode != 0:
-            raise BenchError(
-                f"{self.name} stopped with exit code {self.proc.returncode}; its output ends:\n"
-                + self.stderr_tail()
-            )
-        return seconds
-
-
-def child_env(
-    notify: NotifyListener | None = None, extra: dict[str, str] | None = None
-) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}
-    env.pop("NOTIFY_SOCKET", None)  # never the socket of whatever runs this benchmark
-    if notify is not None:
-        env["NOTIFY_SOCKET"] = notify.address
-    return env
-
-
-def start_agent(
-    stack: contextlib.ExitStack, name: str, config: Path, workdir: Path, env: dict[str, str]
-) -> tuple[Child, NotifyListener]:
-    notify = NotifyListener(workdir.parent / f"{name}.sock")  # short: sun_path is 108 bytes
-    stack.callback(notify.close)
-    argv = [*EDGETALLY, "run", "--config", str(config)]
-    agent = Child(name, argv, workdir, child_env(notify, env))
-    stack.callback(stop_quietly, agent)
-    return agent, notify
-
-
-def stop_quietly(child: Child) -> None:
-    """For clean-up after a failure: stop it, and say (not raise) if that went wrong."""
-    if not child.alive():
-        child.close()
-        return
-    try:
-        child.stop()
-    except BenchError as exc:
-        log(f"while cleaning up: {exc}")
-
-
-def wait_ready(
-    agent: Child, notify: NotifyListener, timeout: float
-) -> tuple[float, str, float | None]:
-    """Seconds from spawn to READY, which signal said so, and seconds to the log line."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = time.monotonic()
-        logged = agent.event_at.get("ready")
-        if notify.ready_at is not None:
-            logged_s = (logged - agent.started) if logged is not None else None
-            return notify.ready_at - agent.started, "sd_notify", logged_s
-        if logged is not None and now - logged >= READY_GRACE_S:
-            return logged - agent.started, "log_line", logged - agent.started
-        if not agent.alive():
-            raise agent.died("starting")
-        if now > deadline:
-            raise BenchError(f"{agent.name} was not ready within {timeout:g}s")
-        time.sleep(0.005)
-
-
-def read_proc_status(pid: int) -> dict[str, int]:
-    """The kB (and count) fields of /proc/<pid>/status we report."""
-    out = {}
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError as exc:
-        raise BenchError(f"cannot read /proc/{pid}/status: {exc.strerror}") from exc
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem", "Threads"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-def mb(kb: int) -> float:
-    return round(kb / 1024, 2)
 
 
 # ---- phases 2 and 3: start-up and memory with the backlog --------------------------------
