@@ -1,0 +1,34 @@
+"""Simulators behind ``edgetally sim …``: plain functions the CLI wires to click."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario, serve
+
+
+def sim_llrp_command(scenario: str | Path, host: str = "127.0.0.1", port: int = 5084) -> None:
+    """Serve the LLRP reader emulator until Ctrl+C.
+
+    ``scenario`` is a .toml/.json file or the name of a bundled one
+    (portal-inbound, portal-outbound, portal-crossread, zone-shelf, flood).
+    Scenario errors raise ConfigError, which the CLI turns into one line.
+    """
+    path = Path(scenario)
+    loaded = load_scenario(
+        path if path.suffix in (".toml", ".json") else bundled_scenario(str(scenario))
+    )
+
+    def ready(emu: LlrpEmulator) -> None:
+        tags = sum(len(group.epcs) for group in loaded.tags)
+        mode = ", flood mode" if loaded.flood else ""
+        print(
+            f"LLRP reader emulator listening on {emu.host}:{emu.port}: scenario {loaded.name!r} "
+            f"({len(loaded.antennas)} antennas, {tags} tags{mode}); Ctrl+C stops it",
+            flush=True,
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(loaded, host, port, on_ready=ready))
