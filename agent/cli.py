@@ -152,6 +152,35 @@ def doctor(config_path: Path, offline: bool) -> None:
 
 
 @main.group()
+def sim() -> None:
+    """Simulated devices for demos and tests."""
+
+
+@sim.command("llrp")
+@click.option(
+    "--scenario",
+    default="portal-inbound",
+    show_default=True,
+    help="Scenario file (.toml/.json) or a bundled name: portal-inbound, portal-outbound, "
+    "portal-crossread, zone-shelf, flood.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5084,
+    show_default=True,
+    help="TCP port (LLRP's is 5084).",
+)
+@user_errors
+def sim_llrp(scenario: str, host: str, port: int) -> None:
+    """Run an LLRP reader emulator that sllurp and the LLRP driver connect to."""
+    from agent.sim import sim_llrp_command
+
+    sim_llrp_command(scenario, host, port)
+
+
+@main.group()
 def config() -> None:
     """Check and show agent configs."""
 
@@ -250,3 +279,34 @@ def write_secret(path: Path, secret: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command("replay")
+@click.argument("reads", type=click.Path(path_type=Path))
+@config_option("The agent config whose stations and rules decide the reads.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+    help="JSON lines (one per read) or a table.",
+)
+@user_errors
+def replay_command(reads: Path, config_path: Path, fmt: str) -> None:
+    """Dry-run recorded reads (JSON lines) through identify and the rules: no outbox, no network."""
+    from agent.replay import ReplayError, replay, table
+
+    config = load_config(config_path)
+    try:
+        text = reads.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReplayError(f"{reads}: cannot read the recording ({exc})") from exc
+    results = replay(config, text.splitlines(), str(reads))
+    if fmt == "json":
+        for r in results:
+            click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    Console().print(table(list(results)))

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
+from agent.identify.settings import IdentifySettings
 
 T = TypeVar("T")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
@@ -121,12 +122,78 @@ class HealthSettings:
     )
 
 
+StationKind = Literal["receiving", "shipping", "returns", "putaway", "count"]
+Disposition = Literal["restock", "damaged", "quarantine"]
+
+
 @dataclass(frozen=True)
 class StationSettings:
     name: str = field(metadata=_help("station name, sent with every movement", id=True))
-    kind: Literal["receiving"] = field(metadata=_help("what the station does (DESIGN §3)"))
-    location: str = field(metadata=_help("the dock or area location code"))
+    kind: StationKind = field(metadata=_help("what the station does (DESIGN §3)"))
+    location: str | None = field(
+        default=None,
+        metadata=_help(
+            "the station's location: receiving dock (to), shipping dock (from), returns "
+            "area (to), default count location; required for receiving, shipping, returns"
+        ),
+    )
     devices: list[str] = field(default_factory=list, metadata=_help("ids of its devices"))
+    staging: str | None = field(
+        default=None,
+        metadata=_help("putaway only, required: the staging location items are moved from"),
+    )
+    quarantine_location: str | None = field(
+        default=None,
+        metadata=_help("returns only: where `quarantine` returns go (default: location)"),
+    )
+    disposition: Disposition = field(
+        default="restock",
+        metadata=_help("returns only: the disposition until a DISP code says otherwise"),
+    )
+    asn_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            'receiving only: JSON of expected lines per PO, {"PO-1": {"<GTIN>": qty}}; '
+            "over/short is reported when the PO closes"
+        ),
+    )
+    debounce_ms: int = field(
+        default=0,
+        metadata=_help(
+            "the same data from the same device within this time is one (double) read; 0: off",
+            minimum=0,
+            maximum=60000,
+        ),
+    )
+    unknown: Literal["reject", "accept-as-sku"] = field(
+        default="reject",
+        metadata=_help("codes that are not GS1, EPC, a location or a command: refuse, or a SKU"),
+    )
+    pairing: bool = field(
+        default=True, metadata=_help("handhelds may join this station with PAIR:<name>")
+    )
+    require_operator: bool = field(
+        default=False, metadata=_help("items are refused until a badge (OP:<id>) is scanned")
+    )
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    path: Path | None = field(
+        default=None,
+        metadata=_help(
+            "append every read as a JSON line here (for `edgetally replay`), relative to "
+            "agent.state_dir; unset: off",
+            under_state_dir=True,
+        ),
+    )
+    max_bytes: Size = field(
+        default=Size(64 * 2**20),
+        metadata=_help(
+            "at this size the file is rotated to <path>.1 (the older .1 is replaced)",
+            minimum=1 << 16,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -147,10 +214,17 @@ class Config:
     health: HealthSettings = field(default_factory=HealthSettings)
     devices: tuple[DeviceSettings, ...] = ()
     stations: tuple[StationSettings, ...] = ()
+    record: RecordSettings = field(default_factory=RecordSettings)
+    identify: IdentifySettings = field(default_factory=IdentifySettings)
 
     @property
     def outbox_path(self) -> Path:
         return self.agent.state_dir / self.outbox.path
+
+    @property
+    def record_path(self) -> Path | None:
+        path = self.record.path
+        return None if path is None else self.agent.state_dir / path
 
     def shown(self) -> dict[str, Any]:
         """The config in effect, for `config show`; the token is never read here."""
@@ -165,6 +239,8 @@ class Config:
                 {"id": d.id, "driver": d.driver, **asdict(d.options)} for d in self.devices
             ],
             "stations": [asdict(s) for s in self.stations],
+            "record": asdict(self.record),
+            "identify": asdict(self.identify),
         }
         shown: dict[str, Any] = _jsonable(out)
         return shown
@@ -187,6 +263,8 @@ _TOP = {
     "health": HealthSettings,
     "devices": None,
     "stations": None,
+    "record": RecordSettings,
+    "identify": IdentifySettings,
 }
 
 
@@ -221,8 +299,15 @@ def parse_config(table: dict[str, Any], file: str, base: Path) -> Config:
         build(StationSettings, t, f"stations[{i}]", file, base)
         for i, t in enumerate(_array_of_tables(table.get("stations", []), "stations", file))
     )
+    record = build(RecordSettings, table.get("record", {}), "record", file, base)
+    try:
+        identify = build(IdentifySettings, table.get("identify", {}), "identify", file, base)
+    except ValueError as exc:  # its own checks (a pattern that does not compile...)
+        raise ConfigError(file, "identify", str(exc)) from exc
     _cross_check(devices, stations, file)
-    return Config(Path(file), agent, outbox, sync, health, devices, stations)
+    for i, st in enumerate(stations):
+        _check_station(st, f"stations[{i}]", file)
+    return Config(Path(file), agent, outbox, sync, health, devices, stations, record, identify)
 
 
 def _devices(value: Any, file: str, base: Path) -> list[DeviceSettings]:
@@ -274,6 +359,47 @@ def _cross_check(
             bound[dev_id] = st.name
 
 
+_NEEDS_LOCATION = ("receiving", "shipping", "returns")
+_ONLY_FOR = {
+    "staging": ("putaway",),
+    "quarantine_location": ("returns",),
+    "asn_file": ("receiving",),
+}
+
+
+def _check_station(st: StationSettings, where: str, file: str) -> None:
+    """What each station kind needs, and keys that mean nothing for its kind."""
+    if st.kind in _NEEDS_LOCATION and not st.location:
+        raise ConfigError(file, f"{where}.location", f"required for a {st.kind} station")
+    if st.kind == "putaway":
+        if not st.staging:
+            raise ConfigError(
+                file, f"{where}.staging", "required for a putaway station (where items come from)"
+            )
+        if st.location:
+            raise ConfigError(
+                file,
+                f"{where}.location",
+                "not used by a putaway station: items go from `staging` to the scanned location",
+            )
+    for key, kinds in _ONLY_FOR.items():
+        if getattr(st, key) is not None and st.kind not in kinds:
+            raise ConfigError(
+                file, f"{where}.{key}", f"only for a {' or '.join(kinds)} station, not {st.kind}"
+            )
+    if st.disposition != "restock" and st.kind != "returns":
+        raise ConfigError(
+            file, f"{where}.disposition", f"only for a returns station, not {st.kind}"
+        )
+    if st.asn_file is not None:
+        from agent.rules.asn import AsnError, load_asn
+
+        try:
+            load_asn(st.asn_file)
+        except AsnError as exc:
+            raise ConfigError(file, f"{where}.asn_file", str(exc)) from exc
+
+
 def _array_of_tables(value: Any, key: str, file: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise ConfigError(file, key, f"an array of tables ([[{key}]])")
@@ -306,7 +432,16 @@ def build(cls: type[T], table: Any, where: str, file: str, base: Path) -> T:
                 raise ConfigError(file, key, f"required: {spec.metadata.get('help', name)}")
             continue
         values[name] = _convert(table[name], hints[name], dict(spec.metadata), key, file, base)
-    return cls(**values)
+    try:
+        out = cls(**values)
+    except ValueError as exc:  # a settings class's own cross-field check (__post_init__)
+        raise ConfigError(file, where, str(exc)) from exc
+    # A settings class may name the key a cross-key problem is about: check() -> [(key, expected)]
+    check = getattr(out, "check", None)
+    if callable(check):
+        for key, expected in check():
+            raise ConfigError(file, f"{where}.{key}", expected)
+    return out
 
 
 def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, base: Path) -> Any:
@@ -471,7 +606,7 @@ def settings_help(cls: type[Any]) -> list[tuple[str, str, str]]:
         if f.default is MISSING and f.default_factory is MISSING:
             default = "required"
         elif f.default is MISSING:
-            default = "[]"
+            default = repr(f.default_factory())  # type: ignore[operator]
         elif f.default is None:
             default = "unset"
         elif isinstance(f.default, bool):
@@ -494,6 +629,8 @@ def settings_table() -> str:
         ("[sync]", SyncSettings, None),
         ("[health]", HealthSettings, None),
         ("[[stations]]", StationSettings, None),
+        ("[record]", RecordSettings, None),
+        ("[identify]", IdentifySettings, None),
     ]
     sections += [
         (f'[[devices]] driver = "{name}"', DRIVERS[name].Settings, name) for name in sorted(DRIVERS)

@@ -23,20 +23,21 @@ from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
 from agent.config import Config
 from agent.errors import DriverError, OutboxError
-from agent.identify import identify
 from agent.logs import event
 from agent.metrics import Metrics
-from agent.model import Feedback, Read
+from agent.model import Feedback, FeedbackKind, Read
 from agent.notify import Notifier
 from agent.observe import Observer
-from agent.outbox import Commit, Outbox
-from agent.rules import Context, Rules
+from agent.outbox import Commit, Outbox, Stored
+from agent.replay import Recorder
+from agent.rules import Context, Rules, Ruling, identify_for
 from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
 from drivers import DRIVERS, Driver, ReadFactory
 
 log = logging.getLogger("edgetally.daemon")
 _END = object()
 READ_QUEUE_MAX = 10_000
+DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Daemon:
         self._alarm_queue: asyncio.Queue[tuple[Alarm, bool]] = asyncio.Queue()
         self._pumps: list[asyncio.Task[None]] = []
         self._busy = 0  # groups taken off the queue and not yet stored
+        self.rules: Rules | None = None  # for /status: open sessions and pairings
 
     def stop(self) -> None:
         self.stopping.set()
@@ -127,7 +129,14 @@ class Daemon:
     async def _run_with(self, outbox: Outbox) -> None:
         cfg = self.config
         state = await asyncio.to_thread(outbox.station_state)
-        rules = Rules(list(cfg.stations), Context(cfg.agent.id, self.clock, self.ids), state)
+        rules = Rules(
+            cfg.stations,
+            Context(cfg.agent.id, self.clock, self.ids),
+            state,
+            identify=identify_for(cfg),
+        )
+        self.rules = rules
+        recorder = Recorder(cfg.record_path, cfg.record.max_bytes, self.alarms)
         factory = ReadFactory(self.clock, self.ids)
         sink = HttpLedgerSink(
             cfg.sync.url,
@@ -161,7 +170,9 @@ class Daemon:
                 for d in self.drivers
             ]
             self._pumps = pumps
-            rules_task = asyncio.create_task(self._rules_loop(rules, outbox), name="rules")
+            rules_task = asyncio.create_task(
+                self._rules_loop(rules, outbox, recorder), name="rules"
+            )
             sync_task = asyncio.create_task(self.syncer.run(), name="sync")
             side = [
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
@@ -198,11 +209,15 @@ class Daemon:
                 event(log, "stopping")
                 self.stopping.set()
                 self.notifier.stopping()
-                # 1. drivers: no new reads
-                for t in pumps:
-                    t.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
+                # 1. drivers: closed first, so no new reads; what a driver already
+                # holds (the rest of an LLRP report, a serial line) still reaches the
+                # rules queue. A pump still busy after DRAIN_S is cancelled.
                 await drivers_open.aclose()
+                if pumps:
+                    _, late = await asyncio.wait(pumps, timeout=DRAIN_S)
+                    for t in late:
+                        t.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
                 # 2. rules: decide and store what was read
                 if not rules_task.done():
                     await self._reads.put(_END)
@@ -215,6 +230,7 @@ class Daemon:
                     other.cancel()
                 await asyncio.gather(sync_task, stop_wait, *side, return_exceptions=True)
                 await sink.aclose()
+                recorder.close()
                 if health is not None:
                     await health.close()
             if failure is not None:
@@ -233,7 +249,7 @@ class Daemon:
         else:
             event(log, "device_ended", device=driver.device_id)
 
-    async def _rules_loop(self, rules: Rules, outbox: Outbox) -> None:
+    async def _rules_loop(self, rules: Rules, outbox: Outbox, recorder: Recorder) -> None:
         """Decide and store reads; under a burst, everything waiting goes in one commit."""
         group_max = self.config.outbox.group_max
         while True:
@@ -250,62 +266,88 @@ class Daemon:
                 group.append(item)
             self._busy += 1
             try:
-                await self._process(rules, outbox, group)  # type: ignore[arg-type]
+                await self._process(rules, outbox, group, recorder)  # type: ignore[arg-type]
             finally:
                 self._busy -= 1
             if ended:
                 return
 
     async def _process(
-        self, rules: Rules, outbox: Outbox, group: list[tuple[Driver, Read]]
+        self,
+        rules: Rules,
+        outbox: Outbox,
+        group: list[tuple[Driver, Read]],
+        recorder: Recorder | None = None,
     ) -> None:
-        commits, decisions = [], []
+        commits, rulings = [], []
         for driver, read in group:
-            identity = identify(read)
-            station, decision = rules.decide(driver.device_id, read, identity)
-            decisions.append(decision)
-            outcome = "good" if decision.feedback == "good" else f"bad: {decision.reason}"
-            changes = {station: decision.state} if station and decision.state else {}
-            commits.append(Commit(read, decision.movements, changes, outcome))
+            if recorder is not None:
+                recorder.write(read)  # before deciding: a read that breaks the rules is kept
+            ruling = rules.decide(driver.device_id, read)
+            rulings.append(ruling)
+            decision = ruling.decision
+            if decision.feedback == "bad":
+                outcome = f"bad: {decision.reason}"
+            else:
+                outcome = "double read" if ruling.double else decision.reason or "good"
+            commits.append(
+                Commit(read, decision.movements, ruling.changes, outcome, decision.cancel)
+            )
         try:
             stored = await outbox.store(commits)
-            errors: list[Exception | None] = [s.error for s in stored]
         except OutboxError as exc:
-            errors = [exc] * len(commits)
+            stored = [Stored(error=exc)] * len(commits)
+        errors: list[Exception | None] = [s.error for s in stored]
         if any(errors):
             rules.restore(await asyncio.to_thread(outbox.station_state))
             first_error = next(e for e in errors if e is not None)
             self.alarms.raise_("outbox_refusing", f"reads are refused: {first_error}")
         else:
             self.alarms.clear("outbox_refusing")
-        for (driver, read), decision, error in zip(group, decisions, errors, strict=True):
-            reason: str | None
-            if error is not None:
-                kind, reason = "refused", f"not stored: {error}"
-            elif decision.feedback == "bad":
-                kind, reason = "bad", decision.reason
-            else:
-                kind, reason = "good", None
-                for m in decision.movements:
-                    self.metrics.movements.labels(m.kind, "stored").inc()
-            self.counters.reads[kind] += 1
-            self.metrics.reads.labels(driver.device_id, kind).inc()
-            self.last_read_at[driver.device_id] = self.clock.wall()
-            level = logging.DEBUG if kind == "good" else logging.WARNING
-            event(
-                log,
-                "read",
-                level=level,
-                device=read.device,
-                read_id=read.id,
-                data=read.data.decode("utf-8", "backslashreplace"),
-                result=kind,
-                reason=reason,
-                movements=len(decision.movements) if error is None else 0,
-            )
-            await self._feedback(
-                driver, Feedback("good" if kind == "good" else "bad", read.device, read.id, reason)
-            )
+        for (driver, read), ruling, result in zip(group, rulings, stored, strict=True):
+            await self._settled(driver, read, ruling, result)
+
+    async def _settled(self, driver: Driver, read: Read, ruling: Ruling, result: Stored) -> None:
+        """Count, log and signal one read once its fate is on disk: every read gets feedback."""
+        decision = ruling.decision
+        reason: str | None = decision.reason
+        signal: FeedbackKind = "good"
+        if result.error is not None:
+            kind, signal, reason = "refused", "bad", f"not stored: {result.error}"
+        elif decision.feedback == "bad":
+            kind, signal = "bad", "bad"
+        else:
+            kind = "double" if ruling.double else "good"
+            signal = "alarm" if decision.feedback == "alarm" else "good"
+            if result.cancel is not None:
+                reason = result.cancel.describe()
+                if result.cancel.refused:
+                    kind, signal = "bad", "bad"
+            for m in result.movements:
+                self.metrics.movements.labels(m.kind, "stored").inc()
+            for name, fields in decision.log:
+                event(
+                    log,
+                    name,
+                    level=logging.WARNING if signal == "alarm" else logging.INFO,
+                    **fields,
+                )
+        self.counters.reads[kind] += 1
+        self.metrics.reads.labels(driver.device_id, kind).inc()
+        self.last_read_at[driver.device_id] = self.clock.wall()
+        event(
+            log,
+            "read",
+            level=logging.DEBUG if kind in ("good", "double") else logging.WARNING,
+            device=read.device,
+            read_id=read.id,
+            data=read.data.decode("utf-8", "backslashreplace"),
+            station=ruling.station,
+            result=kind,
+            reason=reason,
+            movements=len(result.movements),
+        )
+        await self._feedback(driver, Feedback(signal, read.device, read.id, reason))
 
     async def _feedback(self, driver: Driver, feedback: Feedback) -> None:
         try:

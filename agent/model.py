@@ -138,8 +138,19 @@ class Identity:
     argument: str | None = None
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    # GS1 detail beyond the item fields: the GLN of a location label (AI 414) or
+    # an SGLN tag, the code as a GS1 element string in HRI form ("(01)...(21)..."),
+    # measures (AI 310n-369n: ("3103", "0.150"), never quantities) and every
+    # date AI as (ai, ISO date): 11 production, 13 packaging, 15 best before,
+    # 16 sell by, 17 expiry.
+    gln: str | None = None
+    element_string: str | None = None
+    measures: tuple[tuple[str, str], ...] = ()
+    dates: tuple[tuple[str, str], ...] = ()
 
     def item(self) -> Item:
+        """The item fields the ledger keeps: an SGTIN tag gives gtin + serial + epc,
+        so on-hand is kept per GTIN; an SSCC tag gives sscc + epc."""
         return Item(
             gtin=self.gtin,
             sku=self.sku,

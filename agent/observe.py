@@ -24,6 +24,7 @@ ALARM_KEYS = (
     "ledger_auth",
     "ledger_config",
     "rejected",
+    "record_failed",
 )
 
 
@@ -127,6 +128,7 @@ class Observer:
         now = self.daemon.clock.wall()
         oldest = syncer.oldest_pending_at
         reasons = self.health_reasons()
+        rules = self.daemon.rules.status() if self.daemon.rules is not None else None
         return {
             "agent": cfg.agent.id,
             "healthy": not reasons,
@@ -138,9 +140,11 @@ class Observer:
                     "kind": st.kind,
                     "location": st.location,
                     "devices": list(st.devices),
+                    "session": rules["stations"].get(st.name) if rules else None,
                 }
                 for st in cfg.stations
             ],
+            "pairings": rules["pairings"] if rules else {},
             "devices": [
                 {
                     "id": d.device_id,

@@ -100,7 +100,9 @@ def render(status: dict[str, Any]) -> RenderableType:
             )
         stations = Table("station", "kind", "location", "devices", title="stations")
         for st in agent["stations"]:
-            stations.add_row(st["name"], st["kind"], st["location"], ", ".join(st["devices"]))
+            stations.add_row(
+                st["name"], st["kind"], st["location"] or "-", ", ".join(st["devices"])
+            )
         parts += [stations, devices]
         if agent["alarms"]:
             alarms = Table("alarm", "since", "message", title="alarms", style="red")

@@ -69,6 +69,37 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # CANCEL: a movement undone before delivery stays as a record in state
+        # 'cancelled' with the id of the read that cancelled it. SQLite cannot
+        # change a CHECK constraint in place, hence the table is rebuilt.
+        "0002_cancelled_movements",
+        """
+        CREATE TABLE movements_new(
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            read_id TEXT,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'delivered', 'rejected', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            settled_at REAL,
+            cancelled_by TEXT
+        );
+        INSERT INTO movements_new(seq, id, read_id, kind, payload, state, attempts,
+            last_error, created_at, settled_at)
+            SELECT seq, id, read_id, kind, payload, state, attempts, last_error, created_at,
+                settled_at FROM movements;
+        DROP TABLE movements;
+        ALTER TABLE movements_new RENAME TO movements;
+        CREATE INDEX movements_pending ON movements(seq) WHERE state = 'pending';
+        CREATE INDEX movements_delivered ON movements(settled_at) WHERE state = 'delivered';
+        CREATE INDEX movements_cancelled ON movements(settled_at) WHERE state = 'cancelled';
+        """,
+    ),
 )
 
 

@@ -20,17 +20,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import OutboxDamaged, OutboxError, OutboxFull
-from agent.model import dumps
+from agent.model import Movement, dumps
 from agent.outbox.queries import connect, next_seq, read_stats, read_sync_state
 from agent.outbox.rows import (
     ROW_OVERHEAD,
+    CancelResult,
     Careful,
     Commit,
+    Done,
     OutboxStats,
     Pending,
     Stored,
     SyncState,
     render,
+    reversals,
     stored_results,
     uuid7_floor,
 )
@@ -68,6 +71,11 @@ class Outbox:
         self.pending_count = 0  # kept by the writer as it commits: the backlog, without a scan
         self._page_size = 4096
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        # CANCEL against the syncer (see _cancel): the highest seq ever handed to it,
+        # and seqs cancelled by a transaction not yet committed, both under this lock.
+        self._flight_lock = threading.Lock()
+        self._handed_out = 0
+        self._cancelling: set[int] = set()
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -130,6 +138,10 @@ class Outbox:
             conn.execute("INSERT INTO meta(key, value) VALUES ('agent', ?)", (self.agent_id,))
             conn.execute("COMMIT")
         self._next_seq = next_seq(conn)
+        # A previous run may have sent anything it held (a lost answer, a kill -9):
+        # all of it counts as handed out, so a CANCEL reverses it rather than
+        # cancelling what the ledger may have applied.
+        self._handed_out = self._next_seq - 1
         self.pending_count = conn.execute(
             "SELECT count(*) FROM movements WHERE state = 'pending'"
         ).fetchone()[0]
@@ -193,7 +205,7 @@ class Outbox:
         commits: Sequence[Commit],
         rendered: list[list[str] | OutboxError],
         careful: bool,
-    ) -> list[range | Exception]:
+    ) -> list[Done | Exception]:
         """Store commits in order; each gets its seq range, or the reason it was refused.
 
         The fast path opens no savepoint per commit (SQLite would copy every
@@ -202,7 +214,7 @@ class Outbox:
         with a savepoint per commit so only the failing one is refused.
         """
         conn = tx.conn
-        out: list[range | Exception] = []
+        out: list[Done | Exception] = []
         now = self._wall()
         used = self._used_bytes(conn)
         added = 0
@@ -222,25 +234,27 @@ class Outbox:
                     )
                     continue
             first = self._next_seq
+            pending_before = self.pending_count
             if not careful:
                 try:
-                    self._store_one(conn, commit, payloads, now)
+                    done = self._store_one(tx, commit, payloads, now)
                 except sqlite3.Error as exc:
                     raise Careful() from exc
             else:
                 conn.execute("SAVEPOINT one")
                 try:
-                    self._store_one(conn, commit, payloads, now)
+                    done = self._store_one(tx, commit, payloads, now)
                 except sqlite3.Error as exc:
                     if not conn.in_transaction:
                         raise
                     conn.execute("ROLLBACK TO one")
                     conn.execute("RELEASE one")
                     self._next_seq = first
+                    self.pending_count = pending_before
                     out.append(map_sqlite_error(exc, str(self.path)))
                     continue
                 conn.execute("RELEASE one")
-            out.append(range(first, self._next_seq))
+            out.append(done)
             self.pending_count += self._next_seq - first
             added += (
                 ROW_OVERHEAD
@@ -249,12 +263,41 @@ class Outbox:
             )
         return out
 
-    def _store_one(
-        self, conn: sqlite3.Connection, commit: Commit, payloads: list[str], now: float
-    ) -> None:
+    def _store_one(self, tx: Transaction, commit: Commit, payloads: list[str], now: float) -> Done:
+        conn = tx.conn
+        movements = list(commit.movements)
+        bodies = payloads[: len(movements)]
+        outcome = commit.outcome
+        cancel: CancelResult | None = None
+        marked: list[int] = []
+        if commit.cancel:
+            cancel, chosen, marked = self._cancel(tx, commit, now)
+            reversal_bodies = payloads[len(movements) :]
+            for reversal, body in zip(reversals(commit), reversal_bodies, strict=True):
+                if reversal.id in chosen:
+                    movements.append(reversal)
+                    bodies.append(body)
+            outcome = f"{outcome}: {cancel.describe()}" if outcome else cancel.describe()
+        try:
+            return self._insert(conn, commit, movements, bodies, outcome, cancel, now)
+        except sqlite3.Error:
+            for seq in marked:  # this commit is rolled back: its cancels never happened
+                self._uncancel(seq)
+            raise
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        commit: Commit,
+        movements: list[Movement],
+        bodies: list[str],
+        outcome: str | None,
+        cancel: CancelResult | None,
+        now: float,
+    ) -> Done:
         read = commit.read
         first = self._next_seq
-        n = len(commit.movements)
+        n = len(movements)
         if read is not None:
             conn.execute(
                 "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
@@ -272,14 +315,14 @@ class Outbox:
                     read.observed_at,
                     read.mono_ns,
                     read.boot_id,
-                    commit.outcome,
+                    outcome,
                     first if n else None,
                     first + n - 1 if n else None,
                     now,
                 ),
             )
         read_id = read.id if read else None
-        for movement, body in zip(commit.movements, payloads, strict=True):
+        for movement, body in zip(movements, bodies, strict=True):
             if movement.agent != self.agent_id:
                 raise OutboxError(f"movement {movement.id} is for agent {movement.agent!r}")
             seq = self._next_seq
@@ -302,6 +345,63 @@ class Outbox:
                         " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                         (station, key, dumps(value), now),
                     )
+        return Done(range(first, self._next_seq), tuple(movements), cancel)
+
+    def _cancel(
+        self, tx: Transaction, commit: Commit, now: float
+    ) -> tuple[CancelResult, set[str], list[int]]:
+        """Cancel what the syncer was never given; reverse the rest. Returns reversal ids to store.
+
+        The syncer takes movements in seq order through ``pending()``, which
+        records the highest seq it handed out and skips seqs in
+        ``_cancelling``, all under ``_flight_lock``. Deciding here under the
+        same lock makes "cancel if never handed out, else reverse" atomic with
+        respect to a batch being taken: a movement in a batch in flight (or
+        sent before a restart, whose answer may be lost) is reversed, never
+        cancelled behind the ledger's back. Nothing is deleted: a cancelled
+        movement stays, in state ``cancelled`` with the cancelling read's id.
+        """
+        conn = tx.conn
+        read_id = commit.read.id if commit.read else None
+        cancelled: list[str] = []
+        reversed_: list[str] = []
+        refused: list[str] = []
+        chosen: set[str] = set()
+        marked: list[int] = []
+        with self._flight_lock:
+            for target in commit.cancel:
+                row = conn.execute(
+                    "SELECT seq, state FROM movements WHERE id = ?", (target.movement_id,)
+                ).fetchone()
+                if row is None:
+                    refused.append(f"{target.movement_id} is no longer in the outbox")
+                    continue
+                seq, state = row
+                if state == "pending" and seq > self._handed_out:
+                    conn.execute(
+                        "UPDATE movements SET state = 'cancelled', settled_at = ?,"
+                        " cancelled_by = ? WHERE seq = ?",
+                        (now, read_id, seq),
+                    )
+                    self._cancelling.add(seq)
+                    marked.append(seq)
+                    tx.on_rollback(functools.partial(self._uncancel, seq))
+                    tx.on_commit(functools.partial(self._uncancel, seq))
+                    self.pending_count -= 1
+                    cancelled.append(target.movement_id)
+                elif state in ("pending", "delivered"):
+                    if target.reversal is None:
+                        refused.append(target.why_not or f"{target.movement_id} cannot be reversed")
+                    else:
+                        chosen.add(target.reversal.id)
+                        reversed_.append(target.movement_id)
+                else:  # rejected or cancelled: it never changed the ledger
+                    refused.append(f"{target.movement_id} was {state}: nothing to undo")
+        return CancelResult(tuple(cancelled), tuple(reversed_), tuple(refused)), chosen, marked
+
+    def _uncancel(self, seq: int) -> None:
+        with self._flight_lock:
+            self._cancelling.discard(seq)
 
     def _rewind(self, seq: int, pending: int) -> None:
         """Undo a rolled-back transaction's seq numbers (seq stays gapless) and backlog."""
@@ -390,12 +490,14 @@ class Outbox:
 
     def _prune_job(self, conn: sqlite3.Connection, cutoff: float, chunk: int) -> int:
         # The newest movement always stays: next_seq is derived from it.
-        n = conn.execute(
-            "DELETE FROM movements WHERE seq IN (SELECT seq FROM movements"
-            " WHERE state = 'delivered' AND settled_at < ?"
-            " AND seq < (SELECT max(seq) FROM movements) LIMIT ?)",
-            (cutoff, chunk),
-        ).rowcount
+        n = 0
+        for state in ("delivered", "cancelled"):
+            n += conn.execute(
+                "DELETE FROM movements WHERE seq IN (SELECT seq FROM movements"
+                " WHERE state = ? AND settled_at < ?"
+                " AND seq < (SELECT max(seq) FROM movements) LIMIT ?)",
+                (state, cutoff, chunk),
+            ).rowcount
         # Read ids are UUIDv7, ordered by time, so the primary key finds the old ones;
         # a read's movements are the seq range stored with it, found by the movements' key.
         n += conn.execute(
@@ -453,13 +555,20 @@ class Outbox:
                 " ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ):
+                if seq in self._cancelling:  # cancelled by a transaction committing now
+                    continue
                 if out and size + len(payload) > max_bytes:
                     break
                 out.append(Pending(seq, mid, payload, created_at, kind))
                 size += len(payload)
+            if out:
+                self._handed_out = max(self._handed_out, out[-1].seq)
             return out
 
-        return self._read(q)
+        # The flight lock spans the query and the mark, so a CANCEL decided in the
+        # writer sees either "not handed out" before this or the new mark after it.
+        with self._flight_lock:
+            return self._read(q)
 
     def station_state(self) -> dict[str, dict[str, Any]]:
         def q(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:

@@ -28,14 +28,19 @@ T = TypeVar("T")
 
 
 class Transaction:
-    """Hooks a job can use; ``on_rollback`` undoes in-memory state on failure."""
+    """Hooks a job can use: ``on_rollback`` undoes in-memory state on failure,
+    ``on_commit`` runs once COMMIT has returned (only for jobs that were kept)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._undo: list[Callable[[], None]] = []
+        self._done: list[Callable[[], None]] = []
 
     def on_rollback(self, fn: Callable[[], None]) -> None:
         self._undo.append(fn)
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        self._done.append(fn)
 
 
 Job = Callable[[Transaction], T]
@@ -120,6 +125,7 @@ class Writer:
         shared = len(group) > 1
         for item in group:
             undo_mark = len(tx._undo)
+            done_mark = len(tx._done)
             if shared:
                 conn.execute("SAVEPOINT job")
             try:
@@ -134,6 +140,7 @@ class Writer:
                 for undo in reversed(tx._undo[undo_mark:]):
                     undo()
                 del tx._undo[undo_mark:]
+                del tx._done[done_mark:]
                 outcomes.append((False, err))
             else:
                 if shared:
@@ -147,6 +154,8 @@ class Writer:
             self._fail_all(group, map_sqlite_error(exc, self._path), tx)
             return
         self.transactions += 1
+        for fn in tx._done:
+            fn()
         for item, (ok, value) in zip(group, outcomes, strict=True):
             if ok:
                 item.future.set_result(value)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from agent.config import Config, load_config, parse_config, read_token
 from agent.errors import ConfigError
+from drivers import DRIVERS
 from drivers.simulated import SimulatedSettings
 
 VALID = """\
@@ -234,13 +235,13 @@ BAD: list[tuple[str, str, str, str]] = [
         'driver = "simulated"\nscript = "dock.jsonl"',
         'driver = "laser"\nscript = "dock.jsonl"',
         "devices[0].driver",
-        "one of simulated, got 'laser'",
+        f"one of {', '.join(sorted(DRIVERS))}, got 'laser'",
     ),
     (
         'driver = "simulated"\nscript = "dock.jsonl"',
         'driver = ["simulated"]\nscript = "dock.jsonl"',
         "devices[0].driver",
-        "one of simulated",
+        f"one of {', '.join(sorted(DRIVERS))}",
     ),
     (
         'script = "dock.jsonl"',
@@ -279,7 +280,7 @@ BAD: list[tuple[str, str, str, str]] = [
         'kind = "receiving"',
         'kind = "teleport"',
         "stations[0].kind",
-        "one of 'receiving', got 'teleport'",
+        "one of 'receiving', 'shipping', 'returns', 'putaway', 'count', got 'teleport'",
     ),
     ('location = "DOCK-3"', "", "stations[0].location", "required"),
 ]

@@ -36,72 +36,25 @@ def unknown(raw: str, error: str) -> dict[str, Any]:
     return {"kind": "unknown", "raw": raw, "error": error}
 
 
-# (data, the Identity fields that must be set; every other field must be its default)
+# (data, the Identity fields that must be set; every other field must be its default).
+# The GS1 table lives in test_agent_identify_gs1_table.py; these are the codes
+# around it: commands, location labels and what is not a code at all.
 CODES: list[tuple[bytes, dict[str, Any]]] = [
-    # bare GTINs, valid and with a wrong check digit
-    (b"96385074", gtin("96385074", "00000096385074")),
+    (b"96385074", gtin("96385074", "00000096385074", element_string="(01)00000096385074")),
     (b"96385075", unknown("96385075", "Invalid GTIN check digit for '96385075'")),
-    (b"036000291452", gtin("036000291452", "00036000291452")),
-    (b"036000291453", unknown("036000291453", "Invalid GTIN check digit")),
-    (b"5901234123457", gtin("5901234123457", "05901234123457")),
-    (b"5901234123458", unknown("5901234123458", "Expected 7, got 8")),
-    (b"09506000134352", gtin("09506000134352")),
-    (b"09506000134353", unknown("09506000134353", "Invalid GTIN check digit")),
-    (b"10012345678902", gtin("10012345678902", "10012345678902")),
-    # GS1-128 element strings, FNC1 as GS (0x1D)
-    (
-        b"01095060001343521727123110LOT42\x1d21S123",
-        gtin(
-            "01095060001343521727123110LOT42\x1d21S123",
-            lot="LOT42",
-            serial="S123",
-            expiry="2027-12-31",
-        ),
-    ),
-    (
-        b"]C101095060001343521727123110LOT42",
-        gtin("]C101095060001343521727123110LOT42", lot="LOT42", expiry="2027-12-31"),
-    ),
-    (b"01095060001343523012", gtin("01095060001343523012", qty=12)),
-    (b"02095060001343523724", gtin("02095060001343523724", qty=24)),
-    (
-        b"0109506000134352\x1d3012\x1d10L1",
-        gtin("0109506000134352\x1d3012\x1d10L1", lot="L1", qty=12),
-    ),
-    (b"0109506000134352\x1d", gtin("0109506000134352\x1d")),
-    # HRI, with parentheses
-    (
-        b"(01)09506000134352(17)271231(10)LOT42",
-        gtin("(01)09506000134352(17)271231(10)LOT42", lot="LOT42", expiry="2027-12-31"),
-    ),
-    (b"(01)09506000134352(21)ABC", gtin("(01)09506000134352(21)ABC", serial="ABC")),
-    (b"(01)1234", unknown("(01)1234", "not a GS1 code or a command")),
-    # GS1 Digital Link
-    (
-        b"https://id.gs1.org/01/09506000134352/10/LOT42/21/S1?17=271231",
-        gtin(
-            "https://id.gs1.org/01/09506000134352/10/LOT42/21/S1?17=271231",
-            lot="LOT42",
-            serial="S1",
-            expiry="2027-12-31",
-        ),
-    ),
-    (
-        b"https://example.com/01/09506000134352",
-        gtin("https://example.com/01/09506000134352"),
-    ),
-    # SSCC: bare, with AI 00, HRI, wrong check digit
-    (SSCC.encode(), {"kind": "sscc", "raw": SSCC, "sscc": SSCC}),
-    (b"00" + SSCC.encode(), {"kind": "sscc", "raw": "00" + SSCC, "sscc": SSCC}),
-    (b"(00)" + SSCC.encode(), {"kind": "sscc", "raw": "(00)" + SSCC, "sscc": SSCC}),
-    (
-        b"376104250021234560",
-        unknown("376104250021234560", "Invalid SSCC check digit"),
-    ),
     # commands
     (
         b"PO:4500012345",
         {"kind": "command", "raw": "PO:4500012345", "command": "PO", "argument": "4500012345"},
+    ),
+    (
+        b"ORDER:SO-2026-0042",
+        {
+            "kind": "command",
+            "raw": "ORDER:SO-2026-0042",
+            "command": "ORDER",
+            "argument": "SO-2026-0042",
+        },
     ),
     (
         b"QTY:12",
@@ -124,6 +77,32 @@ CODES: list[tuple[bytes, dict[str, Any]]] = [
         {"kind": "command", "raw": "PAIR:recv-1", "command": "PAIR", "argument": "recv-1"},
     ),
     (b"OP:alice", {"kind": "command", "raw": "OP:alice", "command": "OP", "argument": "alice"}),
+    (
+        b"DISP:restock",
+        {"kind": "command", "raw": "DISP:restock", "command": "DISP", "argument": "restock"},
+    ),
+    (
+        b"DISP:damaged",
+        {"kind": "command", "raw": "DISP:damaged", "command": "DISP", "argument": "damaged"},
+    ),
+    (
+        b"DISP:quarantine",
+        {
+            "kind": "command",
+            "raw": "DISP:quarantine",
+            "command": "DISP",
+            "argument": "quarantine",
+        },
+    ),
+    (
+        b"]C0PAIR:recv-1",
+        {"kind": "command", "raw": "]C0PAIR:recv-1", "command": "PAIR", "argument": "recv-1"},
+    ),
+    (
+        b"DISP:broken",
+        unknown("DISP:broken", "DISP: expected one of restock, damaged, quarantine, got 'broken'"),
+    ),
+    (b"DISP:Damaged", unknown("DISP:Damaged", "expected one of restock, damaged, quarantine")),
     (b"QTY:0", unknown("QTY:0", "QTY: needs a whole number 1..1000000")),
     (b"QTY:abc", unknown("QTY:abc", "QTY: needs a whole number 1..1000000")),
     (b"QTY:-3", unknown("QTY:-3", "QTY: needs a whole number 1..1000000")),
@@ -132,15 +111,31 @@ CODES: list[tuple[bytes, dict[str, Any]]] = [
     ("QTY:³".encode(), unknown("QTY:³", "QTY: needs a whole number 1..1000000")),
     (b"QTY:", unknown("QTY:", "QTY: needs a value after the colon")),
     (b"PO:", unknown("PO:", "PO: needs a value after the colon")),
-    (b"END:x", unknown("END:x", "not a GS1 code or a command")),
+    (b"PO", unknown("PO", "PO: needs a value after the colon")),
+    (b"PO: 4500", unknown("PO: 4500", "PO: expected no leading or trailing space")),
+    (b"PO:45\x1d00", unknown("PO:45\x1d00", "PO: expected printable characters")),
+    (b"OP:" + b"x" * 65, unknown("OP:" + "x" * 65, "OP: expected at most 64 characters, got 65")),
+    (b"END:x", unknown("END:x", "END: takes no value")),
+    (b"CANCEL:", unknown("CANCEL:", "CANCEL: takes no value")),
+    # command names are exact: anything else is not a command
+    (b"end", unknown("end", "not a GS1 code or a command")),
+    (b"POTATO", unknown("POTATO", "not a GS1 code or a command")),
+    # location labels (default prefix LOC:)
+    (b"LOC:A-01-02", {"kind": "location", "raw": "LOC:A-01-02", "location": "A-01-02"}),
+    (b"]C0LOC:DOCK-3", {"kind": "location", "raw": "]C0LOC:DOCK-3", "location": "DOCK-3"}),
+    (b"LOC:", unknown("LOC:", "location label: needs a code after 'LOC:'")),
+    (b"LOC:A 1 ", unknown("LOC:A 1 ", "location label: expected no leading or trailing space")),
     # what is not a code at all
     (b"", unknown("", "empty read")),
     (b"\xff\xfe\x00", unknown("fffe00", "not UTF-8 text")),
     (b"9" * (MAX_DATA + 1), unknown("39" * 64, "read longer than 4096 bytes")),
     (b"0109506000134352\x0010A", unknown("0109506000134352\x0010A", "control characters")),
     (b"0109506000134352\r", unknown("0109506000134352\r", "control characters")),
+    (b"PO:12\x7f", unknown("PO:12\x7f", "control characters")),
     (b"hello world", unknown("hello world", "not a GS1 code or a command")),
-    (b"]", unknown("]", "")),  # a lone symbology-identifier bracket
+    (b"]", unknown("]", "not a GS1 code or a command")),  # a lone symbology-identifier bracket
+    (b"]Y", unknown("]Y", "not a GS1 code or a command")),
+    (b"]C0hello", unknown("]C0hello", "symbology ]C0 carries no GS1 data")),
 ]
 
 

@@ -69,5 +69,5 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
     assert p50 <= p99 <= result["scan_to_ledger_max_ms"] < 60_000
 
     assert result["machine"]["sqlite_version"] and result["machine"]["python"]
-    assert "bench.footprint: phase 3" in done.stderr  # progress goes to stderr
+    assert "bench: phase 3" in done.stderr  # progress goes to stderr
     assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up

@@ -164,7 +164,13 @@ def test_status_once_json_from_a_running_agent(tmp_path: Path, ledger: LedgerPro
         agent = report["agent"]
         assert agent["reachable"] and agent["agent"] == "dock-7"
         assert agent["stations"] == [
-            {"name": "dock-7", "kind": "receiving", "location": "DOCK-7", "devices": ["scanner-1"]}
+            {
+                "name": "dock-7",
+                "kind": "receiving",
+                "location": "DOCK-7",
+                "devices": ["scanner-1"],
+                "session": {},
+            }
         ]
         [device] = agent["devices"]
         assert device["id"] == "scanner-1" and device["connected"] is True

@@ -1,0 +1,184 @@
+"""Recorded reads: the daemon's ``[record]`` file, and ``edgetally replay`` over it.
+
+A recording is JSON lines of ``Read.to_dict()``. Replay runs each read through
+identify and the rules of a config with fresh, in-memory state: no outbox, no
+network. The clock comes from the reads themselves (``observed_at``,
+``mono_ns``, ``boot_id``), so debounce and movement times come out as they did
+live; only ids differ. With nothing delivered, a CANCEL always cancels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from agent.alarms import Alarms
+from agent.clock import Clock, Uuid7
+from agent.config import Config
+from agent.errors import EdgeTallyError
+from agent.logs import event
+from agent.model import Read
+from agent.rules import Context, Rules, Ruling, identify_for
+
+log = logging.getLogger("edgetally.record")
+
+
+class ReplayError(EdgeTallyError):
+    """A recording line that is not a read; the message names the file and line."""
+
+
+class Recorder:
+    """Appends every read to ``path`` as one JSON line, before it is decided.
+
+    Line-buffered, so each read reaches the kernel at once (a line write is a
+    page-cache copy: done on the loop, not worth a thread). At ``max_bytes``
+    the file is rotated to ``<path>.1``, so the disk use stays under twice the
+    cap. A write error raises the ``record_failed`` alarm and stops recording;
+    the reads themselves go on.
+    """
+
+    def __init__(self, path: Path | None, max_bytes: int, alarms: Alarms | None = None) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.alarms = alarms
+        self._file: IO[str] | None = None
+        self._size = 0
+        self._failed = False
+
+    def write(self, read: Read) -> None:
+        if self.path is None or self._failed:
+            return
+        line = read.to_json() + "\n"
+        try:
+            if self._file is None:
+                self._open()
+            if self._size and self._size + len(line) > self.max_bytes:
+                self._rotate()
+            assert self._file is not None
+            self._file.write(line)
+            self._size += len(line.encode("utf-8"))
+        except OSError as exc:
+            self._failed = True
+            self.close()
+            message = f"recording reads to {self.path} stopped: {exc}"
+            if self.alarms is not None:
+                self.alarms.raise_("record_failed", message)
+            else:
+                event(log, "record_failed", level=logging.ERROR, error=message)
+
+    def _open(self) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._size = self._file.tell()
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        self.close()
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        event(log, "record_rotated", path=str(self.path))
+        self._open()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+
+class _ReadClock:
+    """Wall and monotonic time of the read being replayed."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.mono = 0
+
+    def at(self, read: Read) -> None:
+        with contextlib.suppress(ValueError):
+            self.wall = datetime.fromisoformat(read.observed_at).timestamp()
+        self.mono = read.mono_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    line: int
+    read: Read
+    ruling: Ruling
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.ruling.decision
+        cancel = [
+            {"movement": t.movement_id, "result": "cancelled before delivery"} for t in d.cancel
+        ]
+        return {
+            "line": self.line,
+            "read_id": self.read.id,
+            "device": self.read.device,
+            "data": self.read.data.decode("utf-8", "backslashreplace"),
+            "station": self.ruling.station,
+            "identity": self.ruling.identity.kind,
+            "feedback": d.feedback,
+            "reason": d.reason,
+            "double": self.ruling.double,
+            "movements": [m.to_dict() for m in d.movements],
+            "cancel": cancel,
+        }
+
+
+def parse_reads(lines: Iterable[str], name: str) -> Iterator[tuple[int, Read]]:
+    for number, text in enumerate(lines, start=1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            yield number, Read.from_json(text)
+        except ValueError as exc:
+            raise ReplayError(f"{name}:{number}: not a recorded read: {exc}") from exc
+
+
+def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed]:
+    """Each read of a recording decided by ``config``'s rules, in order."""
+    now = _ReadClock()
+    clock = Clock(
+        wall=lambda: now.wall, mono_ns=lambda: now.mono, boot_id="replay", synced=lambda: False
+    )
+    rules = Rules(
+        config.stations,
+        Context(config.agent.id, clock, Uuid7(clock.wall)),
+        identify=identify_for(config),
+    )
+    for number, read in parse_reads(lines, name):
+        now.at(read)
+        yield Replayed(number, read, rules.decide(read.device, read))
+
+
+def table(results: Iterable[Replayed]) -> Any:
+    """A rich table of a replay, one row per read."""
+    from rich.table import Table
+
+    out = Table("line", "device", "data", "station", "result", "movements")
+    for r in results:
+        d = r.ruling.decision
+        result: str = "double read" if r.ruling.double else d.feedback
+        if d.reason and not r.ruling.double:
+            result += f": {d.reason}"
+        moves = [
+            f"{m.kind} {m.qty} {m.item.key()} {m.from_ or '-'}→{m.to or '-'}"
+            + (f" {','.join(f'{k}={v}' for k, v in m.ref.items())}" if m.ref else "")
+            for m in d.movements
+        ]
+        moves += [f"cancel {t.movement_id}" for t in d.cancel]
+        out.add_row(
+            str(r.line),
+            r.read.device,
+            r.read.data.decode("utf-8", "backslashreplace"),
+            r.ruling.station or "-",
+            result,
+            "\n".join(moves),
+        )
+    return out

@@ -1,0 +1,174 @@
+"""The rules engine: routes each read to its station and applies the rules of DESIGN §3
+that hold everywhere (debounce, unknown codes, pairing, badge, QTY, CANCEL).
+
+Pure: reads and state in, decisions and state changes out. The daemon stores
+the changes with the read in one outbox transaction; the replay command runs
+the same engine with nothing stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import Config, StationSettings
+from agent.identify import Identifier, identify
+from agent.identify.settings import COMMAND_NAMES
+from agent.model import MAX_TEXT, Identity, Read
+from agent.rules.base import ITEM_KINDS, Context, Decision, Station, bad
+from agent.rules.cancel import cancel
+from agent.rules.count import Count
+from agent.rules.debounce import Debouncer
+from agent.rules.pairing import PAIRINGS, pair
+from agent.rules.putaway import Putaway
+from agent.rules.receiving import Receiving
+from agent.rules.returns import Returns
+from agent.rules.shipping import Shipping
+
+STATIONS: dict[str, type[Station]] = {
+    "receiving": Receiving,
+    "shipping": Shipping,
+    "returns": Returns,
+    "putaway": Putaway,
+    "count": Count,
+}
+MAX_SKU = 64
+
+Identify = Callable[[Read], Identity]
+
+
+def identify_for(config: Config) -> Identify:
+    """identify() with the config's [identify] settings, its patterns compiled once."""
+    return Identifier(config.identify).identify
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """One read decided: its station, identity, decision and the state to store with it.
+
+    ``changes`` maps station -> key -> JSON value (None deletes), the form
+    ``agent.outbox.Commit.state`` takes. ``double`` marks a debounced read.
+    """
+
+    station: str | None
+    identity: Identity
+    decision: Decision
+    changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    double: bool = False
+
+
+class Rules:
+    """Holds the stations and their state; one caller at a time (the daemon's rules task).
+
+    ``decide`` updates the working state at once, so that reads decided in one
+    group see each other; if storing them fails the caller restores the state
+    from the outbox, which holds only what was committed.
+    """
+
+    def __init__(
+        self,
+        stations: Sequence[StationSettings],
+        ctx: Context,
+        state: Mapping[str, Mapping[str, Any]] | None = None,
+        identify: Identify = identify,
+    ) -> None:
+        self.settings = {s.name: s for s in stations}
+        self.stations = {s.name: STATIONS[s.kind](s, ctx) for s in stations}
+        self.by_device = {d: s.name for s in stations for d in s.devices}
+        self.identify = identify
+        self.debounce = Debouncer()
+        self.state: dict[str, dict[str, Any]] = {}
+        self.pairings: dict[str, str] = {}
+        self.restore(state or {})
+
+    def restore(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        self.state = {name: dict(state.get(name, {})) for name in self.stations}
+        self.pairings = {
+            d: s for d, s in dict(state.get(PAIRINGS, {})).items() if s in self.stations
+        }
+
+    def station_of(self, device: str) -> str | None:
+        return self.by_device.get(device) or self.pairings.get(device)
+
+    def status(self) -> dict[str, Any]:
+        """Open sessions per station and the pairings, for /status."""
+        return {
+            "stations": {n: st.status(self.state[n]) for n, st in self.stations.items()},
+            "pairings": dict(self.pairings),
+        }
+
+    def decide(self, device: str, read: Read) -> Ruling:
+        identity = self.identify(read)
+        name = self.station_of(device)
+        window = self.settings[name].debounce_ms if name else 0
+        if self.debounce.double(device, read, window):
+            return Ruling(name, identity, Decision(reason="double read"), double=True)
+        if identity.kind == "command" and identity.command == "PAIR":
+            assert identity.argument is not None
+            decision, change = pair(
+                device, identity.argument, self.settings, self.by_device, self.pairings
+            )
+            self.pairings.update({d: s for d, s in change.items() if s is not None})
+            return Ruling(name, identity, decision, {PAIRINGS: change} if change else {})
+        if name is None:
+            return Ruling(
+                None,
+                identity,
+                bad(f"device {device} is in no station: scan PAIR:<station> to join one"),
+            )
+        station, state = self.stations[name], self.state[name]
+        identity = self._policy(station, read, identity)
+        decision = self._decide(station, read, identity, state)
+        for key, value in decision.state.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        return Ruling(name, identity, decision, {name: decision.state} if decision.state else {})
+
+    def _decide(
+        self, station: Station, read: Read, identity: Identity, state: Mapping[str, Any]
+    ) -> Decision:
+        if identity.kind == "unknown":
+            return bad(f"unknown code: {identity.error or 'not understood'}")
+        if identity.kind == "command":
+            if identity.command == "QTY":
+                return Decision(state={"next_qty": identity.qty})
+            if identity.command == "OP":
+                return Decision(state={"operator": identity.argument}, reason="operator set")
+            if identity.command == "CANCEL":
+                return cancel(station, read, state)
+        elif station.settings.require_operator and not state.get("operator"):
+            return bad("scan your badge (OP:<id>) first")
+        return station.decide(read, identity, state)
+
+    @staticmethod
+    def _policy(station: Station, read: Read, identity: Identity) -> Identity:
+        """``unknown = "accept-as-sku"``: printable text that is no misread GS1 or command."""
+        if identity.kind != "unknown" or station.settings.unknown != "accept-as-sku":
+            return identity
+        if read.fault is not None:
+            return identity
+        try:
+            text = read.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return identity
+        name, colon, _ = text.partition(":")
+        if (
+            not text
+            or len(text) > MAX_SKU
+            or not text.isprintable()
+            or text.isdigit()  # a GTIN or SSCC with a bad check digit, not a SKU
+            or text[0] in "]("
+            or (colon and name in COMMAND_NAMES)
+            # GS1 that identify refused (a lost GS separator, a bad check digit inside
+            # an element string) is a misread of a real code, never a house SKU.
+            or identity.warnings
+            or (identity.error or "").startswith("GS1")
+        ):
+            return identity
+        return Identity(kind="sku", raw=text, sku=text, warnings=(identity.error or "",))
+
+
+__all__ = ["ITEM_KINDS", "MAX_TEXT", "STATIONS", "Rules", "Ruling", "identify_for"]

@@ -1,0 +1,481 @@
+"""LLRP RFID readers (Impinj, Zebra, ...) through sllurp's protocol state machine.
+
+sllurp's ``LLRPReaderClient`` runs its own socket thread, has no watchdog for
+missed keepalives and reconnects after a fixed 60 s. This driver keeps sllurp
+for what it does well (``LLRPClient``: the configure / ROSpec state machine,
+every message's encoding and decoding) and owns the connection itself, on the
+daemon's loop: one task per reader, started by ``open()`` and awaited by
+``close()``; no thread.
+
+- Framing: LLRP frames carry their length in a 10-byte header; the task reads
+  exactly one frame at a time (``llrp_link.frame_length``), so a corrupt length
+  ends the connection instead of buffering without bound.
+- Liveness: the reader is asked for a keepalive every ``keepalive_s``; after
+  ``keepalive_misses`` intervals without any frame the link is declared dead.
+- Reconnect: full-jitter exponential backoff (tenacity's
+  ``wait_random_exponential``) from ``reconnect_initial_s`` up to
+  ``reconnect_max_s``; the count starts again once the reader inventories.
+- Errors: a reader that rejects a step is reported with the LLRP status and
+  its message ("reader rejected SET_READER_CONFIG: P_FieldError: ..."), and a
+  refused TCP connection says that an Impinj reader on firmware 8+ must be in
+  LLRP mode.
+- Reads: one ``Read`` (kind "tag") per tag report entry, through a bounded
+  queue: when the daemon falls behind, the driver stops reading the socket
+  (the reader buffers) instead of growing memory or dropping tags; each such
+  stall is counted (``stalls``) and logged.
+- Reader time: the tag's first/last seen stamps (µs, reader clock) and the
+  estimated reader-to-agent offset (``llrp_link.ClockOffset``) are kept in
+  ``times``; ``observed_at`` is the agent's clock at arrival.
+- Feedback: good/bad/alarm pulse a GPO each (``gpo_good``...), coalesced so a
+  stream of tags gives one pulse, not a message per tag. A beam sensor on
+  ``gpi_port`` comes out of ``gpi_events()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sllurp.llrp import LLRPClient, LLRPReaderState
+from sllurp.llrp_errors import ReaderConfigurationError
+from tenacity import wait_random_exponential
+
+from agent.clock import utc_iso
+from agent.errors import DriverError
+from agent.logs import event
+from agent.model import Feedback, Read
+from drivers.base import Driver, ReadFactory
+from drivers.llrp_link import (
+    DECODE_ERRORS,
+    HEADER_LEN,
+    ClockOffset,
+    LinkError,
+    TagTimes,
+    Watchdog,
+    connect_problem,
+    decode,
+    frame_length,
+    gpi_event,
+    gpo_frame,
+    newest_seen,
+    refused_session,
+    rejection,
+    report_maker,
+    tag_reads,
+)
+from drivers.llrp_settings import LlrpSettings, reader_config
+
+log = logging.getLogger("edgetally.drivers.llrp")
+
+READY_MAX = 4096  # reads waiting for the daemon; past this the socket is left unread
+GPI_MAX = 256  # GPI events waiting; past this the oldest are dropped, counted and logged
+TIMES_KEPT = 4096  # the latest tag reads' reader timestamps (until Read carries them)
+CLOSE_TIMEOUT_S = 2.0  # for the polite stop at close; then the socket is closed anyway
+OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO writes)
+
+
+@dataclass(frozen=True, slots=True)
+class GpiEvent:
+    """A GPI input changed (a beam sensor at a portal was broken or cleared)."""
+
+    device: str
+    port: int
+    high: bool
+    observed_at: str
+    mono_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """tenacity's waits read only ``attempt_number``."""
+
+    attempt_number: int
+
+
+class LlrpReader(Driver):
+    Settings = LlrpSettings
+
+    def __init__(
+        self,
+        device_id: str,
+        settings: LlrpSettings,
+        reads: ReadFactory,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        now: Callable[[], float] = time.monotonic,
+        queue_max: int = READY_MAX,
+    ) -> None:
+        super().__init__(device_id, settings, reads)
+        self.settings: LlrpSettings = settings
+        for key, expected in settings.check():
+            raise DriverError(f"device {device_id}: {key}: expected {expected}")
+        self.where = f"{settings.host}:{settings.port}"
+        self._sleep = sleep
+        self._now = now
+        self._wait = wait_random_exponential(
+            multiplier=settings.reconnect_initial_s, max=settings.reconnect_max_s
+        )
+        self._queue: asyncio.Queue[Read | None] = asyncio.Queue(queue_max)
+        self._gpi: asyncio.Queue[GpiEvent | None] = asyncio.Queue(GPI_MAX)
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._client: LLRPClient | None = None
+        self._closing = False
+        self._failures = 0
+        self._ours: set[int] = set()
+        self._next_id = OWN_IDS
+        self._pulses: dict[int, asyncio.TimerHandle] = {}
+        self.watchdog = Watchdog(settings.keepalive_s, settings.keepalive_misses, now())
+        self.offset = ClockOffset()
+        self.times: deque[TagTimes] = deque(maxlen=TIMES_KEPT)
+        # For status and tests: what the link has been through.
+        self.attempts = 0  # TCP connects tried
+        self.sessions = 0  # times inventory started
+        self.delays: deque[float] = deque(maxlen=256)  # reconnect waits chosen
+        self.errors: deque[str] = deque(maxlen=64)  # why each connection ended
+        self.stalls = 0  # times the read queue was full (the socket was left unread)
+        self.gpi_dropped = 0
+        self.discarded = 0  # reads that arrived after close began: nobody takes them
+        self.reader_state = "disconnected"
+        self.close_timeout_s = CLOSE_TIMEOUT_S
+        self._crash: BaseException | None = None
+
+    # -- lifecycle --
+
+    async def open(self) -> None:
+        """Start the connection task; an unreachable reader is not an error, it keeps trying."""
+        self.problem = f"connecting to {self.where}"
+        self._task = asyncio.create_task(self._run(), name=f"llrp:{self.device_id}")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A connection task that died of a bug ends reads() with the error, for the daemon."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self._crash = task.exception()
+        self.present = False
+        self.problem = f"the LLRP connection task failed: {self._crash!r}"
+        event(
+            log, "llrp_task_failed", level=logging.ERROR, device=self.device_id, error=self.problem
+        )
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+    async def close(self) -> None:
+        """Stop the ROSpec and say goodbye if connected (briefly), then close the socket."""
+        self._closing = True
+        for handle in self._pulses.values():
+            handle.cancel()
+        self._pulses.clear()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if self._client is not None and self._writer is not None:
+            with contextlib.suppress(LinkError):
+                self._stop_politely()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), self.close_timeout_s)
+        if not task.done():
+            task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # close() itself was cancelled, not only the task
+        except Exception:  # a bug in the task: already reported by _ended; close still ends
+            pass
+        self.present = False
+        left = self._queue.qsize()
+        if left or self.discarded:
+            event(
+                log,
+                "llrp_reads_not_taken",
+                level=logging.WARNING,
+                device=self.device_id,
+                queued=left,
+                after_close=self.discarded,
+            )
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)  # wakes a reads() still waiting
+        with contextlib.suppress(asyncio.QueueFull):
+            self._gpi.put_nowait(None)  # and a gpi_events()
+
+    async def reads(self) -> AsyncIterator[Read]:
+        while True:
+            read = await self._queue.get()
+            if read is None:
+                if self._crash is not None:
+                    raise DriverError(f"device {self.device_id}: {self.problem}") from self._crash
+                return
+            yield read
+
+    async def gpi_events(self) -> AsyncIterator[GpiEvent]:
+        """GPI changes (beam sensor), until the driver closes."""
+        while (ev := await self._gpi.get()) is not None:
+            yield ev
+
+    async def feedback(self, feedback: Feedback) -> None:
+        s = self.settings
+        port = {"good": s.gpo_good, "bad": s.gpo_bad, "alarm": s.gpo_alarm}[feedback.kind]
+        if port is None:
+            return
+        if not self.present or self._writer is None:
+            raise DriverError(
+                f"device {self.device_id}: cannot signal {feedback.kind} on GPO {port}: "
+                f"{self.problem or 'not connected'}"
+            )
+        handle = self._pulses.get(port)
+        if handle is not None:
+            handle.cancel()  # a pulse is on: make it longer, send nothing
+        else:
+            self._send_gpo(port, True)
+        loop = asyncio.get_running_loop()
+        self._pulses[port] = loop.call_later(s.gpo_pulse_ms / 1000, self._pulse_end, port)
+
+    # -- the connection task --
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await self._session()
+                reason = "the connection ended"
+            except LinkError as exc:
+                reason = str(exc)
+            if self._closing:
+                break
+            self._failures += 1
+            delay = float(self._wait(_Attempt(self._failures)))  # type: ignore[arg-type]
+            self.delays.append(delay)
+            self.errors.append(reason)
+            self.present = False
+            self.problem = f"{reason}; reconnecting in {delay:.1f} s"
+            event(
+                log,
+                "llrp_link_down",
+                level=logging.WARNING,
+                device=self.device_id,
+                reader=self.where,
+                error=reason,
+                attempt=self._failures,
+                retry_in_s=round(delay, 3),
+            )
+            await self._sleep(delay)
+
+    async def _session(self) -> None:
+        s = self.settings
+        self.attempts += 1
+        self.reader_state = "connecting"
+        try:
+            async with asyncio.timeout(s.connect_timeout_s):
+                reader, writer = await asyncio.open_connection(s.host, s.port)
+        except (OSError, TimeoutError) as exc:
+            raise LinkError(connect_problem(s.host, s.port, exc, s.connect_timeout_s)) from exc
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._writer = writer
+        self._ours.clear()
+        self._client = LLRPClient(
+            reader_config(s), transport_tx_write=self._write, state_change_callback=self._on_state
+        )
+        self.watchdog.heard(self._now())
+        if self.problem is None or self.problem.startswith("connecting"):
+            self.problem = f"connected to {self.where}; configuring the reader"
+        try:
+            while True:
+                frame = await self._frame(reader)
+                await self._handle(frame)
+        finally:
+            self._client = None
+            self._writer = None
+            self.present = False
+            self.reader_state = "disconnected"
+            for handle in self._pulses.values():
+                handle.cancel()
+            self._pulses.clear()
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+
+    async def _frame(self, reader: asyncio.StreamReader) -> bytes:
+        header = await self._exactly(reader, HEADER_LEN)
+        length = frame_length(header)
+        if length == HEADER_LEN:
+            return header
+        return header + await self._exactly(reader, length - HEADER_LEN)
+
+    async def _exactly(self, reader: asyncio.StreamReader, n: int) -> bytes:
+        timeout = self.watchdog.remaining(self._now())
+        try:
+            if timeout <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(timeout):
+                data = await reader.readexactly(n)
+        except TimeoutError as exc:
+            raise LinkError(self.watchdog.why(self._now())) from exc
+        except asyncio.IncompleteReadError as exc:
+            mid = " in the middle of a frame" if exc.partial or n != HEADER_LEN else ""
+            raise LinkError(f"the reader closed the connection{mid}") from exc
+        except OSError as exc:
+            raise LinkError(f"connection to {self.where} lost: {exc.strerror or exc}") from exc
+        self.watchdog.heard(self._now())
+        return data
+
+    async def _handle(self, frame: bytes) -> None:
+        msg = decode(frame)
+        name: str = msg.msgname
+        body: dict[str, Any] = msg.msgdict[name]
+        client = self._client
+        assert client is not None
+        if name == "RO_ACCESS_REPORT":
+            await self._report(body)
+            return
+        if name == "KEEPALIVE":
+            client.send_KEEPALIVE_ACK()
+            return
+        msg_id = body.get("ID")
+        if msg_id in self._ours:  # the answer to a GPO write of ours, not sllurp's business
+            self._ours.discard(msg_id)
+            why = rejection(name, body)
+            if why is not None:
+                event(
+                    log, "llrp_gpo_failed", level=logging.WARNING, device=self.device_id, error=why
+                )
+            return
+        if name == "CLOSE_CONNECTION_RESPONSE":
+            raise LinkError("connection closed")
+        if name == "READER_EVENT_NOTIFICATION":
+            self._reader_event(body)
+        if not self._closing:
+            why = rejection(name, body)
+            if why is not None:
+                raise LinkError(why)
+        try:
+            client.handleMessage(msg)
+        except ReaderConfigurationError as exc:
+            raise LinkError(f"cannot configure the reader: {exc}") from exc
+        except DECODE_ERRORS as exc:
+            raise LinkError(
+                f"the reader's {name} could not be used: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _reader_event(self, body: dict[str, Any]) -> None:
+        refused = refused_session(body)
+        if refused is not None:
+            raise LinkError(refused)
+        data = body.get("ReaderEventNotificationData")
+        if isinstance(data, dict) and "ConnectionCloseEvent" in data and not self._closing:
+            raise LinkError("the reader closed the session (ConnectionCloseEvent)")
+        gpi = gpi_event(body)
+        if gpi is not None:
+            port, high = gpi
+            clock = self.read_factory.clock
+            ev = GpiEvent(self.device_id, port, high, utc_iso(clock.wall()), clock.mono_ns())
+            event(log, "llrp_gpi", device=self.device_id, port=port, high=high)
+            if self._gpi.full():
+                self._gpi.get_nowait()
+                self.gpi_dropped += 1
+                if self.gpi_dropped % GPI_MAX == 1:  # the first, then one line per queue-full
+                    event(
+                        log,
+                        "llrp_gpi_dropped",
+                        level=logging.WARNING,
+                        device=self.device_id,
+                        dropped=self.gpi_dropped,
+                    )
+            self._gpi.put_nowait(ev)
+
+    async def _report(self, body: dict[str, Any]) -> None:
+        tags = body.get("TagReportData") or []
+        if not isinstance(tags, list):
+            tags = [tags]
+        reads, timed = tag_reads(self.device_id, tags, report_maker(self.read_factory))
+        if timed:
+            newest = newest_seen(tags)
+            if newest is not None:
+                self.offset.observe(int(self.read_factory.clock.wall() * 1e6), newest)
+            offset = self.offset.offset_us
+            # TODO(model): pass reader_first_seen_us= / reader_last_seen_us= /
+            # reader_offset_us= to make() once Read has them; kept here until then.
+            self.times.extend(TagTimes(r.id, first, last, offset) for r, first, last in timed)
+        if self._closing:
+            self.discarded += len(reads)
+            return
+        queue = self._queue
+        for read in reads:
+            try:
+                queue.put_nowait(read)
+            except asyncio.QueueFull:
+                self.stalls += 1
+                event(
+                    log,
+                    "llrp_backpressure",
+                    level=logging.WARNING,
+                    device=self.device_id,
+                    queued=queue.qsize(),
+                    stalls=self.stalls,
+                )
+                await queue.put(read)
+                self.watchdog.heard(self._now())  # we were busy; the reader was not silent
+
+    # -- writing --
+
+    def _write(self, data: bytes) -> None:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise LinkError(f"not connected to {self.where}")
+        writer.write(data)
+
+    def _on_state(self, state: int) -> None:
+        self.reader_state = LLRPReaderState.getStateName(state).removeprefix("STATE_").lower()
+        if state == LLRPReaderState.STATE_INVENTORYING and not self._closing:
+            self._failures = 0
+            self.sessions += 1
+            self.present = True
+            self.problem = None
+            event(
+                log,
+                "llrp_inventorying",
+                device=self.device_id,
+                reader=self.where,
+                antennas=list(self.settings.antennas),
+                session=self.sessions,
+            )
+            for port in (self.settings.gpo_good, self.settings.gpo_bad, self.settings.gpo_alarm):
+                if port is not None:
+                    self._send_gpo(port, False)  # a pulse cut short by a lost link ends here
+
+    def _stop_politely(self) -> None:
+        client = self._client
+        assert client is not None
+        if client.state == LLRPReaderState.STATE_INVENTORYING:
+            client.stopPolitely(onCompletion=lambda *_: self._say_goodbye(), disconnect=True)
+        else:
+            self._say_goodbye()
+
+    def _say_goodbye(self) -> None:
+        if self._client is not None:
+            self._client.sendMessage({"CLOSE_CONNECTION": {}})
+
+    def _send_gpo(self, port: int, high: bool) -> None:
+        self._next_id = self._next_id + 1 if self._next_id < 0xFFFFFFFF else OWN_IDS
+        if len(self._ours) > 256:  # a reader that never answers GPO writes
+            self._ours.clear()
+        self._ours.add(self._next_id)
+        self._write(gpo_frame(self._next_id, port, high))
+
+    def _pulse_end(self, port: int) -> None:
+        self._pulses.pop(port, None)
+        if self._writer is not None:
+            with contextlib.suppress(LinkError):
+                self._send_gpo(port, False)
