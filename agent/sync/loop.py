@@ -23,6 +23,7 @@ from agent.errors import (
     LedgerAuth,
     LedgerMisconfigured,
     LedgerRejected,
+    OutboxError,
     PayloadTooLarge,
     SyncTransient,
 )
@@ -80,6 +81,7 @@ class Syncer:
         # Failed attempts so far, as the outbox stores them; read from it once, then
         # kept here as this loop writes it, so a batch costs no extra query.
         self._attempts: int | None = None
+        self._settle_failures = 0  # in a row: the outbox could not record the ledger's answer
         self.waits: list[float] = []  # every retry wait chosen, newest last (bounded)
 
     async def run(self) -> None:
@@ -170,7 +172,11 @@ class Syncer:
                 key = "ledger_auth" if isinstance(error, LedgerAuth) else "ledger_config"
                 self.alarms.raise_(key, message)
             self._check_stall(batch)
-            await self.outbox.record_failure(seqs, message, attempts, self._wall() + wait)
+            try:
+                await self.outbox.record_failure(seqs, message, attempts, self._wall() + wait)
+            except OutboxError as exc:
+                # A full disk: the count lives on in memory; only a restart would forget it.
+                event(log, "sync_state_not_saved", level=logging.ERROR, error=str(exc))
             self._attempts = attempts
 
         retrying = AsyncRetrying(
@@ -197,7 +203,8 @@ class Syncer:
                 self._rejected_alarm(p, reason)
             else:
                 rows.append((p.seq, "delivered", None))
-        await self._store_settled(rows)
+        if not await self._store_settled(rows):
+            return
         for p, (_, state, _) in zip(batch, rows, strict=True):
             self.metrics.movements.labels(p.kind, state).inc()
         self.metrics.last_success.set(self._wall())
@@ -209,14 +216,38 @@ class Syncer:
     async def _reject(self, batch: Sequence[Pending], reason: str) -> None:
         for p in batch:
             self._rejected_alarm(p, reason)
-        await self._store_settled([(p.seq, "rejected", reason) for p in batch])
+        if not await self._store_settled([(p.seq, "rejected", reason) for p in batch]):
+            return
         for p in batch:
             self.metrics.movements.labels(p.kind, "rejected").inc()
 
-    async def _store_settled(self, rows: list[tuple[int, str, str | None]]) -> None:
-        """The ledger answered: settling also resets the stored attempt count."""
-        await self.outbox.settle(rows)
+    async def _store_settled(self, rows: list[tuple[int, str, str | None]]) -> bool:
+        """The ledger answered: settling also resets the stored attempt count.
+
+        When the outbox cannot record the answer (a full disk), the movements stay
+        pending and are sent again after a growing wait: the ledger answers
+        "duplicate" for what it has, so nothing is applied twice, and the agent
+        does not die and crash-loop while the disk is full.
+        """
+        try:
+            await self.outbox.settle(rows)
+        except OutboxError as exc:
+            self._settle_failures += 1
+            wait = self.policy.wait(self._settle_failures, None)
+            event(
+                log,
+                "sync_settle_failed",
+                level=logging.ERROR,
+                error=str(exc),
+                wait_s=round(wait, 3),
+            )
+            self.alarms.raise_("outbox_refusing", f"delivered movements cannot be recorded: {exc}")
+            self.waits.append(wait)
+            await self._sleep(wait)
+            return False
+        self._settle_failures = 0
         self._attempts = 0
+        return True
 
     def _rejected_alarm(self, p: Pending, reason: str) -> None:
         self.status.rejected += 1

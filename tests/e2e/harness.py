@@ -123,6 +123,9 @@ def write_config(
     backoff_cap_s: float = 0.5,
     health_listen: str = "127.0.0.1:0",
     extra_health: str = "",
+    timeout_s: float = 5,
+    log_level: str = "info",
+    outbox_path: Path | str = "outbox.db",
 ) -> Path:
     device = ""
     if script is not None:
@@ -134,10 +137,10 @@ def write_config(
             'devices = ["scanner-1"]\n'
         )
     text = (
-        f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "info"\n\n'
-        f'[outbox]\npath = "outbox.db"\n{extra_outbox}\n'
+        f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "{log_level}"\n\n'
+        f'[outbox]\npath = "{outbox_path}"\n{extra_outbox}\n'
         f'[sync]\nurl = "{url}"\ntoken_file = "{token_file}"\nbackoff_initial_s = {backoff_initial_s}\n'
-        f"backoff_cap_s = {backoff_cap_s}\ntimeout_s = 5\n{extra_sync}\n"
+        f"backoff_cap_s = {backoff_cap_s}\ntimeout_s = {timeout_s}\n{extra_sync}\n"
         f'[health]\nlisten = "{health_listen}"\n{extra_health}\n' + device
     )
     path = workdir / "agent.toml"
