@@ -28,9 +28,10 @@ from agent.metrics import Metrics
 from agent.model import Feedback, FeedbackKind, Read
 from agent.notify import Notifier
 from agent.observe import Observer
-from agent.outbox import Commit, Outbox, Stored
+from agent.outbox import Commit, Outbox, Stored, connect
+from agent.outbox.rows import uuid7_floor
 from agent.replay import Recorder
-from agent.rules import Context, Rules, Ruling, identify_for
+from agent.rules import Context, Rules, Ruling, Tick, identify_for
 from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
 from drivers import DRIVERS, Driver, ReadFactory
 
@@ -38,6 +39,8 @@ log = logging.getLogger("edgetally.daemon")
 _END = object()
 READ_QUEUE_MAX = 10_000
 DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
+TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone quiet)
+RESUME_MAX = 500_000  # tag reads taken back at a start to rebuild open RFID passes
 
 
 @dataclass
@@ -136,6 +139,8 @@ class Daemon:
             identify=identify_for(cfg),
         )
         self.rules = rules
+        if rules.ticking:
+            await self._resume(rules)
         recorder = Recorder(cfg.record_path, cfg.record.max_bytes, self.alarms)
         factory = ReadFactory(self.clock, self.ids)
         sink = HttpLedgerSink(
@@ -174,6 +179,11 @@ class Daemon:
                 self._rules_loop(rules, outbox, recorder), name="rules"
             )
             sync_task = asyncio.create_task(self.syncer.run(), name="sync")
+            ticks = (
+                [asyncio.create_task(self._tick_loop(rules, outbox), name="ticks")]
+                if rules.ticking
+                else []
+            )
             side = [
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
@@ -191,7 +201,7 @@ class Daemon:
                 outbox=str(cfg.outbox_path),
             )
             stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
-            watched = {rules_task, sync_task, stop_wait, *side}
+            watched = {rules_task, sync_task, stop_wait, *side, *ticks}
             failure: BaseException | None = None
             try:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -222,6 +232,8 @@ class Daemon:
                 if not rules_task.done():
                     await self._reads.put(_END)
                     await asyncio.gather(rules_task, return_exceptions=True)
+                # 2b. RFID ticks end (open passes stay open: rebuilt at the next start)
+                await asyncio.gather(*ticks, return_exceptions=True)
                 # 3. outbox: flush queued writes
                 with contextlib.suppress(OutboxError):
                     await outbox.flush()
@@ -237,10 +249,19 @@ class Daemon:
                 raise failure
 
     async def _pump(self, driver: Driver) -> None:
-        """Move reads from one device to the rules queue (backpressure when it is full)."""
+        """Move reads from one device to the rules queue (backpressure when it is full).
+
+        Reads come in the batches the device delivered (an RFID report); each
+        read is its own queue item, so the queue's bound counts reads.
+        """
+        queue = self._reads
         try:
-            async for read in driver.reads():
-                await self._reads.put((driver, read))
+            async for batch in driver.read_batches():
+                for read in batch:
+                    if queue.full():
+                        await queue.put((driver, read))
+                    else:
+                        queue.put_nowait((driver, read))
         except DriverError as exc:
             self.device_errors[driver.device_id] = str(exc)
             event(
@@ -280,10 +301,11 @@ class Daemon:
         recorder: Recorder | None = None,
     ) -> None:
         commits, rulings = [], []
+        decide = rules.decide
         for driver, read in group:
             if recorder is not None:
                 recorder.write(read)  # before deciding: a read that breaks the rules is kept
-            ruling = rules.decide(driver.device_id, read)
+            ruling = decide(driver.device_id, read)
             rulings.append(ruling)
             decision = ruling.decision
             if decision.feedback == "bad":
@@ -304,41 +326,95 @@ class Daemon:
             self.alarms.raise_("outbox_refusing", f"reads are refused: {first_error}")
         else:
             self.alarms.clear("outbox_refusing")
+        # Counted, logged and signalled per group: the counts and the metrics once per
+        # (device, result); a tag read's bad outcome is one log line per group (each
+        # read's outcome is in the outbox); a driver whose signal names no read (an
+        # RFID reader's GPO pulse) gets one feedback per kind, the group's last.
+        tally: Counter[tuple[str, str]] = Counter()
+        moved: Counter[str] = Counter()
+        tags_refused: dict[tuple[str, str, str | None], list[tuple[Read, str | None]]] = {}
+        coalesced: dict[tuple[Driver, FeedbackKind], tuple[Read, str | None]] = {}
+        signals: list[tuple[Driver, Feedback]] = []
+        debug = log.isEnabledFor(logging.DEBUG)
         for (driver, read), ruling, result in zip(group, rulings, stored, strict=True):
-            await self._settled(driver, read, ruling, result)
+            kind, signal, reason = self._settled(ruling, result, moved)
+            tally[driver.device_id, kind] += 1
+            if kind not in ("good", "double"):
+                if read.kind == "tag":
+                    key = (read.device, kind, ruling.station)
+                    tags_refused.setdefault(key, []).append((read, reason))
+                else:
+                    self._log_read(logging.WARNING, read, ruling, kind, reason, result)
+            elif debug:
+                self._log_read(logging.DEBUG, read, ruling, kind, reason, result)
+            if driver.coalesce_feedback:
+                coalesced.pop((driver, signal), None)  # keeps the order of last signals
+                coalesced[driver, signal] = (read, reason)
+            else:
+                signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+        now = self.clock.wall()
+        for (device, kind), n in tally.items():
+            self.counters.reads[kind] += n
+            self.metrics.reads.labels(device, kind).inc(n)
+            self.last_read_at[device] = now
+        for mkind, n in moved.items():
+            self.metrics.movements.labels(mkind, "stored").inc(n)
+        for (device, kind, station), reads in tags_refused.items():
+            reasons = {reason for _, reason in reads}
+            event(
+                log,
+                "tag_reads",
+                level=logging.WARNING,
+                device=device,
+                station=station,
+                result=kind,
+                count=len(reads),
+                first_read_id=reads[0][0].id,
+                last_read_id=reads[-1][0].id,
+                reason=reads[0][1],
+                reasons=len(reasons),
+            )
+        for (driver, signal), (read, reason) in coalesced.items():
+            signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+        for driver, feedback in signals:
+            await self._feedback(driver, feedback)
 
-    async def _settled(self, driver: Driver, read: Read, ruling: Ruling, result: Stored) -> None:
-        """Count, log and signal one read once its fate is on disk: every read gets feedback."""
+    def _settled(
+        self, ruling: Ruling, result: Stored, moved: Counter[str]
+    ) -> tuple[str, FeedbackKind, str | None]:
+        """(result, signal, reason) of one read once its fate is on disk; logs its decision."""
         decision = ruling.decision
         reason: str | None = decision.reason
         signal: FeedbackKind = "good"
         if result.error is not None:
-            kind, signal, reason = "refused", "bad", f"not stored: {result.error}"
-        elif decision.feedback == "bad":
-            kind, signal = "bad", "bad"
-        else:
-            kind = "double" if ruling.double else "good"
-            signal = "alarm" if decision.feedback == "alarm" else "good"
-            if result.cancel is not None:
-                reason = result.cancel.describe()
-                if result.cancel.refused:
-                    kind, signal = "bad", "bad"
-            for m in result.movements:
-                self.metrics.movements.labels(m.kind, "stored").inc()
-            for name, fields in decision.log:
-                event(
-                    log,
-                    name,
-                    level=logging.WARNING if signal == "alarm" else logging.INFO,
-                    **fields,
-                )
-        self.counters.reads[kind] += 1
-        self.metrics.reads.labels(driver.device_id, kind).inc()
-        self.last_read_at[driver.device_id] = self.clock.wall()
+            return "refused", "bad", f"not stored: {result.error}"
+        if decision.feedback == "bad":
+            return "bad", "bad", reason
+        kind = "double" if ruling.double else "good"
+        signal = "alarm" if decision.feedback == "alarm" else "good"
+        if result.cancel is not None:
+            reason = result.cancel.describe()
+            if result.cancel.refused:
+                kind, signal = "bad", "bad"
+        for m in result.movements:
+            moved[m.kind] += 1
+        for name, fields in decision.log:
+            event(
+                log,
+                name,
+                level=logging.WARNING if signal == "alarm" else logging.INFO,
+                **fields,
+            )
+        return kind, signal, reason
+
+    @staticmethod
+    def _log_read(
+        level: int, read: Read, ruling: Ruling, kind: str, reason: str | None, result: Stored
+    ) -> None:
         event(
             log,
             "read",
-            level=logging.DEBUG if kind in ("good", "double") else logging.WARNING,
+            level=level,
             device=read.device,
             read_id=read.id,
             data=read.data.decode("utf-8", "backslashreplace"),
@@ -347,7 +423,6 @@ class Daemon:
             reason=reason,
             movements=len(result.movements),
         )
-        await self._feedback(driver, Feedback(signal, read.device, read.id, reason))
 
     async def _feedback(self, driver: Driver, feedback: Feedback) -> None:
         try:
@@ -394,9 +469,145 @@ class Daemon:
         alarms = ", ".join(self.alarms.active()) or "none"
         return f"{outbox.pending_count} pending; last delivery {ago}; alarms: {alarms}"
 
+    async def _resume(self, rules: Rules) -> None:
+        """Give the RFID stations the tag reads of their last window back, so passes that
+        were open at the last stop are decided (DESIGN §3: nothing in flight is lost)."""
+        devices: set[str] = set()
+        horizon_ms = 0
+        for st in self.config.stations:
+            if st.kind == "portal":
+                devices.update(st.devices)
+                horizon_ms = max(horizon_ms, st.max_track_ms + st.quiet_ms)
+        if not devices:
+            return
+        reads = await asyncio.to_thread(
+            recent_tag_reads,
+            str(self.config.outbox_path),
+            devices,
+            self.clock.wall() - 2 * horizon_ms / 1000,  # wall time may have stepped: margin
+            self.clock.boot_id,
+            self.clock.mono_ns() - horizon_ms * 1_000_000,
+        )
+        taken = rules.resume(reads)
+        if taken:
+            event(log, "rfid_resumed", reads=taken)
+
+    async def _tick_loop(self, rules: Rules, outbox: Outbox) -> None:
+        """Store what time decides (a portal pass gone quiet, a zone departure), stored
+        without a read. Ends once the daemon stops: passes still open are not decided
+        then (they would be guesses); the next start rebuilds them (``_resume``).
+        Decisions the outbox refused are held and stored again at the next tick."""
+        by_device = {d.device_id: d for d in self.drivers}
+        held: list[Tick] = []
+        while not self.stopping.is_set():
+            await asyncio.sleep(TICK_S)
+            retry = {id(t) for t in held}
+            due = held + rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            due = [t for t in due if t.decision.movements or t.changes or t.decision.log]
+            held = []
+            if not due:
+                continue
+            self._busy += 1
+            try:
+                commits = [
+                    Commit(None, t.decision.movements, t.changes, t.decision.reason) for t in due
+                ]
+                try:
+                    stored = await outbox.store(commits)
+                except OutboxError as exc:
+                    stored = [Stored(error=exc)] * len(commits)
+                signals: dict[str, Feedback] = {}
+                for tick, result in zip(due, stored, strict=True):
+                    if result.error is not None:
+                        held.append(tick)
+                        continue
+                    if id(tick) in retry:
+                        rules.apply(tick.changes)  # a failed read store may have restored
+                    for m in result.movements:
+                        self.metrics.movements.labels(m.kind, "stored").inc()
+                    for name, fields in tick.decision.log:
+                        event(log, name, **fields)
+                    if result.movements:
+                        event(
+                            log,
+                            "rfid_decision",
+                            station=tick.station,
+                            device=tick.device,
+                            reason=tick.decision.reason,
+                            movements=len(result.movements),
+                        )
+                        signals[tick.device] = Feedback(
+                            tick.decision.feedback, tick.device, None, tick.decision.reason
+                        )
+                first_error = next((r.error for r in stored if r.error is not None), None)
+                if first_error is not None:
+                    self.alarms.raise_("outbox_refusing", f"RFID decisions are held: {first_error}")
+                for device, feedback in signals.items():
+                    if device in by_device:
+                        await self._feedback(by_device[device], feedback)
+            finally:
+                self._busy -= 1
+
     async def _prune_loop(self, outbox: Outbox) -> None:
         while True:
-            removed = await outbox.prune()
+            try:
+                removed = await outbox.prune()
+            except OutboxError as exc:  # a full disk; pruning is what frees it, so keep trying
+                event(log, "prune_failed", level=logging.ERROR, error=str(exc))
+                removed = 0
             if removed:
                 event(log, "pruned", rows=removed)
             await asyncio.sleep(self.config.outbox.prune_interval_s)
+
+
+def recent_tag_reads(
+    path: str, devices: set[str], since_wall: float, boot_id: str, since_mono_ns: int
+) -> list[Read]:
+    """Tag reads of ``devices`` stored since ``since_wall`` (by their UUIDv7 ids, the
+    table's key), in order; of this boot only those since ``since_mono_ns``. Other
+    boots' reads come back whole: their monotonic times mean nothing now, and the
+    stations close them at once. Runs in a thread, on its own read-only connection."""
+    conn = connect(path, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT id, device, data, symbology, antenna, rssi, seen_count, observed_at,"
+            " mono_ns, boot_id, reader_first_seen_us, reader_last_seen_us, reader_offset_us"
+            " FROM reads WHERE id >= ? AND kind = 'tag' ORDER BY id LIMIT ?",
+            (uuid7_floor(since_wall), RESUME_MAX),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        Read(
+            id=rid,
+            device=device,
+            kind="tag",
+            data=bytes(data),
+            symbology=symbology,
+            antenna=antenna,
+            rssi=rssi,
+            seen_count=seen_count,
+            observed_at=observed_at,
+            mono_ns=mono_ns,
+            boot_id=boot,
+            reader_first_seen_us=first_us,
+            reader_last_seen_us=last_us,
+            reader_offset_us=offset_us,
+        )
+        for (
+            rid,
+            device,
+            data,
+            symbology,
+            antenna,
+            rssi,
+            seen_count,
+            observed_at,
+            mono_ns,
+            boot,
+            first_us,
+            last_us,
+            offset_us,
+        ) in rows
+        if device in devices and (boot != boot_id or mono_ns >= since_mono_ns)
+    ]

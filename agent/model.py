@@ -41,6 +41,18 @@ def dumps(obj: Any) -> str:
         raise ValueError(f"cannot encode as JSON: {exc}") from exc
 
 
+_READ_OPTIONAL = (
+    "symbology",
+    "antenna",
+    "rssi",
+    "seen_count",
+    "fault",
+    "reader_first_seen_us",
+    "reader_last_seen_us",
+    "reader_offset_us",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Read:
     """One read as a device delivered it: raw bytes, never cleaned or stripped."""
@@ -59,6 +71,12 @@ class Read:
     # What the driver found wrong with the frame (over-long, garbage, cut short):
     # the read is still kept and signalled bad with this reason, never dropped.
     fault: str | None = None
+    # An RFID reader's own first/last-seen stamps for the tag (µs since the epoch, on
+    # the reader's clock) and the driver's estimate of agent clock minus reader clock
+    # then: reader_last_seen_us + reader_offset_us places the read on the agent's clock.
+    reader_first_seen_us: int | None = None
+    reader_last_seen_us: int | None = None
+    reader_offset_us: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,7 +88,7 @@ class Read:
             "mono_ns": self.mono_ns,
             "boot_id": self.boot_id,
         }
-        for name in ("symbology", "antenna", "rssi", "seen_count", "fault"):
+        for name in _READ_OPTIONAL:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -92,6 +110,9 @@ class Read:
             rssi=v.optional_number("rssi"),
             seen_count=v.optional_integer("seen_count"),
             fault=v.text("fault"),
+            reader_first_seen_us=v.optional_integer("reader_first_seen_us"),
+            reader_last_seen_us=v.optional_integer("reader_last_seen_us"),
+            reader_offset_us=v.optional_integer("reader_offset_us", minimum=-MAX_INT),
         )
         v.no_extra(
             (
@@ -102,11 +123,7 @@ class Read:
                 "observed_at",
                 "mono_ns",
                 "boot_id",
-                "symbology",
-                "antenna",
-                "rssi",
-                "seen_count",
-                "fault",
+                *_READ_OPTIONAL,
             )
         )
         return read
@@ -422,8 +439,8 @@ class _Validator:
             raise ValueError(f"{self.path}.{key}: expected an integer <= {maximum}, got {value}")
         return value
 
-    def optional_integer(self, key: str) -> int | None:
-        return None if self._get(key) is None else self.integer(key)
+    def optional_integer(self, key: str, minimum: int | None = None) -> int | None:
+        return None if self._get(key) is None else self.integer(key, minimum)
 
     def optional_number(self, key: str) -> float | None:
         value = self._get(key)

@@ -5,6 +5,11 @@ identify and the rules of a config with fresh, in-memory state: no outbox, no
 network. The clock comes from the reads themselves (``observed_at``,
 ``mono_ns``, ``boot_id``), so debounce and movement times come out as they did
 live; only ids differ. With nothing delivered, a CANCEL always cancels.
+
+RFID stations also decide by time: before each read the rules tick at that
+read's own time, and at the end of the file every pass still open is closed,
+so a portal's movements come out as they did live (``ReplayedTick`` rows,
+which have no read).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from agent.config import Config
 from agent.errors import EdgeTallyError
 from agent.logs import event
 from agent.model import Read
-from agent.rules import Context, Rules, Ruling, identify_for
+from agent.rules import Context, Rules, Ruling, Tick, identify_for
 
 log = logging.getLogger("edgetally.record")
+TICK_NS = 100_000_000  # as often as the daemon ticks (what time decides needs no more)
 
 
 class ReplayError(EdgeTallyError):
@@ -131,6 +137,27 @@ class Replayed:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayedTick:
+    """A decision time made (a portal pass gone quiet), after recording line ``line``."""
+
+    line: int
+    tick: Tick
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.tick.decision
+        return {
+            "line": self.line,
+            "read_id": None,
+            "device": self.tick.device,
+            "station": self.tick.station,
+            "tick": True,
+            "feedback": d.feedback,
+            "reason": d.reason,
+            "movements": [m.to_dict() for m in d.movements],
+        }
+
+
 def parse_reads(lines: Iterable[str], name: str) -> Iterator[tuple[int, Read]]:
     for number, text in enumerate(lines, start=1):
         if not text.strip() or text.lstrip().startswith("#"):
@@ -141,8 +168,9 @@ def parse_reads(lines: Iterable[str], name: str) -> Iterator[tuple[int, Read]]:
             raise ReplayError(f"{name}:{number}: not a recorded read: {exc}") from exc
 
 
-def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed]:
-    """Each read of a recording decided by ``config``'s rules, in order."""
+def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed | ReplayedTick]:
+    """Each read of a recording decided by ``config``'s rules, in order, with the
+    decisions time made between them."""
     now = _ReadClock()
     clock = Clock(
         wall=lambda: now.wall, mono_ns=lambda: now.mono, boot_id="replay", synced=lambda: False
@@ -152,17 +180,46 @@ def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed
         Context(config.agent.id, clock, Uuid7(clock.wall)),
         identify=identify_for(config),
     )
+    ticking = rules.ticking
+    number = ticked = 0
+    last: Read | None = None
     for number, read in parse_reads(lines, name):
         now.at(read)
+        if ticking and (
+            last is None or last.boot_id != read.boot_id or read.mono_ns - ticked >= TICK_NS
+        ):
+            ticked = read.mono_ns
+            for tick in rules.tick(read.mono_ns, read.boot_id):
+                if tick.decision.movements or tick.decision.log:
+                    yield ReplayedTick(number, tick)
         yield Replayed(number, read, rules.decide(read.device, read))
+        last = read
+    if ticking and last is not None:
+        for tick in rules.tick(last.mono_ns, last.boot_id, final=True):
+            if tick.decision.movements or tick.decision.log:
+                yield ReplayedTick(number, tick)
 
 
-def table(results: Iterable[Replayed]) -> Any:
+def table(results: Iterable[Replayed | ReplayedTick]) -> Any:
     """A rich table of a replay, one row per read."""
     from rich.table import Table
 
     out = Table("line", "device", "data", "station", "result", "movements")
     for r in results:
+        if isinstance(r, ReplayedTick):
+            d = r.tick.decision
+            out.add_row(
+                str(r.line),
+                r.tick.device,
+                "(time)",
+                r.tick.station,
+                d.reason or d.feedback,
+                "\n".join(
+                    f"{m.kind} {m.qty} {m.item.key()} {m.from_ or '-'}→{m.to or '-'}"
+                    for m in d.movements
+                ),
+            )
+            continue
         d = r.ruling.decision
         result: str = "double read" if r.ruling.double else d.feedback
         if d.reason and not r.ruling.double:

@@ -82,10 +82,15 @@ def write_scripts(tmp: Path) -> tuple[Path, Path]:
 
 
 def write_config(
-    tmp: Path, url: str, token_file: Path, scripts: Sequence[Path], ack_log: Path
+    tmp: Path,
+    url: str,
+    token_file: Path,
+    scripts: Sequence[Path],
+    ack_log: Path,
+    log_level: str = "warning",
 ) -> Path:
     parts = [
-        f'[agent]\nid = "{AGENT}"\nstate_dir = {json.dumps(str(tmp))}\nlog_level = "warning"\n',
+        f'[agent]\nid = "{AGENT}"\nstate_dir = {json.dumps(str(tmp))}\nlog_level = "{log_level}"\n',
         '[outbox]\npath = "outbox.db"\n',
         f"[sync]\nurl = {json.dumps(url)}\ntoken_file = {json.dumps(str(token_file))}\n"
         "timeout_s = 5\nbackoff_initial_s = 0.05\nbackoff_cap_s = 0.5\n",
@@ -243,6 +248,14 @@ def pending(outbox: Path) -> int:
         conn.close()
 
 
+def ready_lines(agent_log: Path) -> int:
+    """How many times an agent writing to this log has said it is ready."""
+    try:
+        return agent_log.read_bytes().count(b'"event": "ready"')
+    except FileNotFoundError:
+        return 0
+
+
 def good_beeps(ack_log: Path) -> int:
     """Beeps so far, cheaply (the log only grows): good and bad lines alike."""
     try:
@@ -303,9 +316,13 @@ async def torture(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if k % max(1, args.kills // 10) == 0 or k == args.kills:
                 log(f"kill {k}/{args.kills}: {good_beeps(ack_log):,} beeps so far")
         log("draining the outbox with a scanner-less agent")
-        drain = await start_agent(write_config(tmp, url, token_file, [], ack_log), agent_log)
+        readies = ready_lines(agent_log)
+        drain = await start_agent(
+            write_config(tmp, url, token_file, [], ack_log, log_level="info"), agent_log
+        )
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while await asyncio.to_thread(pending, outbox):
+        # Ready first: a SIGTERM before the agent has its handlers would end it with -15.
+        while ready_lines(agent_log) == readies or await asyncio.to_thread(pending, outbox):
             if drain.returncode is not None:
                 raise BenchError(f"the draining agent exited with {drain.returncode}")
             if time.monotonic() > deadline:

@@ -23,9 +23,12 @@ daemon's loop: one task per reader, started by ``open()`` and awaited by
   queue: when the daemon falls behind, the driver stops reading the socket
   (the reader buffers) instead of growing memory or dropping tags; each such
   stall is counted (``stalls``) and logged.
-- Reader time: the tag's first/last seen stamps (µs, reader clock) and the
-  estimated reader-to-agent offset (``llrp_link.ClockOffset``) are kept in
-  ``times``; ``observed_at`` is the agent's clock at arrival.
+- Reader time: each Read carries the tag's first/last seen stamps (µs, reader
+  clock) and the estimated reader-to-agent offset (``llrp_link.ClockOffset``);
+  ``observed_at`` is the agent's clock at arrival. ``times`` shows the latest.
+- Batches: the tags of one report reach the daemon together
+  (``read_batches``), and feedback for them may be coalesced
+  (``coalesce_feedback``): the GPO pulse names no read.
 - Feedback: good/bad/alarm pulse a GPO each (``gpo_good``...), coalesced so a
   stream of tags gives one pulse, not a message per tag. A beam sensor on
   ``gpi_port`` comes out of ``gpi_events()``.
@@ -67,16 +70,16 @@ from drivers.llrp_link import (
     newest_seen,
     refused_session,
     rejection,
-    report_maker,
     tag_reads,
 )
 from drivers.llrp_settings import LlrpSettings, reader_config
+from drivers.reopen import reopen_wait
 
 log = logging.getLogger("edgetally.drivers.llrp")
 
 READY_MAX = 4096  # reads waiting for the daemon; past this the socket is left unread
 GPI_MAX = 256  # GPI events waiting; past this the oldest are dropped, counted and logged
-TIMES_KEPT = 4096  # the latest tag reads' reader timestamps (until Read carries them)
+TIMES_KEPT = 1024  # the latest tag reads, for ``times`` (status and tests)
 CLOSE_TIMEOUT_S = 2.0  # for the polite stop at close; then the socket is closed anyway
 OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO writes)
 
@@ -92,15 +95,9 @@ class GpiEvent:
     mono_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Attempt:
-    """tenacity's waits read only ``attempt_number``."""
-
-    attempt_number: int
-
-
 class LlrpReader(Driver):
     Settings = LlrpSettings
+    coalesce_feedback = True
 
     def __init__(
         self,
@@ -134,7 +131,7 @@ class LlrpReader(Driver):
         self._pulses: dict[int, asyncio.TimerHandle] = {}
         self.watchdog = Watchdog(settings.keepalive_s, settings.keepalive_misses, now())
         self.offset = ClockOffset()
-        self.times: deque[TagTimes] = deque(maxlen=TIMES_KEPT)
+        self._recent: deque[Read] = deque(maxlen=TIMES_KEPT)
         # For status and tests: what the link has been through.
         self.attempts = 0  # TCP connects tried
         self.sessions = 0  # times inventory started
@@ -217,6 +214,33 @@ class LlrpReader(Driver):
                 return
             yield read
 
+    async def read_batches(self) -> AsyncIterator[list[Read]]:
+        """Whatever reads are waiting, together: at least one, at most the queue."""
+        queue = self._queue
+        while True:
+            read = await queue.get()
+            batch: list[Read] = []
+            while read is not None:
+                batch.append(read)
+                if queue.empty():
+                    break
+                read = queue.get_nowait()
+            if batch:
+                yield batch
+            if read is None:
+                if self._crash is not None:
+                    raise DriverError(f"device {self.device_id}: {self.problem}") from self._crash
+                return
+
+    @property
+    def times(self) -> list[TagTimes]:
+        """The reader's own stamps of the latest tag reads, for status and tests."""
+        return [
+            TagTimes(r.id, r.reader_first_seen_us, r.reader_last_seen_us, r.reader_offset_us)
+            for r in self._recent
+            if r.reader_first_seen_us is not None or r.reader_last_seen_us is not None
+        ]
+
     async def gpi_events(self) -> AsyncIterator[GpiEvent]:
         """GPI changes (beam sensor), until the driver closes."""
         while (ev := await self._gpi.get()) is not None:
@@ -252,7 +276,7 @@ class LlrpReader(Driver):
             if self._closing:
                 break
             self._failures += 1
-            delay = float(self._wait(_Attempt(self._failures)))  # type: ignore[arg-type]
+            delay = reopen_wait(self._wait, self._failures)
             self.delays.append(delay)
             self.errors.append(reason)
             self.present = False
@@ -399,15 +423,12 @@ class LlrpReader(Driver):
         tags = body.get("TagReportData") or []
         if not isinstance(tags, list):
             tags = [tags]
-        reads, timed = tag_reads(self.device_id, tags, report_maker(self.read_factory))
-        if timed:
-            newest = newest_seen(tags)
-            if newest is not None:
-                self.offset.observe(int(self.read_factory.clock.wall() * 1e6), newest)
-            offset = self.offset.offset_us
-            # TODO(model): pass reader_first_seen_us= / reader_last_seen_us= /
-            # reader_offset_us= to make() once Read has them; kept here until then.
-            self.times.extend(TagTimes(r.id, first, last, offset) for r, first, last in timed)
+        factory = self.read_factory
+        newest = newest_seen(tags)
+        if newest is not None:
+            self.offset.observe(int(factory.clock.wall() * 1e6), newest)
+        reads, _ = tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
+        self._recent.extend(reads)
         if self._closing:
             self.discarded += len(reads)
             return

@@ -19,10 +19,8 @@ from typing import Any
 from sllurp.llrp import LLRPMessage
 from sllurp.llrp_errors import LLRPError
 
-from agent.clock import utc_iso
 from agent.errors import DriverError
-from agent.model import Read, ReadKind
-from drivers.base import ReadFactory
+from agent.model import MAX_INT, Read
 
 HEADER = struct.Struct("!HII")  # version/type, length (header included), message id
 HEADER_LEN = HEADER.size
@@ -165,8 +163,7 @@ class ClockOffset:
 @dataclass(frozen=True, slots=True)
 class TagTimes:
     """A tag read's own timestamps from the reader (µs UTC, reader clock) and the offset
-    in effect. TODO(model): Read.reader_first_seen_us / reader_last_seen_us /
-    reader_offset_us carry these; until then the driver keeps the latest here."""
+    in effect, as the driver shows its latest reads (``LlrpReader.times``)."""
 
     read_id: str
     first_seen_us: int | None
@@ -178,38 +175,28 @@ def _int(value: Any) -> int | None:
     return value if type(value) is int else None
 
 
+def _stamp(value: Any) -> int | None:
+    """A reader timestamp (µs since the epoch) that every JSON reader holds exactly."""
+    return value if type(value) is int and 0 <= value <= MAX_INT else None
+
+
 def newest_seen(tags: list[Any]) -> int | None:
     """The newest LastSeenTimestampUTC in a report (the report's send time, near enough)."""
     newest = None
     for tag in tags:
         if isinstance(tag, dict):
-            seen = _int(tag.get("LastSeenTimestampUTC"))
+            seen = _stamp(tag.get("LastSeenTimestampUTC"))
             if seen is not None and (newest is None or seen > newest):
                 newest = seen
     return newest
 
 
-def report_maker(factory: ReadFactory) -> Callable[..., Read]:
-    """``ReadFactory.make`` for the tags of one report, which all arrived at one instant.
-
-    The clock is read and formatted once per report instead of once per tag:
-    ``utc_iso`` alone is about a quarter of the driver's per-tag cost.
-    TODO(base): a ``ReadFactory.batch()`` doing this for every driver.
-    """
-    clock, ids = factory.clock, factory.ids
-    observed_at, mono_ns, boot_id = utc_iso(clock.wall()), clock.mono_ns(), clock.boot_id
-
-    def make(device: str, data: bytes, kind: ReadKind = "tag", **extra: Any) -> Read:
-        return Read(ids.new(), device, kind, data, observed_at, mono_ns, boot_id, **extra)
-
-    return make
-
-
 def tag_reads(
-    device: str, tags: list[Any], make: Callable[..., Read]
+    device: str, tags: list[Any], make: Callable[..., Read], offset_us: int | None = None
 ) -> tuple[list[Read], list[tuple[Read, int | None, int | None]]]:
-    """One Read (kind "tag") per TagReportData, in report order, and the reader times of
-    those that carry them. A tag without a usable EPC is kept as a Read with a fault."""
+    """One Read (kind "tag") per TagReportData, in report order, carrying the reader's
+    first/last-seen stamps and ``offset_us``; and the reads that carry stamps, with them.
+    A tag without a usable EPC is kept as a Read with a fault."""
     reads: list[Read] = []
     timed: list[tuple[Read, int | None, int | None]] = []
     for tag in tags:
@@ -229,6 +216,8 @@ def tag_reads(
         if not data and fault is None:
             fault = "tag report with an empty EPC"
         rssi = _int(tag.get("PeakRSSI"))
+        first = _stamp(tag.get("FirstSeenTimestampUTC"))
+        last = _stamp(tag.get("LastSeenTimestampUTC"))
         read = make(
             device,
             data,
@@ -237,10 +226,11 @@ def tag_reads(
             rssi=None if rssi is None else float(rssi),
             seen_count=_int(tag.get("TagSeenCount")),
             fault=fault,
+            reader_first_seen_us=first,
+            reader_last_seen_us=last,
+            reader_offset_us=offset_us,
         )
         reads.append(read)
-        first = _int(tag.get("FirstSeenTimestampUTC"))
-        last = _int(tag.get("LastSeenTimestampUTC"))
         if first is not None or last is not None:
             timed.append((read, first, last))
     return reads, timed

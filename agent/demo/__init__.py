@@ -1,15 +1,18 @@
 """`edgetally demo`: the whole pipeline on embedded defaults, no hardware, no config.
 
 A reference ledger runs as its own process on loopback; the agent runs here
-with a receiving station and a simulated scanner replaying a dock session.
-Stock on hand is read back from the ledger as it changes, and at the end the
-ledger's on-hand is checked against what the agent's outbox recorded.
+with a receiving station and a simulated scanner replaying a dock session, and
+a portal station whose LLRP reader is the emulator (real LLRP over TCP) while a
+pallet of RFID-tagged cases is driven through the door. Stock on hand is read
+back from the ledger as it changes, and at the end the ledger's on-hand is
+checked against what the agent's outbox recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -27,9 +30,13 @@ import httpx
 from agent.config import parse_config
 from agent.errors import EdgeTallyError
 from agent.model import Movement
+from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
 
 AGENT_ID = "demo-dock"
 LOCATION = "DOCK-1"
+PORTAL_LOCATION = "DOOR-2"
+PORTAL_SCENARIO = "portal-inbound"
+PORTAL_TIMEOUT_S = 120.0  # scenario seconds the pallet may take before the demo says so
 
 
 def free_port() -> int:
@@ -39,9 +46,15 @@ def free_port() -> int:
 
 
 def demo_config(
-    workdir: Path, url: str, token_file: Path, script: Path, speed: float, repeat: bool
+    workdir: Path,
+    url: str,
+    token_file: Path,
+    script: Path,
+    speed: float,
+    repeat: bool,
+    reader_port: int | None = None,
 ) -> Any:
-    table = {
+    table: dict[str, Any] = {
         "agent": {"id": AGENT_ID, "state_dir": str(workdir), "log_level": "warning"},
         "outbox": {"max_bytes": "64MiB"},
         "sync": {"url": url, "token_file": str(token_file), "backoff_cap_s": 5.0},
@@ -64,6 +77,28 @@ def demo_config(
             }
         ],
     }
+    if reader_port is not None:
+        table["devices"].append(
+            {
+                "id": "door-2-reader",
+                "driver": "llrp",
+                "host": "127.0.0.1",
+                "port": reader_port,
+                "antennas": [1, 2, 3, 4],
+                "keepalive_s": 1.0,
+                "report_timeout_ms": 100,
+            }
+        )
+        table["stations"].append(
+            {
+                "name": "door-2",
+                "kind": "portal",
+                "location": PORTAL_LOCATION,
+                "devices": ["door-2-reader"],
+                "outside_antennas": [1, 2],
+                "inside_antennas": [3, 4],
+            }
+        )
     return parse_config(table, file="<demo defaults>", base=workdir)
 
 
@@ -104,16 +139,31 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
             ) as client:
                 await _wait_healthy(client, ledger)
                 echo(f"ledger   {url}  (pid {ledger.pid}, {db})")
+                scenario = dataclasses.replace(
+                    load_scenario(bundled_scenario(PORTAL_SCENARIO)),
+                    speed=max(speed, 1.0) if speed else 10.0,
+                )
+                pallet = sum(
+                    len(g.epcs) for g in scenario.tags if g.motion == "pass" and g.direction == "in"
+                )
                 with resources.as_file(resources.files("agent.demo") / "dock.jsonl") as script:
-                    config = demo_config(workdir, url, token_file, script, speed, forever)
-                    daemon = Daemon(config, token)
-                    echo(
-                        f"agent    {AGENT_ID}: receiving station dock-1 at {LOCATION}, "
-                        f"simulated scanner replaying {script.name}"
-                    )
-                    echo("")
-                    echo(f"{'location':<10} {'item':<22} {'on hand':>8}")
-                    return await _run(daemon, client, forever, echo)
+                    async with LlrpEmulator(scenario, host="127.0.0.1", port=0) as reader:
+                        config = demo_config(
+                            workdir, url, token_file, script, speed, forever, reader.port
+                        )
+                        daemon = Daemon(config, token)
+                        echo(
+                            f"agent    {AGENT_ID}: receiving station dock-1 at {LOCATION}, "
+                            f"simulated scanner replaying {script.name}"
+                        )
+                        echo(
+                            f"portal   door-2 at {PORTAL_LOCATION}: LLRP reader emulator on "
+                            f"127.0.0.1:{reader.port}, a pallet of {pallet} tagged cases "
+                            "driven in through the door"
+                        )
+                        echo("")
+                        echo(f"{'location':<10} {'item':<22} {'on hand':>8}")
+                        return await _run(daemon, client, forever, echo, pallet)
         finally:
             ledger.send_signal(signal.SIGTERM)
             try:
@@ -135,11 +185,15 @@ async def _wait_healthy(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]
 
 
 async def _run(
-    daemon: Any, client: httpx.AsyncClient, forever: bool, echo: Callable[[str], None]
+    daemon: Any,
+    client: httpx.AsyncClient,
+    forever: bool,
+    echo: Callable[[str], None],
+    pallet: int,
 ) -> int:
     run_task = asyncio.create_task(daemon.run(handle_signals=True), name="daemon")
     watch_task = asyncio.create_task(_watch_stock(client, daemon, echo), name="watch")
-    settled = asyncio.create_task(daemon.wait_settled(), name="settled")
+    settled = asyncio.create_task(_settled(daemon, client, pallet), name="settled")
     waits = {run_task, settled} if not forever else {run_task}
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -158,14 +212,37 @@ async def _run(
         f"reads: {counts['good']} good, {counts['bad']} bad (kept, signalled), "
         f"{counts['refused']} refused; movements delivered: {daemon.syncer.status.delivered}"
     )
+    portal = sum(q for (loc, _), q in stock.items() if loc == PORTAL_LOCATION)
+    if portal != pallet:
+        echo(f"MISMATCH: the portal received {portal} of the {pallet} cases driven through it")
+        return 1
     if stock == expected:
+        where = ", ".join(sorted({loc for loc, _ in stock}))
         echo(
             f"ledger on hand matches the agent's outbox: {sum(stock.values())} units "
-            f"of {len(stock)} items at {LOCATION}"
+            f"of {len(stock)} items at {where}; all {pallet} cases through the portal received"
         )
         return 0
     echo(f"MISMATCH: ledger {stock} vs outbox {expected}")
     return 1
+
+
+async def _settled(daemon: Any, client: httpx.AsyncClient, pallet: int) -> None:
+    """The scanner's script has ended, the pallet is through, and everything is delivered."""
+    await daemon.ready.wait()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PORTAL_TIMEOUT_S
+    scanners = [t for t in daemon._pumps if t.get_name() == "driver:dock-scanner"]
+    while True:
+        await asyncio.sleep(0.25)
+        if not all(t.done() for t in scanners) or daemon.outbox.pending_count:
+            continue
+        with contextlib.suppress(httpx.HTTPError):
+            stock = await _stock(client)
+            if sum(q for (loc, _), q in stock.items() if loc == PORTAL_LOCATION) >= pallet:
+                return
+        if loop.time() > deadline:
+            return  # _run reports how many cases the portal saw
 
 
 async def _stock(client: httpx.AsyncClient) -> dict[tuple[str, str], int]:
@@ -195,7 +272,7 @@ async def _watch_stock(client: httpx.AsyncClient, daemon: Any, echo: Callable[[s
 
 
 def _outbox_on_hand(daemon: Any) -> dict[tuple[str, str], int]:
-    """What the agent itself stored, summed: receives into the dock, by item."""
+    """What the agent itself stored and delivered, summed per location and item."""
     from agent.outbox import connect
 
     conn = connect(daemon.config.outbox_path, readonly=True)
@@ -204,8 +281,10 @@ def _outbox_on_hand(daemon: Any) -> dict[tuple[str, str], int]:
         for (payload,) in conn.execute("SELECT payload FROM movements WHERE state = 'delivered'"):
             m = Movement.from_json(payload)
             key = m.item.key()
-            if m.kind == "receive" and m.to and key:
+            if key and m.to and m.kind in ("receive", "transfer", "return"):
                 totals[(m.to, key)] += m.qty
+            if key and m.from_ and m.kind in ("ship", "transfer"):
+                totals[(m.from_, key)] -= m.qty
         return dict(totals)
     finally:
         conn.close()

@@ -100,6 +100,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX movements_cancelled ON movements(settled_at) WHERE state = 'cancelled';
         """,
     ),
+    (
+        # An RFID reader's own first/last-seen stamps (µs UTC) and its clock's offset
+        # from the agent's, kept as evidence beside the agent's observed_at.
+        "0003_read_reader_times",
+        """
+        ALTER TABLE reads ADD COLUMN reader_first_seen_us INTEGER;
+        ALTER TABLE reads ADD COLUMN reader_last_seen_us INTEGER;
+        ALTER TABLE reads ADD COLUMN reader_offset_us INTEGER;
+        """,
+    ),
 )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.errors import OutboxDamaged, OutboxError, OutboxFull
-from agent.model import Movement, dumps
+from agent.model import Movement, Read, dumps
 from agent.outbox.queries import connect, next_seq, read_stats, read_sync_state
 from agent.outbox.rows import (
     ROW_OVERHEAD,
@@ -42,6 +42,60 @@ from agent.outbox.writer import Transaction, Writer, map_sqlite_error
 
 T = TypeVar("T")
 _HEADROOM_MIN = 1 << 20  # bytes past the soft cap kept free for marking and pruning
+_INSERT_READ = (
+    "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
+    " observed_at, mono_ns, boot_id, outcome, first_seq, last_seq, created_at,"
+    " reader_first_seen_us, reader_last_seen_us, reader_offset_us)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A read that moved nothing and changed no state (most RFID re-reads): stored in one
+# executemany with the others of its job, and answered with these shared records.
+_PLAIN_DONE = Done(range(0), ())
+_PLAIN_STORED = Stored()
+
+
+def _plain(commit: Commit) -> bool:
+    return (
+        commit.read is not None and not commit.movements and not commit.state and not commit.cancel
+    )
+
+
+def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
+    """``render``, without its work for the commits that carry no movement."""
+    if all(map(_plain, commits)):
+        return [[] for _ in commits]
+    return render(commits)
+
+
+def _results(commits: Sequence[Commit], done: list[Done | Exception]) -> list[Stored]:
+    if all(d is _PLAIN_DONE for d in done):
+        return [_PLAIN_STORED] * len(done)
+    return stored_results(commits, done)
+
+
+def _read_row(
+    read: Read, outcome: str | None, first: int | None, last: int | None, now: float
+) -> tuple[Any, ...]:
+    return (
+        read.id,
+        read.device,
+        read.kind,
+        read.data,
+        read.symbology,
+        read.antenna,
+        read.rssi,
+        read.seen_count,
+        read.observed_at,
+        read.mono_ns,
+        read.boot_id,
+        outcome,
+        first,
+        last,
+        now,
+        read.reader_first_seen_us,
+        read.reader_last_seen_us,
+        read.reader_offset_us,
+    )
 
 
 class Outbox:
@@ -181,23 +235,23 @@ class Outbox:
 
     async def store(self, commits: Sequence[Commit]) -> list[Stored]:
         """Store each read with its movements atomically; refused ones carry the reason."""
-        rendered = render(commits)
+        rendered = _render(commits)
         try:
             seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, False))
         except Careful:
             seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, True))
-        results = stored_results(commits, seqs)
+        results = _results(commits, seqs)
         if any(r.movements for r in results):
             self._notify()
         return results
 
     def store_blocking(self, commits: Sequence[Commit]) -> list[Stored]:
-        rendered = render(commits)
+        rendered = _render(commits)
         try:
             seqs = self.submit_blocking(lambda tx: self._store_job(tx, commits, rendered, False))
         except Careful:
             seqs = self.submit_blocking(lambda tx: self._store_job(tx, commits, rendered, True))
-        return stored_results(commits, seqs)
+        return _results(commits, seqs)
 
     def _store_job(
         self,
@@ -218,12 +272,23 @@ class Outbox:
         now = self._wall()
         used = self._used_bytes(conn)
         added = 0
+        plain: list[tuple[Any, ...]] = []  # read rows of plain commits, inserted together
+
+        def insert_plain() -> None:
+            try:
+                conn.executemany(_INSERT_READ, plain)
+            except sqlite3.Error as exc:
+                raise Careful() from exc
+            plain.clear()
+
         tx.on_rollback(functools.partial(self._rewind, self._next_seq, self.pending_count))
         for commit, payloads in zip(commits, rendered, strict=True):
             if isinstance(payloads, OutboxError):
                 out.append(payloads)
                 continue
             if used + added >= self.max_bytes:
+                if plain:
+                    insert_plain()
                 used, added = self._used_bytes(conn), 0  # the estimate said full: measure
                 if used >= self.max_bytes:
                     out.append(
@@ -233,6 +298,12 @@ class Outbox:
                         )
                     )
                     continue
+            read = commit.read
+            if not careful and read is not None and _plain(commit):
+                plain.append(_read_row(read, commit.outcome, None, None, now))
+                out.append(_PLAIN_DONE)
+                added += ROW_OVERHEAD + len(read.data)
+                continue
             first = self._next_seq
             pending_before = self.pending_count
             if not careful:
@@ -261,6 +332,8 @@ class Outbox:
                 + sum(map(len, payloads))
                 + (len(commit.read.data) if commit.read else 0)
             )
+        if plain:
+            insert_plain()
         return out
 
     def _store_one(self, tx: Transaction, commit: Commit, payloads: list[str], now: float) -> Done:
@@ -300,26 +373,8 @@ class Outbox:
         n = len(movements)
         if read is not None:
             conn.execute(
-                "INSERT INTO reads(id, device, kind, data, symbology, antenna, rssi, seen_count,"
-                " observed_at, mono_ns, boot_id, outcome, first_seq, last_seq, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    read.id,
-                    read.device,
-                    read.kind,
-                    read.data,
-                    read.symbology,
-                    read.antenna,
-                    read.rssi,
-                    read.seen_count,
-                    read.observed_at,
-                    read.mono_ns,
-                    read.boot_id,
-                    outcome,
-                    first if n else None,
-                    first + n - 1 if n else None,
-                    now,
-                ),
+                _INSERT_READ,
+                _read_row(read, outcome, first if n else None, first + n - 1 if n else None, now),
             )
         read_id = read.id if read else None
         for movement, body in zip(movements, bodies, strict=True):

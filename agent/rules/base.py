@@ -96,10 +96,21 @@ def _undo_movement(m: Movement) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A decision made by time rather than by a read (a portal pass gone quiet, a
+    tag departed from a zone): stored without a read, for ``device``."""
+
+    device: str
+    decision: Decision
+
+
 class Station(abc.ABC):
     kind: ClassVar[str]
     # Session commands a station understands besides QTY/OP/PAIR/CANCEL (the engine's).
     commands: ClassVar[tuple[str, ...]] = ()
+    # Stations that decide on a clock tick too (RFID): the engine calls tick() for them.
+    ticks: ClassVar[bool] = False
 
     def __init__(self, settings: StationSettings, ctx: Context) -> None:
         self.settings = settings
@@ -108,6 +119,25 @@ class Station(abc.ABC):
 
     @abc.abstractmethod
     def decide(self, read: Read, identity: Identity, state: Mapping[str, Any]) -> Decision: ...
+
+    def foreign(self, read: Read, identity: Identity) -> Decision | None:
+        """An unknown code: None refuses it (bad read). RFID stations keep foreign tags
+        (a TID, an unprogrammed tag) as ignored good reads: a portal must not blare at them."""
+        return None
+
+    def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Rebuild what the station keeps in memory from its stored state."""
+
+    def tick(
+        self, now_ns: int, boot_id: str, state: Mapping[str, Any], final: bool = False
+    ) -> list[Closed]:
+        """Decisions that fall due at ``now_ns`` (``final``: everything still open)."""
+        return []
+
+    def resume(self, read: Read, identity: Identity, state: Mapping[str, Any]) -> bool:
+        """Take in a read stored before a restart, to rebuild what was in flight; whether
+        it was taken (False: already decided, or nothing in flight needs it)."""
+        return False
 
     def status(self, state: Mapping[str, Any]) -> dict[str, Any]:
         """What `status` shows of this station's open session; small, no per-serial keys."""

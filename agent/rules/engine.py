@@ -8,7 +8,7 @@ the same engine with nothing stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +21,12 @@ from agent.rules.cancel import cancel
 from agent.rules.count import Count
 from agent.rules.debounce import Debouncer
 from agent.rules.pairing import PAIRINGS, pair
+from agent.rules.portal import Portal
 from agent.rules.putaway import Putaway
 from agent.rules.receiving import Receiving
 from agent.rules.returns import Returns
 from agent.rules.shipping import Shipping
+from agent.rules.zone import Zone
 
 STATIONS: dict[str, type[Station]] = {
     "receiving": Receiving,
@@ -32,6 +34,8 @@ STATIONS: dict[str, type[Station]] = {
     "returns": Returns,
     "putaway": Putaway,
     "count": Count,
+    "portal": Portal,
+    "zone": Zone,
 }
 MAX_SKU = 64
 
@@ -56,6 +60,17 @@ class Ruling:
     decision: Decision
     changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     double: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A decision made by time (a portal pass gone quiet, a zone departure), for ``device``:
+    stored with no read (``Commit(None, ...)``); ``changes`` as in ``Ruling``."""
+
+    station: str
+    device: str
+    decision: Decision
+    changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Rules:
@@ -84,6 +99,8 @@ class Rules:
 
     def restore(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         self.state = {name: dict(state.get(name, {})) for name in self.stations}
+        for name, station in self.stations.items():
+            station.restore(self.state[name])
         self.pairings = {
             d: s for d, s in dict(state.get(PAIRINGS, {})).items() if s in self.stations
         }
@@ -120,17 +137,56 @@ class Rules:
         station, state = self.stations[name], self.state[name]
         identity = self._policy(station, read, identity)
         decision = self._decide(station, read, identity, state)
-        for key, value in decision.state.items():
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
+        _apply(state, decision.state)
         return Ruling(name, identity, decision, {name: decision.state} if decision.state else {})
+
+    @property
+    def ticking(self) -> bool:
+        """Whether any station decides on the clock (the daemon then runs a tick task)."""
+        return any(st.ticks for st in self.stations.values())
+
+    def tick(self, mono_ns: int, boot_id: str, final: bool = False) -> list[Tick]:
+        """Decisions due at ``mono_ns`` of boot ``boot_id``; ``final`` closes all that is open
+        (a replay's end). Like ``decide``, the working state changes at once."""
+        out: list[Tick] = []
+        for name, station in self.stations.items():
+            if not station.ticks:
+                continue
+            state = self.state[name]
+            for closed in station.tick(mono_ns, boot_id, state, final):
+                changes = closed.decision.state
+                _apply(state, changes)
+                out.append(
+                    Tick(name, closed.device, closed.decision, {name: changes} if changes else {})
+                )
+        return out
+
+    def apply(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        """Put stored changes back into the working state (after a ``restore``)."""
+        for name, change in changes.items():
+            if name in self.state:
+                _apply(self.state[name], change)
+
+    def resume(self, reads: Iterable[Read]) -> int:
+        """Rebuild in-flight RFID tracks from reads stored before a restart; no decisions
+        are made here (the next ``tick`` makes those that are due). Returns reads taken."""
+        taken = 0
+        for read in reads:
+            name = self.station_of(read.device)
+            if name is None or not self.stations[name].ticks or read.kind != "tag":
+                continue
+            identity = self.identify(read)
+            if identity.kind == "epc":
+                taken += self.stations[name].resume(read, identity, self.state[name])
+        return taken
 
     def _decide(
         self, station: Station, read: Read, identity: Identity, state: Mapping[str, Any]
     ) -> Decision:
         if identity.kind == "unknown":
+            foreign = station.foreign(read, identity)
+            if foreign is not None:
+                return foreign
             return bad(f"unknown code: {identity.error or 'not understood'}")
         if identity.kind == "command":
             if identity.command == "QTY":
@@ -171,4 +227,12 @@ class Rules:
         return Identity(kind="sku", raw=text, sku=text, warnings=(identity.error or "",))
 
 
-__all__ = ["ITEM_KINDS", "MAX_TEXT", "STATIONS", "Rules", "Ruling", "identify_for"]
+def _apply(state: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    for key, value in changes.items():
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+
+
+__all__ = ["ITEM_KINDS", "MAX_TEXT", "STATIONS", "Rules", "Ruling", "Tick", "identify_for"]

@@ -280,7 +280,7 @@ BAD: list[tuple[str, str, str, str]] = [
         'kind = "receiving"',
         'kind = "teleport"',
         "stations[0].kind",
-        "one of 'receiving', 'shipping', 'returns', 'putaway', 'count', got 'teleport'",
+        "one of 'receiving', 'shipping', 'returns', 'putaway', 'count', 'portal', 'zone', got 'teleport'",
     ),
     ('location = "DOCK-3"', "", "stations[0].location", "required"),
 ]

@@ -153,6 +153,23 @@ async def test_read_is_stored_with_its_raw_bytes(box: Outbox, path: Path) -> Non
     assert query(path, "SELECT read_id FROM movements") == [(read.id,)]
 
 
+async def test_a_tag_read_keeps_the_readers_own_times(box: Outbox, path: Path) -> None:
+    """Both paths: a read that moved nothing (stored in bulk) and one with a movement."""
+    times = {
+        "reader_first_seen_us": 1_790_000_000_000_001,
+        "reader_last_seen_us": 1_790_000_000_250_000,
+        "reader_offset_us": -1_234,
+    }
+    plain = make_read(b"\x30\x14" + bytes(10), antenna=3, **times)
+    moved = make_read(b"\x30\x14" + bytes(9) + b"\x01", antenna=4, **times)
+    await box.store([Commit(plain, (), outcome="good"), Commit(moved, (make_movement(),))])
+    rows = query(
+        path,
+        "SELECT reader_first_seen_us, reader_last_seen_us, reader_offset_us FROM reads ORDER BY id",
+    )
+    assert rows == [tuple(times.values())] * 2
+
+
 async def test_a_read_without_movements_and_movements_without_a_read(
     box: Outbox, path: Path
 ) -> None:

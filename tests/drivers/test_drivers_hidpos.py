@@ -746,15 +746,20 @@ async def test_close_while_connecting_releases_what_the_connect_claimed() -> Non
     assert bus.calls[-1] == ("close", "Xenon 1950g")
 
 
+def kernel_copies(root: Path, dev: Any) -> None:
+    """The kernel's copies of each interface's report descriptor, laid out as sysfs has them."""
+    for number, desc in dev.reports_by_interface.items():
+        node = root / f"1-2:1.{number}" / f"0003:0C2E:0B61.000{number}"
+        node.mkdir(parents=True)
+        (node / "report_descriptor").write_bytes(desc)
+
+
 async def test_open_reads_the_kernels_copy_and_leaves_the_keyboard_attached(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     dev = scanner_device()
     bus = FakeBus(dev)
-    for number, desc in dev.reports_by_interface.items():
-        node = tmp_path / f"1-2:1.{number}" / f"0003:0C2E:0B61.000{number}"
-        node.mkdir(parents=True)
-        (node / "report_descriptor").write_bytes(desc)
+    kernel_copies(tmp_path, dev)
     monkeypatch.setattr(HidPosScanner, "sysfs_root", tmp_path)
     read = await scan(bus, dev, honeywell_reports(b"A1"))
     assert read.data == b"A1"
@@ -847,10 +852,7 @@ def test_discover_reads_the_kernels_copy_without_detaching(
 ) -> None:
     scanner = scanner_device()
     bus = FakeBus(scanner)
-    for number, desc in scanner.reports_by_interface.items():
-        node = tmp_path / f"1-2:1.{number}" / f"0003:0C2E:0B61.000{number}"
-        node.mkdir(parents=True)
-        (node / "report_descriptor").write_bytes(desc)
+    kernel_copies(tmp_path, scanner)
     monkeypatch.setattr(HidPosScanner, "backend", bus)
     monkeypatch.setattr(HidPosScanner, "sysfs_root", tmp_path)
     (found,) = HidPosScanner.discover()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from driver_kit import eventually
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig
 
 from drivers import llrp_frames as f
@@ -60,14 +60,6 @@ def sllurp_config(**extra: Any) -> LLRPReaderConfig:
     }
     config.update(extra)
     return LLRPReaderConfig(config)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
@@ -125,6 +117,7 @@ async def test_sllurp_with_impinj_extensions_gets_them_enabled() -> None:
 async def test_keepalives_follow_the_clients_spec_and_are_acked_until_they_stop() -> None:
     scenario = portal(faults={"stop_keepalives_at_s": 6.0})  # 0.6 s of wall time
     async with LlrpEmulator(scenario) as emu, sllurp_client(emu, keepalive_interval=50):
+        await eventually(lambda: bool(emu.connections))  # sllurp returns before we accept
         record = emu.connections[0]
         await eventually(lambda: record.keepalive_acks >= 3)
         await eventually(lambda: record.keepalive_acks == record.keepalives_sent)

@@ -20,16 +20,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from driver_kit import read_factory
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.cli import main
-from agent.clock import Clock, Uuid7
 from agent.config import load_config
 from agent.errors import ConfigError, DriverError
 from agent.model import Feedback, Read
 from drivers import DRIVERS
-from drivers.base import Found, ReadFactory
+from drivers.base import Found
 from drivers.serial_scanner import (
     READY_MAX,
     Frame,
@@ -45,14 +45,6 @@ from drivers.serial_scanner import (
 )
 
 T0 = 1_780_000_000.0
-
-
-def factory() -> ReadFactory:
-    mono = iter(range(1000, 10**12, 1000))
-    clock = Clock(
-        wall=lambda: T0, mono_ns=lambda: next(mono), boot_id="boot-1", synced=lambda: True
-    )
-    return ReadFactory(clock, Uuid7(lambda: T0))
 
 
 # ---- LineFramer: bytes in, frames out ------------------------------------------------------
@@ -282,7 +274,10 @@ def scanner(
 ) -> SerialScanner:
     extra = {"sleep": sleep} if sleep is not None else {}
     return SerialScanner(
-        "scanner-1", SerialSettings(port=Path(port), **settings), factory(), **extra
+        "scanner-1",
+        SerialSettings(port=Path(port), **settings),
+        read_factory(T0, "boot-1"),
+        **extra,
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 import tty
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
+from driver_kit import eventually, outbox_rows
 from harness import AGENT, LedgerProcess, make_daemon
 
 
@@ -48,20 +48,6 @@ def write_config(workdir: Path, ledger: LedgerProcess, port: str) -> Path:
     return path
 
 
-async def wait_for(predicate, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-def outbox_rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    if not db.exists():
-        return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
-
-
 async def test_device_bytes_become_a_receive_movement(
     tmp_path: Path, ledger: LedgerProcess
 ) -> None:
@@ -78,8 +64,8 @@ async def test_device_bytes_become_a_receive_movement(
         os.write(master, b"\x00\xff\x1b\r")  # line noise
         os.write(master, b"09506000134352\r")  # a GTIN: one unit received
         os.write(master, b"]C1\r")  # an AIM id and nothing else
-        await wait_for(lambda: len(ledger.journal()) == 1, "the movement at the ledger")
-        await wait_for(
+        await eventually(lambda: len(ledger.journal()) == 1, "the movement at the ledger")
+        await eventually(
             lambda: len(outbox_rows(db, "SELECT id FROM reads")) == 3, "three reads stored"
         )
         feedback = b""

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from driver_kit import eventually, read_factory
 from evdev import InputEvent, ecodes
 from evdev.eventio import EventIO
 
-from agent.clock import Clock, Uuid7
 from agent.errors import DriverError
 from agent.model import Read
 from drivers import DRIVERS
-from drivers.base import Found, ReadFactory
+from drivers.base import Found
 from drivers.wedge import Change, LinuxInput, WedgeScanner, WedgeSettings
 from tests.e2e.harness import LedgerProcess, gtin14, write_config
 
@@ -147,12 +147,6 @@ KEYBOARD = Found(
 )  # fmt: skip
 
 
-def factory() -> ReadFactory:
-    mono = iter(range(1000, 10**12, 1000))
-    clock = Clock(wall=lambda: 1.78e9, mono_ns=lambda: next(mono), boot_id="b", synced=lambda: True)
-    return ReadFactory(clock, Uuid7(lambda: 1.78e9))
-
-
 def keys_for(text: str, enter: bool = True, t0: float = 1000.0) -> list[InputEvent]:
     """US key events typing digits, capitals and GS, as a USB scanner sends them."""
     out: list[InputEvent] = []
@@ -203,7 +197,7 @@ def wedge(system: FakeInput, sleeps: Sleeps | None = None, **settings: Any) -> W
     return WedgeScanner(
         "wedge-1",
         WedgeSettings(**settings),
-        factory(),
+        read_factory(1.78e9, "b"),
         system=system,
         sleep=sleeps or Sleeps(),
     )
@@ -211,14 +205,6 @@ def wedge(system: FakeInput, sleeps: Sleeps | None = None, **settings: Any) -> W
 
 async def next_read(reads: AsyncIterator[Read]) -> Read:
     return await asyncio.wait_for(anext(reads), 10)
-
-
-async def until(predicate: Any) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not reached")
 
 
 # ---- reading ------------------------------------------------------------------------
@@ -229,7 +215,7 @@ async def test_reads_a_gs1_scan_with_gs_intact_and_releases_the_grab_on_close() 
     async with wedge(system) as driver:
         reads = driver.reads()
         first = asyncio.ensure_future(next_read(reads))
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         (dev,) = system.opened
         assert dev.path == "/dev/input/event7"  # the scanner, never the keyboard
         dev.send(keys_for("0109506000134352\x1d10LOT42"))
@@ -249,7 +235,7 @@ async def test_grab_is_released_when_reading_raises() -> None:
     await driver.__aenter__()
     reads = driver.reads()
     pending = asyncio.ensure_future(next_read(reads))
-    await until(lambda: system.opened)
+    await eventually(lambda: system.opened)
     dev = system.opened[0]
     dev.unplug(errno.EIO)
     with pytest.raises(DriverError, match=r"wedge-1: reading /dev/input/event7 failed"):
@@ -264,7 +250,7 @@ async def test_scan_without_suffix_is_flushed_by_the_inter_key_timeout() -> None
     async with wedge(system, suffix="none", inter_key_timeout_ms=5) as driver:
         reads = driver.reads()
         pending = asyncio.ensure_future(next_read(reads))
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         system.opened[0].send(keys_for("4006381333931", enter=False))
         read = await pending
         assert (read.data, read.fault) == (b"4006381333931", None)
@@ -279,7 +265,7 @@ async def test_two_scanners_reading_at_once_do_not_mix() -> None:
     async with one, two:
         r1, r2 = one.reads(), two.reads()
         p1, p2 = asyncio.ensure_future(next_read(r1)), asyncio.ensure_future(next_read(r2))
-        await until(lambda: len(system.opened) == 2)
+        await eventually(lambda: len(system.opened) == 2)
         d1, d2 = sorted(system.opened, key=lambda d: d.path)
         a, b = keys_for("ABC123"), keys_for("456DEF")
         for i in range(0, max(len(a), len(b)), 3):  # one key report each, in turn
@@ -304,7 +290,7 @@ async def test_opens_absent_then_reads_when_the_scanner_is_plugged_in() -> None:
         await asyncio.sleep(0.01)
         assert system.opened == []
         system.plug(scanner_found())
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         system.opened[0].send(keys_for("42"))
         assert (await pending).data == b"42"
         assert driver.present
@@ -320,7 +306,7 @@ async def test_permission_settling_is_retried_with_backoff() -> None:
         reads = driver.reads()
         pending = asyncio.ensure_future(next_read(reads))
         system.plug(scanner_found())
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         assert sleeps.waits == [0.05, 0.1]
         system.opened[0].send(keys_for("7"))
         assert (await pending).data == b"7"
@@ -335,11 +321,11 @@ async def test_permission_never_granted_is_a_problem_until_udev_says_it_changed(
     async with wedge(system, sleeps) as driver:
         reads = driver.reads()
         pending = asyncio.ensure_future(next_read(reads))
-        await until(lambda: driver.problem and "permission denied" in driver.problem)
+        await eventually(lambda: driver.problem and "permission denied" in driver.problem)
         assert len(sleeps.waits) == 7 and max(sleeps.waits) == 1.0  # bounded, then wait
         assert not driver.present and system.opened == []
         system.emit(Change("change", "/dev/input/event7", scanner_found()))
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         system.opened[0].send(keys_for("9"))
         assert (await pending).data == b"9"
         await reads.aclose()
@@ -350,14 +336,14 @@ async def test_unplug_closes_and_the_same_device_id_reads_again_on_replug() -> N
     async with wedge(system) as driver:
         reads = driver.reads()
         pending = asyncio.ensure_future(next_read(reads))
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         first = system.opened[0]
         first.send(keys_for("12", enter=False))
         await asyncio.sleep(0.01)
         first.unplug()  # ENODEV: a Bluetooth handheld going to sleep mid-scan
         cut = await pending
         assert (cut.data, cut.fault) == (b"12", "cut short: the device went away mid-scan")
-        await until(lambda: "close" in first.calls)
+        await eventually(lambda: "close" in first.calls)
         assert first.calls == ["grab", "ungrab", "close"]
         assert not driver.present
         assert "went away" in (driver.problem or "")
@@ -365,7 +351,7 @@ async def test_unplug_closes_and_the_same_device_id_reads_again_on_replug() -> N
         pending = asyncio.ensure_future(next_read(reads))
         await asyncio.sleep(0.01)
         system.plug(scanner_found("/dev/input/event9"))  # woke up as a new node
-        await until(lambda: len(system.opened) == 2)
+        await eventually(lambda: len(system.opened) == 2)
         system.opened[1].send(keys_for("34"))
         again = await pending
         assert (again.device, again.data, again.fault) == ("wedge-1", b"34", None)
@@ -377,9 +363,9 @@ async def test_udev_remove_closes_the_device() -> None:
     async with wedge(system) as driver:
         reads = driver.reads()
         pending = asyncio.ensure_future(next_read(reads))
-        await until(lambda: system.opened)
+        await eventually(lambda: system.opened)
         system.unplug_node("/dev/input/event7")
-        await until(lambda: "close" in system.opened[0].calls)
+        await eventually(lambda: "close" in system.opened[0].calls)
         assert not driver.present
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
@@ -401,7 +387,7 @@ async def test_a_grab_held_elsewhere_is_a_problem_not_a_crash() -> None:
     async with wedge(system) as driver:
         reads = driver.reads()
         pending = asyncio.ensure_future(next_read(reads))
-        await until(lambda: driver.problem and "another program" in driver.problem)
+        await eventually(lambda: driver.problem and "another program" in driver.problem)
         assert system.opened[0].calls == ["close"]
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
@@ -413,7 +399,9 @@ async def test_real_udev_opens_with_no_scanner_present_and_closes_cleanly() -> N
         LinuxInput().watch().close()
     except OSError as exc:  # pragma: no cover - a sandbox without netlink
         pytest.skip(f"no udev netlink here: {exc}")
-    driver = WedgeScanner("wedge-real", WedgeSettings(vid_pid="ffff:fffe"), factory())
+    driver = WedgeScanner(
+        "wedge-real", WedgeSettings(vid_pid="ffff:fffe"), read_factory(1.78e9, "b")
+    )
     async with driver:
         assert not driver.present
         assert driver.problem == "waiting for vid:pid ffff:fffe"
@@ -456,7 +444,7 @@ async def test_key_events_become_a_receive_movement_in_the_outbox_and_the_ledger
         task = asyncio.create_task(daemon.run())
         try:
             await asyncio.wait_for(daemon.ready.wait(), 30)
-            await until(lambda: system.opened)
+            await eventually(lambda: system.opened)
             gtin = gtin14(42)
             # A de-configured scanner: digits are the same keys as on us.
             system.opened[0].send(keys_for(gtin))

@@ -182,7 +182,10 @@ def test_demo_runs_to_the_end_and_the_ledger_matches(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ledger on hand matches the agent's outbox: 44 units of 6 items at DOCK-1" in proc.stdout
+    assert (
+        "ledger on hand matches the agent's outbox: 244 units of 7 items at DOCK-1, DOOR-2; "
+        "all 200 cases through the portal received"
+    ) in proc.stdout
     assert "Traceback" not in proc.stderr
 
 

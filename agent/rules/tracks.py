@@ -1,0 +1,210 @@
+"""One tag's pass through a portal: what each side (outside, inside) saw, and the verdict.
+
+A portal reads each tag tens of times a second per antenna, so a read must cost
+a dict lookup and a few integer updates: a track keeps running summaries per
+side (reads, first/last seen, peak RSSI and when, the read-weighted mean time)
+and a handful of read ids as evidence, never the reads themselves.
+
+Times are the agent's monotonic ``mono_ns`` at receipt, within one ``boot_id``:
+a wall clock step cannot reorder reads, and replay sees the same times.
+
+The verdict (``direction``):
+
+- each side needs ``min_reads`` reads (``seen_count`` summed), else the tag
+  was seen on one side only (a cross-read, a tag parked by the door): no move;
+- the weaker side needs at least a fifth of the stronger side's reads
+  (``MIN_BALANCE``): a tag passing is read well on both sides, a tag staying
+  on one side is read on the other only now and then, through the door;
+- the side that saw the tag first must differ from the side that saw it last,
+  else it came back the way it came (a turn-back) or never left: no net move;
+- the read-weighted mean times of the two sides must lie in that order and
+  at least a quarter of the pass apart (``MIN_SEPARATION``), else the reads
+  interleave: a tag parked by the door, read on both sides for as long as
+  it stays, with first and last reads on either side by chance;
+- the direction is from the first side to the last; its confidence is the
+  share of four orderings that agree with it: first seen, last seen, mean
+  time (all three do, by the rules above) and the time of peak RSSI on each
+  side. 1.0: all four agree; 0.75: the peaks are in the other order
+  (0.5 cannot happen: the mean is a gate too).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent.model import Identity, Read
+
+OUTSIDE, INSIDE = 0, 1
+SIDES = ("outside", "inside")
+MIN_BALANCE = 0.2  # the weaker side's reads, as a share of the stronger side's
+MIN_SEPARATION = 0.25  # of the pass's duration, between the two sides' mean read times
+IDS_KEPT = 3  # read ids kept as evidence from the head and from the tail of a pass
+Direction = Literal["in", "out"]
+
+
+class Side:
+    """Running summary of one side's reads of one tag."""
+
+    __slots__ = ("antennas", "count", "first", "last", "peak", "peak_first", "peak_last", "sum_t")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = 0
+        self.last = 0
+        self.peak = -1000.0
+        self.peak_first = 0
+        self.peak_last = 0
+        self.sum_t = 0
+        self.antennas: set[int] = set()
+
+    def add(self, t: int, n: int, rssi: float | None, antenna: int) -> None:
+        if self.count == 0:
+            self.first = t
+        self.last = t
+        self.count += n
+        self.sum_t += t * n
+        if rssi is not None:
+            if rssi > self.peak:
+                self.peak, self.peak_first, self.peak_last = rssi, t, t
+            elif rssi == self.peak:
+                self.peak_last = t
+        if antenna not in self.antennas:
+            self.antennas.add(antenna)
+
+    @property
+    def peak_at(self) -> float:
+        """The middle of the peak: a tag passing under an antenna holds its peak a while."""
+        return (self.peak_first + self.peak_last) / 2 if self.peak > -1000.0 else self.mean
+
+    @property
+    def mean(self) -> float:
+        return self.sum_t / self.count if self.count else 0.0
+
+    def evidence(self, t0: int) -> dict[str, Any]:
+        if not self.count:
+            return {"reads": 0}
+        return {
+            "reads": self.count,
+            "antennas": sorted(self.antennas),
+            "peak_rssi": None if self.peak <= -1000.0 else self.peak,
+            "first_ms": _ms(self.first - t0),
+            "last_ms": _ms(self.last - t0),
+            "peak_ms": _ms(self.peak_at - t0),
+            "mean_ms": _ms(self.mean - t0),
+        }
+
+
+class Track:
+    """One tag's reads since it was first seen (or since its last verdict)."""
+
+    __slots__ = ("first", "head", "identity", "last", "rows", "sides", "tail")
+
+    def __init__(self, read: Read, identity: Identity) -> None:
+        self.identity = identity
+        self.first = read
+        self.last = read
+        self.rows = 0
+        self.sides = (Side(), Side())
+        self.head: list[str] = []
+        self.tail: deque[str] = deque(maxlen=IDS_KEPT)
+
+    def add(self, read: Read, side: int) -> None:
+        self.sides[side].add(read.mono_ns, read.seen_count or 1, read.rssi, read.antenna or 0)
+        self.last = read
+        self.rows += 1
+        if len(self.head) < IDS_KEPT:
+            self.head.append(read.id)
+        else:
+            self.tail.append(read.id)
+
+    @property
+    def boot_id(self) -> str:
+        return self.first.boot_id
+
+    def read_ids(self) -> list[str]:
+        return [*self.head, *self.tail]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a closed track means: a direction with its confidence, or why there is none."""
+
+    direction: Direction | None
+    confidence: float
+    why: str
+    votes: dict[str, bool]
+
+
+def direction(track: Track, min_reads: int) -> Verdict:
+    """The crossing a track shows, by the rules in this module's docstring."""
+    out, inn = track.sides
+    if out.count < min_reads or inn.count < min_reads:
+        seen = [name for name, s in zip(SIDES, track.sides, strict=True) if s.count]
+        why = (
+            f"seen on the {' and '.join(seen) or 'no'} side: too few reads to cross "
+            f"(outside {out.count}, inside {inn.count}, {min_reads} needed on each)"
+        )
+        return Verdict(None, 0.0, why, {})
+    weak, strong = sorted((out.count, inn.count))
+    if weak < MIN_BALANCE * strong:
+        side = SIDES[OUTSIDE if out.count < inn.count else INSIDE]
+        why = (
+            f"{weak} reads on the {side} against {strong} on the other side: "
+            "cross-reads of a tag that stayed on one side"
+        )
+        return Verdict(None, 0.0, why, {})
+    if out.first == inn.first or out.last == inn.last:
+        return Verdict(None, 0.0, "first or last read on both sides at once: no order", {})
+    start = OUTSIDE if out.first < inn.first else INSIDE
+    end = INSIDE if inn.last > out.last else OUTSIDE
+    if start == end:
+        return Verdict(None, 0.0, f"first and last read on the {SIDES[start]}: no net crossing", {})
+    a, b = track.sides[start], track.sides[end]  # from, to
+    span = max(track.last.mono_ns - track.first.mono_ns, 1)
+    separation = (b.mean - a.mean) / span
+    if separation < MIN_SEPARATION:
+        why = (
+            f"the sides' reads interleave (mean times {separation:.2f} of the pass apart, "
+            f"{MIN_SEPARATION} needed): a tag held in the field, not a crossing"
+        )
+        return Verdict(None, 0.0, why, {})
+    votes = {
+        "first": a.first < b.first,
+        "last": a.last < b.last,
+        "peak": a.peak_at < b.peak_at,
+        "mean": a.mean < b.mean,
+    }
+    confidence = sum(votes.values()) / len(votes)
+    way: Direction = "in" if start == OUTSIDE else "out"
+    return Verdict(way, confidence, f"crossed {way}", votes)
+
+
+def evidence(track: Track, verdict: Verdict) -> dict[str, Any]:
+    """Bounded evidence of one pass: read ids from its head and tail, per-side summaries."""
+    t0 = track.first.mono_ns
+    out: dict[str, Any] = {
+        "read_ids": track.read_ids(),
+        "reads": sum(s.count for s in track.sides),
+        "report_rows": track.rows,
+        "raw": track.identity.raw,
+        "antennas": sorted(track.sides[0].antennas | track.sides[1].antennas),
+        "outside": track.sides[OUTSIDE].evidence(t0),
+        "inside": track.sides[INSIDE].evidence(t0),
+        "pass": {
+            "boot_id": track.boot_id,
+            "first_mono_ns": t0,
+            "last_mono_ns": track.last.mono_ns,
+            "first_at": track.first.observed_at,
+        },
+    }
+    if verdict.direction is not None:
+        out["direction"] = verdict.direction
+        out["confidence"] = verdict.confidence
+        out["votes"] = verdict.votes
+    return out
+
+
+def _ms(ns: float) -> int:
+    return round(ns / 1_000_000)

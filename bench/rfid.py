@@ -1,0 +1,395 @@
+"""The RFID pipeline against its bar (DESIGN §8), side by side in one run.
+
+    python -m bench.rfid [--reads 100000] [--rounds 5] [--profile out.prof] [--quick]
+
+Prints one JSON object on stdout; progress goes to stderr. Every file lives in
+one temp dir that is removed at the end.
+
+The reader is the LLRP emulator as a real process (``edgetally sim llrp``) in
+``flood`` mode: once a client's ROSpec starts it writes pre-encoded
+RO_ACCESS_REPORTs (100 SGTIN-96 tags each, antenna, peak RSSI, first/last
+seen, seen count) as fast as the socket takes them, ``--reads`` tags per
+session. Both sides connect to that same process, one after the other, and get
+the same frames; being in its own process, it takes no CPU from either side.
+
+1. sllurp bare decode (``sllurp_decode_reads_per_s``): sllurp's ``LLRPClient``
+   state machine configures the reader over an asyncio connection; every frame
+   is read off the socket and decoded by sllurp's ``LLRPMessage`` and handed
+   to the client's ``handleMessage``; the tags of each RO_ACCESS_REPORT are
+   counted, nothing more. That is the ceiling: what any Python client built on
+   sllurp pays before doing anything with a tag.
+2. The pipeline (``pipeline_reads_per_s``): the agent's real ``Daemon``, in
+   this process (its own asyncio loop, its outbox writer thread), with a
+   ``[[devices]] driver = "llrp"`` on the emulator and one RFID station on it
+   (``portal`` when the rules have it, else ``receiving``); the outbox is a
+   real file with ``synchronous=FULL``; JSON logs at level info go to
+   /dev/null as they would go to the journal. The ledger is unreachable (a
+   closed loopback port): the bar is LLRP -> movements -> outbox, and sync
+   would compete with the pipeline for the one loop. In-process rather than a
+   ``edgetally run`` child so the count of stored reads is read from the
+   daemon's own counters every few ms, not inferred from logs; it is the same
+   code, configured from the same TOML.
+
+Rates are steady state: the count from the moment ``--warmup`` of the reads
+(10%) are through to the last one, over that time, so connect, reader
+configuration and start-up are left out. Rounds alternate which side goes
+first; headline numbers are medians and ``ratio`` is the ratio of medians.
+After each pipeline round the outbox is checked: every read stored with an
+outcome (nothing dropped), and ``movements`` is what the station made.
+``--profile`` runs one more pipeline round under cProfile and writes it there
+(not counted in the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import pstats
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sllurp.llrp import LLRPClient, LLRPMessage, LLRPReaderState
+
+from agent import logs
+from agent.config import load_config
+from agent.daemon import Daemon
+from agent.rules.engine import STATIONS
+from bench.common import cpu_model
+from bench.procs import EDGETALLY, ROOT, BenchError, free_port
+from drivers.llrp_link import HEADER_LEN, frame_length
+from drivers.llrp_settings import LlrpSettings, reader_config
+
+AGENT = "bench-portal-1"
+DEVICE = "dock-1-portal"
+READER_RATE = 1_100  # a fast reader's tag reads per second (DESIGN §8)
+RATIO_BAR = 0.7
+RATE_BAR = 5 * READER_RATE
+POLL_S = 0.005
+ROUND_TIMEOUT_S = 600.0
+
+
+def log(message: str) -> None:
+    print(f"bench.rfid: {message}", file=sys.stderr, flush=True)
+
+
+# ---- the reader: the emulator in its own process -------------------------------------------
+
+
+def write_scenario(tmp: Path, reads: int) -> Path:
+    """The bundled flood, ending each session after ``reads`` tag reads."""
+    path = tmp / "flood.toml"
+    path.write_text(
+        'name = "flood"\nseed = 5\n\n'
+        + "".join(
+            f'[[antennas]]\nid = {i}\ngroup = "{"outside" if i <= 2 else "inside"}"\n\n'
+            for i in (1, 2, 3, 4)
+        )
+        + '[[tags]]\nname = "population"\ngtin = "00614141123452"\n'
+        "company_prefix_length = 7\nserial_start = 100000\ncount = 1000\n"
+        'motion = "shelf"\nnear = "outside"\n\n'
+        "[flood]\ntags = 1000\ntags_per_report = 100\nreports_per_write = 10\n"
+        f"total_reads = {reads}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextlib.contextmanager
+def emulator(scenario: Path) -> Any:
+    """``edgetally sim llrp`` as a child process; yields its port once it listens."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*EDGETALLY, "sim", "llrp", "--scenario", str(scenario), "--port", str(port)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "listening" not in line:
+            raise BenchError(f"the LLRP emulator did not start (it said {line!r})")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def reader_settings(port: int) -> LlrpSettings:
+    return LlrpSettings(host="127.0.0.1", port=port, antennas=[1, 2, 3, 4])
+
+
+# ---- steady-state rate -------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """Counts at two instants: once ``warm`` reads are through, and at the end."""
+
+    warm: int
+    t0: float | None = None
+    n0: int = 0
+    t1: float | None = None
+    n1: int = 0
+
+    def see(self, n: int, now: float) -> None:
+        if self.t0 is None and n >= self.warm:
+            self.t0, self.n0 = now, n
+        self.t1, self.n1 = now, n
+
+    @property
+    def rate(self) -> float:
+        if self.t0 is None or self.t1 is None or self.t1 <= self.t0:
+            raise BenchError(f"too few reads to measure ({self.n1}): raise --reads")
+        return (self.n1 - self.n0) / (self.t1 - self.t0)
+
+
+# ---- 1. sllurp's bare decode ------------------------------------------------------------------
+
+
+async def sllurp_round(port: int, total: int, warm: int) -> float:
+    """sllurp configures the reader and decodes every frame; the tags are counted."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    client = LLRPClient(reader_config(reader_settings(port)), transport_tx_write=writer.write)
+    window = Window(warm)
+    seen = 0
+    try:
+        async with asyncio.timeout(ROUND_TIMEOUT_S):
+            while seen < total:
+                header = await reader.readexactly(HEADER_LEN)
+                length = frame_length(header)
+                frame = header + await reader.readexactly(length - HEADER_LEN)
+                msg = LLRPMessage(msgbytes=frame)
+                client.handleMessage(msg)
+                if msg.msgname == "RO_ACCESS_REPORT":
+                    tags = msg.msgdict["RO_ACCESS_REPORT"].get("TagReportData") or []
+                    seen += len(tags) if isinstance(tags, list) else 1
+                    window.see(seen, time.perf_counter())
+        if client.state == LLRPReaderState.STATE_INVENTORYING:
+            client.sendMessage({"CLOSE_CONNECTION": {}})
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return window.rate
+
+
+# ---- 2. the pipeline ---------------------------------------------------------------------------
+
+
+def station_table(kind: str) -> str:
+    """The station on the reader: a portal door (antennas 1-2 outside, 3-4 inside) or a
+    receiving dock (each tag's first read receives it, re-reads are duplicates)."""
+    if kind == "portal":
+        return (
+            '[[stations]]\nname = "dock-1"\nkind = "portal"\nlocation = "DOCK-1"\n'
+            f'devices = ["{DEVICE}"]\noutside_antennas = [1, 2]\ninside_antennas = [3, 4]\n'
+        )
+    return (
+        '[[stations]]\nname = "dock-1"\nkind = "receiving"\nlocation = "DOCK-1"\n'
+        f'devices = ["{DEVICE}"]\n'
+    )
+
+
+def write_config(workdir: Path, port: int, station: str) -> Path:
+    workdir.mkdir()
+    token = workdir / "token"
+    token.write_text("bench-token", encoding="utf-8")
+    path = workdir / "agent.toml"
+    path.write_text(
+        f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "info"\n\n'
+        '[outbox]\npath = "outbox.db"\n\n'
+        f'[sync]\nurl = "http://127.0.0.1:{free_port()}/"\ntoken_file = "{token}"\n'
+        "backoff_initial_s = 30\nbackoff_cap_s = 60\n\n"
+        '[health]\nlisten = ""\n\n'
+        f'[[devices]]\nid = "{DEVICE}"\ndriver = "llrp"\nhost = "127.0.0.1"\nport = {port}\n'
+        "antennas = [1, 2, 3, 4]\n\n" + station_table(station),
+        encoding="utf-8",
+    )
+    return path
+
+
+async def pipeline_round(
+    workdir: Path,
+    port: int,
+    station: str,
+    total: int,
+    warm: int,
+    profile: cProfile.Profile | None = None,
+) -> tuple[float, int]:
+    """The daemon on the flood until ``total`` reads are stored; (rate, movements)."""
+    daemon = Daemon(load_config(write_config(workdir, port, station)), "bench-token")
+    window = Window(warm)
+    counts = daemon.counters.reads
+    if profile is not None:
+        profile.enable()
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    try:
+        async with asyncio.timeout(ROUND_TIMEOUT_S):
+            while True:
+                await asyncio.sleep(POLL_S)
+                if task.done():
+                    await task
+                    raise BenchError("the daemon stopped before the flood ended")
+                n = counts.total()
+                window.see(n, time.perf_counter())
+                if n >= total:
+                    break
+    finally:
+        if profile is not None:
+            profile.disable()
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
+    db = workdir / "outbox.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        reads, without = conn.execute(
+            "SELECT count(*), count(*) - count(outcome) FROM reads WHERE device = ?", (DEVICE,)
+        ).fetchone()
+        movements = conn.execute("SELECT count(*) FROM movements").fetchone()[0]
+    if reads != total or without:
+        raise BenchError(
+            f"the outbox holds {reads} reads ({without} without an outcome) of {total} sent"
+        )
+    return window.rate, int(movements)
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for dist in ("sllurp", "epcpy", "orjson"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    total = args.reads
+    warm = max(1, int(total * args.warmup))
+    with (
+        open(os.devnull, "w", encoding="utf-8") as sink,
+        emulator(write_scenario(tmp, total)) as port,
+    ):
+        logs.setup("info", stream=sink)  # the daemon's JSON logs, formatted and thrown away
+        bare: list[float] = []
+        pipe: list[float] = []
+        moves: list[int] = []
+        for r in range(args.rounds):
+            order = ("sllurp", "pipeline") if r % 2 == 0 else ("pipeline", "sllurp")
+            for side in order:
+                if side == "sllurp":
+                    bare.append(await sllurp_round(port, total, warm))
+                else:
+                    rate, made = await pipeline_round(
+                        tmp / f"round-{r}", port, args.station, total, warm
+                    )
+                    pipe.append(rate)
+                    moves.append(made)
+            log(
+                f"round {r + 1}/{args.rounds}: sllurp {bare[-1]:,.0f} reads/s, "
+                f"pipeline {pipe[-1]:,.0f} reads/s, {moves[-1]} movements"
+            )
+        if args.profile is not None:
+            profile = cProfile.Profile()
+            await pipeline_round(tmp / "profiled", port, args.station, total, warm, profile)
+            profile.dump_stats(args.profile)
+            stats = pstats.Stats(profile, stream=sys.stderr)
+            stats.sort_stats("tottime").print_stats(25)
+            log(f"profile of one pipeline round written to {args.profile}")
+        logging.getLogger("edgetally").handlers.clear()
+    bare_med, pipe_med = statistics.median(bare), statistics.median(pipe)
+    return {
+        "sllurp_decode_reads_per_s": round(bare_med),
+        "pipeline_reads_per_s": round(pipe_med),
+        "ratio": round(pipe_med / bare_med, 3),
+        "movements": int(statistics.median(moves)),
+        "bars": {
+            "ratio_min": RATIO_BAR,
+            "pipeline_reads_per_s_min": RATE_BAR,
+            "ratio_met": pipe_med / bare_med >= RATIO_BAR,
+            "rate_met": pipe_med >= RATE_BAR,
+        },
+        "per_round": {
+            "sllurp_decode_reads_per_s": [round(x) for x in bare],
+            "pipeline_reads_per_s": [round(x) for x in pipe],
+            "movements": moves,
+        },
+        "rounds": args.rounds,
+        "reads_per_round": total,
+        "warmup_reads": warm,
+        "station": args.station,
+        "ledger": "unreachable (closed loopback port): the bar ends at the outbox",
+        "outbox": "real file, journal_mode=WAL, synchronous=FULL",
+        "machine": {
+            "cpu": cpu_model(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "sqlite_version": sqlite3.sqlite_version,
+            "versions": versions(),
+        },
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.rfid", description=__doc__.split("\n")[0])
+    p.add_argument("--reads", type=int, default=100_000, help="tag reads per session")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds of both sides")
+    p.add_argument("--warmup", type=float, default=0.1, help="share of reads left out as start-up")
+    p.add_argument(
+        "--station",
+        choices=("portal", "receiving") if "portal" in STATIONS else ("receiving",),
+        default="portal" if "portal" in STATIONS else "receiving",
+        help="the station on the reader",
+    )
+    p.add_argument("--profile", type=Path, help="run one more pipeline round under cProfile")
+    p.add_argument("--dir", type=Path, help="where the temp dir goes (default: the system's)")
+    p.add_argument("--quick", action="store_true", help="a short run for the test suite")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.reads, args.rounds = 5_000, 1
+    if args.reads < 1000 or args.rounds < 1 or not 0 <= args.warmup < 0.9:
+        p.error("--reads >= 1000, --rounds >= 1 and 0 <= --warmup < 0.9")
+    return args
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="edgetally-rfid-", dir=args.dir) as tmp:
+        log(f"reads={args.reads:,} rounds={args.rounds} in {tmp}")
+        try:
+            result = asyncio.run(run(args, Path(tmp)))
+        except (BenchError, OSError) as exc:
+            log(f"failed: {exc}")
+            return 1
+        except KeyboardInterrupt:
+            log("interrupted")
+            return 130
+    print(json.dumps(result, indent=2), file=stdout or sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

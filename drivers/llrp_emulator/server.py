@@ -1,0 +1,111 @@
+"""The reader's TCP server: one client at a time, as a real reader serves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from drivers import llrp_frames as f
+from drivers.llrp_emulator.scenario import Scenario
+from drivers.llrp_emulator.session import ConnectionRecord, Session
+
+
+class LlrpEmulator:
+    """``async with LlrpEmulator(scenario) as emu:`` listens on ``emu.port`` until the block ends.
+
+    Like a real reader it serves one client at a time: a second connection is
+    told ``Failed (a Client initiated connection already exists)`` and closed.
+    """
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.scenario = scenario
+        self.host = host
+        self.port = port
+        self.connections: list[ConnectionRecord] = []
+        self.messages_received: deque[str] = deque(maxlen=100_000)
+        self.message_counts: Counter[str] = Counter()
+        self._server: asyncio.Server | None = None
+        self._active: Session | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    @property
+    def session_active(self) -> bool:
+        return self._active is not None
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._active is not None:
+            await self._active.close()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=2)
+        for task in self._handlers:
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        peer = writer.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        try:
+            if self._active is not None:
+                record = ConnectionRecord(
+                    peer_text, accepted=False, closed="refused: a client is connected"
+                )
+                self.connections.append(record)
+                data = f.ReaderEventNotificationData(
+                    f.UTCTimestamp(time.time_ns() // 1000),
+                    (f.ConnectionAttemptEvent(f.CONNECTION_FAILED_CLIENT_INITIATED_EXISTS),),
+                )
+                writer.write(f.ReaderEventNotification(1, data).encode())
+                with contextlib.suppress(OSError):
+                    await writer.drain()
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                return
+            record = ConnectionRecord(peer_text, accepted=True)
+            self.connections.append(record)
+            session = Session(self, reader, writer, record)
+            self._active = session
+            try:
+                await session.run()
+            finally:
+                self._active = None
+        finally:
+            self._handlers.discard(task)
+
+
+async def serve(
+    scenario: Scenario,
+    host: str = "127.0.0.1",
+    port: int = 5084,
+    on_ready: Callable[[LlrpEmulator], None] | None = None,
+) -> None:
+    """Run the emulator until cancelled (the CLI's Ctrl+C); ``on_ready`` sees it listening."""
+    async with LlrpEmulator(scenario, host, port) as emu:
+        if on_ready is not None:
+            on_ready(emu)
+        await asyncio.Event().wait()

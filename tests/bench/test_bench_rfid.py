@@ -1,0 +1,54 @@
+"""`python -m bench.rfid --quick` runs both sides against the emulator and prints the numbers.
+
+No rate targets here: the bars are checked by reading the benchmark's output
+on a quiet machine, never in unit tests. What is checked is that the run is
+real: both sides counted reads, the pipeline stored every read and made
+movements (a receiving station receives each tag once).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.rfid",
+            "--quick",
+            "--station",
+            "receiving",
+            "--dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    for key in ("sllurp_decode_reads_per_s", "pipeline_reads_per_s", "ratio", "movements"):
+        assert number(result[key]) and result[key] > 0, (key, result[key])
+    bare, pipe = result["sllurp_decode_reads_per_s"], result["pipeline_reads_per_s"]
+    assert math.isclose(result["ratio"], pipe / bare, rel_tol=0.01, abs_tol=0.001)
+    # 1,000 distinct tags in the flood: each received once, re-reads are duplicates
+    assert result["movements"] == 1000
+    assert result["station"] == "receiving"
+    assert result["rounds"] == len(result["per_round"]["pipeline_reads_per_s"]) == 1
+    assert result["machine"]["versions"]["sllurp"]
+    assert "bench.rfid: round 1/1" in done.stderr  # progress goes to stderr
+    assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up
