@@ -8,24 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from identify_kit import GTIN, read
 
 from agent.identify import MAX_DATA, identify
-from agent.model import Identity, Read
-
-GTIN = "09506000134352"
-SSCC = "376104250021234569"
-
-
-def read(data: bytes) -> Read:
-    return Read(
-        id="0190f2a4-6c1e-7d3a-9b2f-000000000001",
-        device="scanner-1",
-        kind="barcode",
-        data=data,
-        observed_at="2026-05-01T10:00:00.000000Z",
-        mono_ns=1,
-        boot_id="b",
-    )
+from agent.model import Identity
 
 
 def gtin(raw: str, value: str = GTIN, **fields: Any) -> dict[str, Any]:

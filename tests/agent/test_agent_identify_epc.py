@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
+from identify_kit import read
 
 from agent.identify import Identifier, IdentifySettings, identify
 from agent.model import Identity, Read
@@ -22,18 +23,7 @@ GTIN = "80614141123458"
 
 
 def tag(data: bytes, fault: str | None = None) -> Read:
-    return Read(
-        id="0190f2a4-6c1e-7d3a-9b2f-000000000001",
-        device="portal-1",
-        kind="tag",
-        data=data,
-        observed_at="2026-05-01T10:00:00.000000Z",
-        mono_ns=1,
-        boot_id="b",
-        antenna=1,
-        rssi=-61.5,
-        fault=fault,
-    )
+    return read(data, device="portal-1", kind="tag", antenna=1, rssi=-61.5, fault=fault)
 
 
 def epc(uri: str, hri: str | None, **fields: Any) -> dict[str, Any]:

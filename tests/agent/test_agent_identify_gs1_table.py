@@ -13,27 +13,10 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
+from identify_kit import GLN, GS, GTIN, SSCC, read
 
 from agent.identify import identify
-from agent.model import Identity, Read
-
-GTIN = "09506000134352"
-SSCC = "376104250021234569"
-GLN = "5412345000013"
-GS = "\x1d"
-
-
-def read(data: str, symbology: str | None = None) -> Read:
-    return Read(
-        id="0190f2a4-6c1e-7d3a-9b2f-000000000001",
-        device="scanner-1",
-        kind="barcode",
-        data=data.encode(),
-        observed_at="2026-05-01T10:00:00.000000Z",
-        mono_ns=1,
-        boot_id="b",
-        symbology=symbology,
-    )
+from agent.model import Identity
 
 
 def gtin(value: str = GTIN, hri: str | None = None, **fields: Any) -> dict[str, Any]:

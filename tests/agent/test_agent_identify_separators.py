@@ -9,28 +9,12 @@ the warning.
 from __future__ import annotations
 
 import pytest
+from identify_kit import GLN, GS, GTIN, read
 
 from agent.identify import Identifier, IdentifySettings
-from agent.model import Read
 
-GTIN = "09506000134352"
-GLN = "5412345000013"
-GS = "\x1d"
 REJECT = Identifier(IdentifySettings(missing_separator="reject"))
 ACCEPT = Identifier(IdentifySettings(missing_separator="accept"))
-
-
-def read(data: str, symbology: str | None = None) -> Read:
-    return Read(
-        id="0190f2a4-6c1e-7d3a-9b2f-000000000001",
-        device="scanner-1",
-        kind="barcode",
-        data=data.encode(),
-        observed_at="2026-05-01T10:00:00.000000Z",
-        mono_ns=1,
-        boot_id="b",
-        symbology=symbology,
-    )
 
 
 # (data, what biip reads as lot / serial, a part the warning must name)

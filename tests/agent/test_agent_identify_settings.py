@@ -6,22 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from identify_kit import read
 
 from agent.identify import Identifier, IdentifySettings, identify
-from agent.model import Read
-
-
-def read(data: str, symbology: str | None = None) -> Read:
-    return Read(
-        id="0190f2a4-6c1e-7d3a-9b2f-000000000001",
-        device="scanner-1",
-        kind="barcode",
-        data=data.encode(),
-        observed_at="2026-05-01T10:00:00.000000Z",
-        mono_ns=1,
-        boot_id="b",
-        symbology=symbology,
-    )
 
 
 def test_every_setting_has_help_text_and_a_default() -> None:
