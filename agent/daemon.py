@@ -28,8 +28,7 @@ from agent.metrics import Metrics
 from agent.model import Feedback, FeedbackKind, Read
 from agent.notify import Notifier
 from agent.observe import Observer
-from agent.outbox import Commit, Outbox, Stored, connect
-from agent.outbox.rows import uuid7_floor
+from agent.outbox import Commit, Outbox, Stored, recent_tag_reads
 from agent.replay import Recorder
 from agent.rules import Context, Rules, Ruling, Tick, identify_for
 from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
@@ -40,7 +39,6 @@ _END = object()
 READ_QUEUE_MAX = 10_000
 DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
 TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone quiet)
-RESUME_MAX = 500_000  # tag reads taken back at a start to rebuild open RFID passes
 
 
 @dataclass
@@ -558,56 +556,3 @@ class Daemon:
             if removed:
                 event(log, "pruned", rows=removed)
             await asyncio.sleep(self.config.outbox.prune_interval_s)
-
-
-def recent_tag_reads(
-    path: str, devices: set[str], since_wall: float, boot_id: str, since_mono_ns: int
-) -> list[Read]:
-    """Tag reads of ``devices`` stored since ``since_wall`` (by their UUIDv7 ids, the
-    table's key), in order; of this boot only those since ``since_mono_ns``. Other
-    boots' reads come back whole: their monotonic times mean nothing now, and the
-    stations close them at once. Runs in a thread, on its own read-only connection."""
-    conn = connect(path, readonly=True)
-    try:
-        rows = conn.execute(
-            "SELECT id, device, data, symbology, antenna, rssi, seen_count, observed_at,"
-            " mono_ns, boot_id, reader_first_seen_us, reader_last_seen_us, reader_offset_us"
-            " FROM reads WHERE id >= ? AND kind = 'tag' ORDER BY id LIMIT ?",
-            (uuid7_floor(since_wall), RESUME_MAX),
-        ).fetchall()
-    finally:
-        conn.close()
-    return [
-        Read(
-            id=rid,
-            device=device,
-            kind="tag",
-            data=bytes(data),
-            symbology=symbology,
-            antenna=antenna,
-            rssi=rssi,
-            seen_count=seen_count,
-            observed_at=observed_at,
-            mono_ns=mono_ns,
-            boot_id=boot,
-            reader_first_seen_us=first_us,
-            reader_last_seen_us=last_us,
-            reader_offset_us=offset_us,
-        )
-        for (
-            rid,
-            device,
-            data,
-            symbology,
-            antenna,
-            rssi,
-            seen_count,
-            observed_at,
-            mono_ns,
-            boot,
-            first_us,
-            last_us,
-            offset_us,
-        ) in rows
-        if device in devices and (boot != boot_id or mono_ns >= since_mono_ns)
-    ]

@@ -1,6 +1,6 @@
 """The durable local store of reads and movements (DESIGN §4)."""
 
-from agent.outbox.queries import connect, read_stats, read_sync_state
+from agent.outbox.queries import connect, read_stats, read_sync_state, recent_tag_reads
 from agent.outbox.rows import Commit, OutboxStats, Pending, Stored, SyncState
 from agent.outbox.store import Outbox
 
@@ -14,4 +14,5 @@ __all__ = [
     "connect",
     "read_stats",
     "read_sync_state",
+    "recent_tag_reads",
 ]

@@ -7,7 +7,8 @@ import urllib.parse
 from pathlib import Path
 
 from agent.errors import OutboxError
-from agent.outbox.rows import OutboxStats, SyncState
+from agent.model import Read
+from agent.outbox.rows import OutboxStats, SyncState, uuid7_floor
 
 
 def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
@@ -67,3 +68,59 @@ def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
         max_bytes=max_bytes,
         next_seq=next_seq(conn),
     )
+
+
+RESUME_MAX = 500_000  # tag reads taken back at a start to rebuild open RFID passes
+
+
+def recent_tag_reads(
+    path: str | Path, devices: set[str], since_wall: float, boot_id: str, since_mono_ns: int
+) -> list[Read]:
+    """Tag reads of ``devices`` stored since ``since_wall`` (by their UUIDv7 ids, the
+    table's key), in order; of this boot only those since ``since_mono_ns``. Other
+    boots' reads come back whole: their monotonic times mean nothing now, and the
+    stations close them at once. Runs in a thread, on its own read-only connection."""
+    conn = connect(path, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT id, device, data, symbology, antenna, rssi, seen_count, observed_at,"
+            " mono_ns, boot_id, reader_first_seen_us, reader_last_seen_us, reader_offset_us"
+            " FROM reads WHERE id >= ? AND kind = 'tag' ORDER BY id LIMIT ?",
+            (uuid7_floor(since_wall), RESUME_MAX),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        Read(
+            id=rid,
+            device=device,
+            kind="tag",
+            data=bytes(data),
+            symbology=symbology,
+            antenna=antenna,
+            rssi=rssi,
+            seen_count=seen_count,
+            observed_at=observed_at,
+            mono_ns=mono_ns,
+            boot_id=boot,
+            reader_first_seen_us=first_us,
+            reader_last_seen_us=last_us,
+            reader_offset_us=offset_us,
+        )
+        for (
+            rid,
+            device,
+            data,
+            symbology,
+            antenna,
+            rssi,
+            seen_count,
+            observed_at,
+            mono_ns,
+            boot,
+            first_us,
+            last_us,
+            offset_us,
+        ) in rows
+        if device in devices and (boot != boot_id or mono_ns >= since_mono_ns)
+    ]
