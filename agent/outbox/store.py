@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from agent.errors import OutboxDamaged, OutboxError, OutboxFull
 from agent.model import Movement, Read, dumps
+from agent.outbox.lock import OutboxLock
 from agent.outbox.queries import connect, next_seq, read_stats, read_sync_state
 from agent.outbox.rows import (
     ROW_OVERHEAD,
@@ -119,6 +120,7 @@ class Outbox:
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
         self._rlock = threading.Lock()
+        self._lock = OutboxLock(self.path)
         self._writer: Writer | None = None
         self._group_max = group_max
         self._next_seq = 1
@@ -143,6 +145,14 @@ class Outbox:
         if self._state != "unopened":
             raise OutboxError(f"outbox {self.path} was already {self._state}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            self._open_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_locked(self) -> None:
         try:
             conn = connect(self.path)
             check = conn.execute("PRAGMA quick_check").fetchall()
@@ -212,6 +222,7 @@ class Outbox:
         with contextlib.suppress(sqlite3.Error):
             self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._wconn.close()
+        self._lock.release()
         self._state = "closed"
 
     async def __aenter__(self) -> Outbox:

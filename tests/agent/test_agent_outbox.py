@@ -638,3 +638,55 @@ async def test_status_reads_an_outbox_whose_path_has_uri_characters(tmp_path: Pa
         assert outbox_status(path, BIG, T0)["outbox"]["pending"] == 2
     finally:
         box.close()
+
+
+def test_one_process_at_a_time_per_outbox(path: Path) -> None:
+    """A second agent on the same file would hand out the same seqs: it is refused."""
+    import os
+    import subprocess
+    import sys
+
+    first = Outbox.open(path, "dock-3", 1 << 20)
+    try:
+        with pytest.raises(OutboxError, match=rf"in another process \(pid {os.getpid()}\)"):
+            Outbox.open(path, "dock-3", 1 << 20)
+        code = (
+            "import sys; from pathlib import Path; from agent.outbox import Outbox;"
+            "from agent.errors import OutboxError\n"
+            "try: Outbox.open(Path(sys.argv[1]), 'dock-3', 1 << 20)\n"
+            "except OutboxError as e: print(e); sys.exit(3)\n"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert other.returncode == 3, other.stderr
+        assert "one agent per outbox" in other.stdout
+    finally:
+        first.close()
+    again = Outbox.open(path, "dock-3", 1 << 20)  # released on close
+    again.close()
+
+
+def test_a_killed_agent_leaves_no_stale_lock(path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time; from pathlib import Path; from agent.outbox import Outbox\n"
+        "Outbox.open(Path(sys.argv[1]), 'dock-3', 1 << 20); print('open', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        with pytest.raises(OutboxError, match="in another process"):
+            Outbox.open(path, "dock-3", 1 << 20)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    Outbox.open(path, "dock-3", 1 << 20).close()
