@@ -181,6 +181,79 @@ def sim_llrp(scenario: str, host: str, port: int) -> None:
 
 
 @main.group()
+def outbox() -> None:
+    """List, export and retry what the agent's outbox holds."""
+
+
+state_option = click.option(
+    "--state",
+    type=click.Choice(["pending", "delivered", "rejected", "cancelled"]),
+    help="Only movements in this state.",
+)
+
+
+@outbox.command("list")
+@config_option("The agent's TOML config (to find its outbox).")
+@state_option
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--since-seq", type=click.IntRange(0), default=0, help="Start after this seq.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, for scripts.")
+@user_errors
+def outbox_list(config_path: Path, state: Any, limit: int, since_seq: int, as_json: bool) -> None:
+    """Movements in seq order with their state, attempts and the ledger's reason."""
+    from agent.outbox.tools import list_movements
+
+    rows = list_movements(load_config(config_path).outbox_path, state, limit, since_seq)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    if not rows:
+        click.echo("no movements" + (f" in state {state}" if state else ""))
+    for r in rows:
+        where = f"{r['from'] or '-'} -> {r['to'] or '-'}"
+        why = f"  ({r['error']})" if r["error"] else ""
+        click.echo(
+            f"{r['seq']:>8}  {r['state']:<9} {r['kind']:<8} {r['item'] or '?':<24} "
+            f"{r['qty']:>6}  {where}  {r['station']}{why}"
+        )
+
+
+@outbox.command("export")
+@config_option("The agent's TOML config (to find its outbox).")
+@state_option
+@click.option("--since-seq", type=click.IntRange(0), default=0, help="Start after this seq.")
+@user_errors
+def outbox_export(config_path: Path, state: Any, since_seq: int) -> None:
+    """Every movement as JSON lines, as the ledger receives it, with its outbox state."""
+    from agent.outbox.tools import export_movements
+
+    for line in export_movements(load_config(config_path).outbox_path, state, since_seq):
+        click.echo(line)
+
+
+@outbox.command("retry")
+@config_option("The agent's TOML config (to find its outbox).")
+@click.argument("seqs", nargs=-1, type=click.IntRange(1))
+@click.option("--all-rejected", is_flag=True, help="Every rejected movement.")
+@user_errors
+def outbox_retry(config_path: Path, seqs: tuple[int, ...], all_rejected: bool) -> None:
+    """Send rejected movements again (after fixing the cause at the ledger); agent stopped."""
+    from agent.outbox import Outbox
+    from agent.outbox.tools import retry_rejected
+
+    if bool(seqs) == all_rejected:
+        raise click.UsageError("give the seqs to retry, or --all-rejected")
+    cfg = load_config(config_path)
+    box = Outbox.open(cfg.outbox_path, cfg.agent.id, cfg.outbox.max_bytes)
+    try:
+        n = retry_rejected(box, list(seqs) if seqs else None)
+    finally:
+        box.close()
+    click.echo(f"{n} rejected movement(s) set to pending; the agent sends them when it runs")
+
+
+@main.group()
 def config() -> None:
     """Check and show agent configs."""
 

@@ -1,0 +1,127 @@
+"""`edgetally outbox list|export|retry`: what the outbox holds, for a person or a script.
+
+Listing and export read through a read-only connection (safe while the agent
+runs: WAL readers never block the writer). Retry changes movements, so it
+goes through the outbox's own writer and its lock: with the agent running it
+is refused, and says so, rather than writing beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.errors import OutboxError
+from agent.outbox.queries import connect
+from agent.outbox.store import Outbox
+from agent.outbox.writer import Transaction
+
+State = Literal["pending", "delivered", "rejected", "cancelled"]
+STATES: tuple[State, ...] = ("pending", "delivered", "rejected", "cancelled")
+
+
+def _reader(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise OutboxError(f"no outbox at {path}: has the agent run with this config?")
+    try:
+        return connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot read the outbox {path}: {exc}") from exc
+
+
+def list_movements(
+    path: Path, state: State | None = None, limit: int = 50, since_seq: int = 0
+) -> list[dict[str, Any]]:
+    """Movements in seq order from ``since_seq`` on: the columns a person needs to act."""
+    conn = _reader(path)
+    try:
+        rows = conn.execute(
+            "SELECT seq, id, kind, state, attempts, last_error, created_at, payload"
+            " FROM movements WHERE seq > ? AND (? IS NULL OR state = ?) ORDER BY seq LIMIT ?",
+            (since_seq, state, state, limit),
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot read the outbox {path}: {exc}") from exc
+    finally:
+        conn.close()
+    out = []
+    for seq, mid, kind, st, attempts, error, created_at, payload in rows:
+        body = json.loads(payload)
+        item = body.get("item", {})
+        out.append(
+            {
+                "seq": seq,
+                "id": mid,
+                "kind": kind,
+                "state": st,
+                "item": item.get("gtin") or item.get("sku") or item.get("sscc") or item.get("epc"),
+                "qty": body.get("qty"),
+                "from": body.get("from"),
+                "to": body.get("to"),
+                "station": body.get("station"),
+                "attempts": attempts,
+                "error": error,
+                "created_at": created_at,
+            }
+        )
+    return out
+
+
+def export_movements(path: Path, state: State | None = None, since_seq: int = 0) -> Iterator[str]:
+    """Every movement as the ledger receives it, one JSON line each, with its outbox state.
+
+    Streamed in pages, so a million movements never sit in memory at once.
+    """
+    conn = _reader(path)
+    try:
+        last = since_seq
+        while True:
+            page = conn.execute(
+                "SELECT seq, state, payload FROM movements"
+                " WHERE seq > ? AND (? IS NULL OR state = ?) ORDER BY seq LIMIT 1000",
+                (last, state, state),
+            ).fetchall()
+            if not page:
+                return
+            for seq, st, payload in page:
+                body = json.loads(payload)
+                body["outbox_state"] = st
+                yield json.dumps(body, sort_keys=True, ensure_ascii=False)
+                last = seq
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot read the outbox {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def retry_rejected(outbox: Outbox, seqs: list[int] | None) -> int:
+    """Rejected movements (all, or those of ``seqs``) back to pending; how many.
+
+    For when the reason is fixed at the ledger (an unknown item added to its
+    master data). They go out again in seq order with the next batch.
+    """
+
+    def job(tx: Transaction) -> int:
+        conn = tx.conn
+        before = conn.total_changes
+        if seqs is None:
+            conn.execute(
+                "UPDATE movements SET state = 'pending', attempts = 0, last_error = NULL,"
+                " settled_at = NULL WHERE state = 'rejected'"
+            )
+        else:
+            conn.executemany(
+                "UPDATE movements SET state = 'pending', attempts = 0, last_error = NULL,"
+                " settled_at = NULL WHERE seq = ? AND state = 'rejected'",
+                [(s,) for s in seqs],
+            )
+        changed = conn.total_changes - before
+        pending_before = outbox.pending_count
+        outbox.pending_count += changed
+        tx.on_rollback(lambda: setattr(outbox, "pending_count", pending_before))
+        return changed
+
+    return outbox.submit_blocking(job)
