@@ -195,7 +195,13 @@ state_option = click.option(
 @outbox.command("list")
 @config_option("The agent's TOML config (to find its outbox).")
 @state_option
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=50,
+    show_default=True,
+    help="At most this many movements.",
+)
 @click.option("--since-seq", type=click.IntRange(0), default=0, help="Start after this seq.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines, for scripts.")
 @user_errors
