@@ -48,6 +48,9 @@ def config_option(help: str) -> Callable[[F], F]:
 @user_errors
 def run(config_path: Path) -> None:
     """Run the agent daemon until SIGTERM or SIGINT."""
+    # httpx imports its own command line (rich, pygments: ~2.6 MB resident) whenever
+    # click and rich are installed; the daemon never uses it (encode/httpx#3547).
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from agent import logs
     from agent.daemon import Daemon
 

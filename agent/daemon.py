@@ -24,6 +24,7 @@ from agent.clock import Clock, Uuid7
 from agent.config import Config
 from agent.errors import DriverError, OutboxError
 from agent.logs import event
+from agent.memory import release_freed_heap
 from agent.metrics import Metrics
 from agent.model import Feedback, FeedbackKind, Read
 from agent.notify import Notifier
@@ -187,6 +188,7 @@ class Daemon:
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
             ]
             health = await self.observer.start()
+            await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
             self.ready.set()
             self.notifier.ready(self._one_line_status(outbox))
             side.append(asyncio.create_task(self._watchdog_loop(outbox), name="watchdog"))

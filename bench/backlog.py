@@ -125,8 +125,12 @@ def write_config(
     token_file: Path,
     devices: Sequence[tuple[str, Path, bool]],
     stations: Sequence[tuple[str, str, Sequence[str]]],
+    extra: str = "",
 ) -> Path:
-    """An agent config: devices are (id, script, repeat), stations (name, location, device ids)."""
+    """An agent config: devices are (id, script, repeat), stations (name, location, device ids).
+
+    ``extra`` is TOML appended as it is (the reader's device and station tables).
+    """
     parts = [
         f'[agent]\nid = {toml_str(AGENT)}\nstate_dir = {toml_str(workdir)}\nlog_level = "info"\n',
         f'[outbox]\npath = "outbox.db"\nmax_bytes = {MAX_BYTES}\n',
@@ -144,6 +148,8 @@ def write_config(
             f'[[stations]]\nname = {toml_str(name)}\nkind = "receiving"\n'
             f"location = {toml_str(location)}\ndevices = {json.dumps(list(devs))}\n"
         )
+    if extra:
+        parts.append(extra)
     path = workdir / "agent.toml"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -1,6 +1,7 @@
 """The daemon's footprint against its bars (DESIGN §8): memory, start-up, scan to ledger.
 
-    python -m bench.footprint [--pending 1000000] [--load-s 60] [--scans 400] [--quick]
+    python -m bench.footprint [--pending 1000000] [--load-s 60] [--scans 400] [--tags 275]
+                              [--no-reader] [--quick]
 
 Prints one JSON object on stdout; progress goes to stderr. The agent always
 runs as a real process (``python -m agent.cli run --config ...``), and every
@@ -10,14 +11,20 @@ file lives in one temp dir that is removed at the end.
    (each with its read, as a dock scanner makes them) through
    ``Outbox.store_blocking`` in big batches, before the agent starts.
 2. Start-up: the agent starts on that outbox with the ledger down (its URL is
-   a closed loopback port) and ``--scanners`` simulated scanners, each a
-   repeating script of GS1 scans, together ``--reads-per-s``. ``startup_s``
+   a closed loopback port), ``--scanners`` simulated scanners, each a
+   repeating script of GS1 scans, together ``--reads-per-s``, and one LLRP
+   reader: the emulator (``edgetally sim llrp``, its own process) with
+   ``--tags`` stationary tags on two shelves, each read ``--tag-rate-hz``
+   times a second, on a ``zone`` station (bench/reader.py). ``startup_s``
    runs from spawn to READY: ``READY=1`` on the ``$NOTIFY_SOCKET`` datagram
    socket we bind and pass in, or, for a daemon that does not send it, the
    ``"event": "ready"`` log line on its stdout (``startup_method`` says which).
 3. Memory: the child's VmRSS (/proc/<pid>/status) once a second for
-   ``--load-s`` while the scanners scan and the backlog stays undelivered.
-   ``rss_mb`` is the last sample; ``pending`` is the outbox's count at the end.
+   ``--load-s`` while the scanners scan, the reader reads and the backlog
+   stays undelivered; the window opens once the reader's first tag is stored
+   (it connects after READY). ``rss_mb`` is the last sample; ``pending`` is
+   the outbox's count at the end; ``reader.reads_per_s`` is the tag reads the
+   agent stored per second; ``load.extension_modules`` the C modules it mapped.
 4. Scan to ledger: a fresh outbox, a real ledger process on loopback, one
    scanner scanning every ``--scan-interval-ms``, ``--scans`` scans. Latency =
    the ledger journal's ``received_at`` minus the movement's ``observed_at``
@@ -49,7 +56,6 @@ from typing import IO, Any
 import httpx
 
 from agent.outbox import connect
-from agent.outbox.rows import uuid7_floor
 from agent.status import outbox_status
 from bench.backlog import (
     AGENT,
@@ -68,12 +74,14 @@ from bench.procs import (
     child_env,
     free_port,
     log,
+    mapped_libraries,
     mb,
     read_proc_status,
     start_agent,
     stop_quietly,
     wait_ready,
 )
+from bench.reader import DEVICE, Shelf, reader_toml, reads_by_device, start_emulator, wait_first_tag
 from ledger import LedgerStore
 
 RSS_BAR_MB = 60.0
@@ -84,20 +92,12 @@ SIZES = {"pending": (1_000_000, 20_000), "load_s": (60, 5), "scans": (400, 50)} 
 # ---- phases 2 and 3: start-up and memory with the backlog --------------------------------
 
 
-def outbox_mark(path: Path, since: float) -> tuple[int, int]:
-    """(highest seq, reads stamped since wall time ``since``): primary-key lookups only.
-
-    Read ids are UUIDv7, so the reads made since a time are a range of the key.
-    """
+def highest_seq(path: Path) -> int:
     conn = connect(path, readonly=True)
     try:
-        seq = conn.execute("SELECT coalesce(max(seq), 0) FROM movements").fetchone()[0]
-        reads = conn.execute(
-            "SELECT count(*) FROM reads WHERE id >= ?", (uuid7_floor(since),)
-        ).fetchone()[0]
+        return int(conn.execute("SELECT coalesce(max(seq), 0) FROM movements").fetchone()[0])
     finally:
         conn.close()
-    return int(seq), int(reads)
 
 
 def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -118,18 +118,28 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     token = work / "token"
     token.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
     down = f"http://127.0.0.1:{free_port()}"  # nobody listens: the ledger is down
-    config = write_config(work, down, token, devices, stations)
+    shelf = Shelf(args.tags, args.tag_rate_hz)
 
-    log(f"phase 2: start-up with {args.scanners} scanners, ledger down at {down}")
     with contextlib.ExitStack() as stack:
+        extra = ""
+        if args.reader:
+            log(f"reader: {shelf.tags} tags on two shelves, {shelf.offered_per_s:,.0f} reads/s")
+            extra = reader_toml(start_emulator(stack, work, shelf))
+        config = write_config(work, down, token, devices, stations, extra)
+        readers = 1 if args.reader else 0
+        log(f"phase 2: start-up with {args.scanners} scanners, {readers} reader, ledger down")
         agent, notify = start_agent(stack, "agent-backlog", config, work, args.agent_env)
         startup_s, method, logged_s = wait_ready(agent, notify, args.startup_timeout)
         log(f"ready after {startup_s:.2f}s ({method})")
         at_ready = read_proc_status(agent.pid)
+        first_tag_s = None
+        if args.reader:  # the reader connects and configures after READY: load starts with it
+            first_tag_s = wait_first_tag(work / "outbox.db", time.time(), agent, 60)
+            log(f"first tag read {first_tag_s:.2f}s after ready")
 
         log(f"phase 3: RSS once a second for {args.load_s}s of scanning")
         wall0 = time.time()
-        seq0, reads0 = outbox_mark(work / "outbox.db", wall0)
+        seq0 = highest_seq(work / "outbox.db")
         t0 = time.monotonic()
         samples: list[float] = []
         for k in range(1, args.load_s + 1):
@@ -140,7 +150,9 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if k % 10 == 0 or k == args.load_s:
                 log(f"  {k}s: RSS {samples[-1]:.1f} MB")
         last = read_proc_status(agent.pid)
-        seq1, reads1 = outbox_mark(work / "outbox.db", wall0)
+        libraries = mapped_libraries(agent.pid)
+        by_device = reads_by_device(work / "outbox.db", wall0)
+        seq1 = highest_seq(work / "outbox.db")
         elapsed = time.monotonic() - t0
         status = outbox_status(work / "outbox.db", MAX_BYTES)
         stop_s = agent.stop()
@@ -149,32 +161,45 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         raise BenchError(
             f"the outbox holds {pending} pending, fewer than the {args.pending} put in"
         )
+    scans = sum(by_device.get(name, 0) for name in names)
+    tags = by_device.get(DEVICE, 0)
     return {
         "rss_mb": samples[-1],
         "rss_max_mb": max(samples),
+        "vm_hwm_mb": mb(last["VmHWM"]),
+        "rss_anon_mb": mb(last["RssAnon"]),
+        "rss_file_mb": mb(last["RssFile"]),
         "pending": pending,
         "startup_s": round(startup_s, 3),
         "startup_method": method,
         "startup_log_line_s": None if logged_s is None else round(logged_s, 3),
         "prefill": filled,
+        "reader": {
+            "enabled": args.reader,
+            "tags": shelf.tags if args.reader else 0,
+            "tag_rate_hz": shelf.rate_hz,
+            "offered_reads_per_s": shelf.offered_per_s if args.reader else 0,
+            "reads": tags,
+            "reads_per_s": round(tags / elapsed, 1),
+            "first_tag_after_ready_s": None if first_tag_s is None else round(first_tag_s, 3),
+        },
         "load": {
             "seconds": round(elapsed, 2),
             "scanners": args.scanners,
-            "stations": len(stations),
-            "reads": reads1 - reads0,
-            "reads_per_s": round((reads1 - reads0) / elapsed, 2),
+            "readers": readers,
+            "stations": len(stations) + readers,
+            "reads": scans,
+            "reads_per_s": round(scans / elapsed, 2),
             "movements_per_s": round((seq1 - seq0) / elapsed, 2),
             "rss_at_ready_mb": mb(at_ready["VmRSS"]),
             "rss_samples_mb": samples,
-            "vm_hwm_mb": mb(last["VmHWM"]),
-            "rss_anon_mb": mb(last["RssAnon"]),
-            "rss_file_mb": mb(last["RssFile"]),
             "rss_shmem_mb": mb(last["RssShmem"]),
             "threads": last["Threads"],
             "agent_events": dict(agent.events),
             "notify_messages": dict(notify.messages),
             "notify_socket": "path" if notify.path is not None else "abstract",
             "outbox_file_bytes": file_bytes(work / "outbox.db"),
+            "extension_modules": libraries,
             "stop_s": round(stop_s, 3),
         },
     }
@@ -330,6 +355,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--reads-per-s", type=float, default=20.0, help="all scanners together (default 20)"
     )
+    p.add_argument(
+        "--reader",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the LLRP reader emulator as the agent's one reader (default on)",
+    )
+    p.add_argument("--tags", type=int, default=275, help="tags on the reader's shelves")
+    p.add_argument(
+        "--tag-rate-hz", type=float, default=4.0, help="reads of each tag a second (default 4)"
+    )
     p.add_argument("--scans", type=int, help="scans to the ledger (default 400; --quick 50)")
     p.add_argument(
         "--scan-interval-ms", type=float, default=50.0, help="between scans (default 50)"
@@ -352,10 +387,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name, (full, quick) in SIZES.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
-    for name in ("pending", "load_s", "scanners", "scans"):
+    for name in ("pending", "load_s", "scanners", "scans", "tags"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("reads_per_s", "scan_interval_ms", "startup_timeout"):
+    for name in ("reads_per_s", "tag_rate_hz", "scan_interval_ms", "startup_timeout"):
         if not getattr(args, name) > 0:
             p.error(f"--{name.replace('_', '-')} must be more than 0")
     return args

@@ -155,18 +155,18 @@ class Child:
         self._reader.join(5)
         self._err.close()
 
-    def stop(self) -> float:
-        """SIGTERM, then wait; a child that does not stop in time is killed and that is an error."""
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> float:
+        """``sig``, then wait; a child that does not stop in time is killed and that is an error."""
         t0 = time.monotonic()
         if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
                 raise BenchError(
-                    f"{self.name} did not stop within {STOP_TIMEOUT_S:.0f}s of SIGTERM; killed"
+                    f"{self.name} did not stop within {STOP_TIMEOUT_S:.0f}s of {sig.name}; killed"
                 ) from None
         seconds = time.monotonic() - t0
         self.close()
@@ -199,13 +199,13 @@ def start_agent(
     return agent, notify
 
 
-def stop_quietly(child: Child) -> None:
+def stop_quietly(child: Child, sig: signal.Signals = signal.SIGTERM) -> None:
     """For clean-up after a failure: stop it, and say (not raise) if that went wrong."""
     if not child.alive():
         child.close()
         return
     try:
-        child.stop()
+        child.stop(sig)
     except BenchError as exc:
         log(f"while cleaning up: {exc}")
 
@@ -246,3 +246,25 @@ def read_proc_status(pid: int) -> dict[str, int]:
 
 def mb(kb: int) -> float:
     return round(kb / 1024, 2)
+
+
+def mapped_libraries(pid: int) -> list[str]:
+    """Python extension modules and packaged libraries the process has mapped.
+
+    From /proc/<pid>/maps: which C parts a daemon pays for, named by module
+    (``evdev/_input``, ``_sqlite3``), relative to site-packages or lib-dynload.
+    """
+    try:
+        text = Path(f"/proc/{pid}/maps").read_text()
+    except OSError as exc:
+        raise BenchError(f"cannot read /proc/{pid}/maps: {exc.strerror}") from exc
+    names = set()
+    for line in text.splitlines():
+        fields = line.split(maxsplit=5)
+        path = fields[5] if len(fields) == 6 else ""  # anonymous mappings have no path
+        for root in ("/site-packages/", "/lib-dynload/"):
+            _, found, rest = path.partition(root)
+            if found and ".so" in rest:  # evdev/_input.cpython-311-x86_64-linux-gnu.so
+                head, _, file = rest.rpartition("/")
+                names.add(f"{head}/{file.split('.')[0]}" if head else file.split(".")[0])
+    return sorted(names)

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK_PENDING = 20_000
 QUICK_LOAD_S = 5
 QUICK_SCANS = 50
+QUICK_TAGS = 275
 POSITIVE = (
     "rss_mb",
     "startup_s",
@@ -24,6 +25,9 @@ POSITIVE = (
     "read_to_ledger_p50_ms",
     "read_to_ledger_p99_ms",
     "rss_max_mb",
+    "vm_hwm_mb",
+    "rss_anon_mb",
+    "rss_file_mb",
 )
 
 
@@ -51,8 +55,21 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
     assert result["rss_mb"] == load["rss_samples_mb"][-1]
     assert result["rss_max_mb"] == max(load["rss_samples_mb"])
     assert 1 < result["rss_mb"] < 4096
+    assert result["rss_max_mb"] <= result["vm_hwm_mb"]
     assert load["scanners"] == 4 and load["threads"] >= 1
     assert load["reads"] > 0 and load["reads_per_s"] > 0  # the scanners scanned
+
+    # the one reader: the emulator's shelf, taken in by the agent through its llrp driver
+    reader = result["reader"]
+    assert reader["enabled"] is True and load["readers"] == 1
+    assert reader["tags"] == QUICK_TAGS
+    assert reader["reads"] > 0 and 0 < reader["reads_per_s"] <= reader["offered_reads_per_s"] * 1.5
+    assert reader["first_tag_after_ready_s"] >= 0
+
+    # only the drivers the config names are loaded: no evdev or xkbcommon (wedge) in the agent
+    modules = load["extension_modules"]
+    assert "_sqlite3" in modules  # what it does map is listed
+    assert not [m for m in modules if m.startswith(("evdev/", "xkbcommon/"))], modules
 
     # the ledger was down: nothing left the outbox, and the new scans joined the backlog
     assert isinstance(result["pending"], int)
