@@ -1,11 +1,15 @@
-"""Pieces both benchmarks use: item codes, percentiles, what machine this is."""
+"""Pieces the benchmarks share: item codes, percentiles, what machine this is, and the
+exactly-once accounting of the reliability runs."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +101,94 @@ def integrity(db: Path) -> str:
     finally:
         conn.close()
     return "; ".join(str(r[0]) for r in rows[:5])
+
+
+def outbox_movement_ids(db: Path) -> dict[str, str]:
+    """Every movement the agent stored, in any state: id -> state."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT id, state FROM movements").fetchall()
+    finally:
+        conn.close()
+    return {mid: state for mid, state in rows}
+
+
+def movements_report(stored: dict[str, str], journal: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The outbox's movements against the ledger's journal, by id.
+
+    ``movements_missing``: stored (any state) but not at the ledger;
+    ``movements_unknown``: at the ledger but not in the outbox; a movement
+    the journal holds twice is counted in ``delivery_report``'s ``duplicated``.
+    """
+    at_ledger = {e["id"] for e in journal}
+    states: dict[str, int] = {}
+    for state in stored.values():
+        states[state] = states.get(state, 0) + 1
+    return {
+        "movements_stored": len(stored),
+        "movements_by_state": dict(sorted(states.items())),
+        "movements_missing": len(set(stored) - at_ledger),
+        "movements_unknown": len(at_ledger - set(stored)),
+    }
+
+
+def uuid7_time(uid: str) -> float:
+    """The Unix time (seconds) a UUIDv7 was made at: its first 48 bits are milliseconds."""
+    return int(uid.replace("-", "")[:12], 16) / 1000
+
+
+def portal_report(
+    outbox: Path,
+    journal: Sequence[dict[str, Any]],
+    station: str,
+    kills_at: Sequence[float] = (),
+) -> dict[str, Any]:
+    """A portal's movements at the ledger, and whether any crossing was counted twice.
+
+    ``portal_shared_reads``: movements of a tag that share a read (one pass in
+    two movements); ``portal_repeats``: a tag moved the same way twice in a row
+    (by seq, the order the portal decided them). Within ``dedup_ms`` and with
+    no crossing back between, the second is a decided crossing counted again.
+    ``portal_decided_after_a_kill``: movements whose pass ended (its last read,
+    ``observed_at``) before one of ``kills_at`` (Unix times) and that were
+    decided (their UUIDv7 id) after it: passes a restarted agent rebuilt.
+    """
+    by_epc: dict[str, list[dict[str, Any]]] = {}
+    kinds: dict[str, int] = {}
+    kills = sorted(kills_at)
+    rebuilt = 0
+    for entry in journal:
+        if entry.get("station") != station:
+            continue
+        epc = entry.get("item", {}).get("epc")
+        by_epc.setdefault(str(epc), []).append(entry)
+        kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+        last_read = datetime.fromisoformat(entry["observed_at"]).timestamp()
+        k = bisect.bisect_right(kills, last_read)
+        rebuilt += k < len(kills) and kills[k] < uuid7_time(entry["id"])
+    shared = repeats = 0
+    for moves in by_epc.values():
+        moves.sort(key=lambda e: e["seq"])
+        seen: set[str] = set()
+        for move in moves:
+            ids = set(move.get("evidence", {}).get("read_ids", []))
+            shared += bool(ids & seen)
+            seen |= ids
+        repeats += sum(a["kind"] == b["kind"] for a, b in itertools.pairwise(moves))
+    conn = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)
+    try:
+        tag_reads, no_outcome = conn.execute(
+            "SELECT count(*), count(*) - count(outcome) FROM reads WHERE kind = 'tag'"
+        ).fetchone()
+    finally:
+        conn.close()
+    return {
+        "portal_movements": sum(kinds.values()),
+        "portal_movements_by_kind": dict(sorted(kinds.items())),
+        "portal_tags_moved": len(by_epc),
+        "portal_decided_after_a_kill": rebuilt,
+        "portal_shared_reads": shared,
+        "portal_repeats": repeats,
+        "tag_reads": int(tag_reads),
+        "tag_reads_without_outcome": int(no_outcome),
+    }

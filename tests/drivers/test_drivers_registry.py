@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,9 @@ def test_a_fake_can_be_put_in_and_taken_out(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_a_name_that_is_not_a_driver_class_is_an_error_naming_it() -> None:
     registry = DriverRegistry({"broken": "drivers.framing:finish"})
-    with pytest.raises(TypeError, match="driver 'broken': drivers.framing:finish is not a Driver"):
+    with pytest.raises(
+        TypeError, match=re.escape("driver 'broken': drivers.framing:finish is not a Driver")
+    ):
         registry["broken"]
     with pytest.raises(KeyError):
         registry["nothing"]
