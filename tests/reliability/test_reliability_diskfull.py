@@ -89,13 +89,6 @@ def small_disk(
         )
 
 
-@pytest.fixture
-def ledger_down(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    yield proc
-    proc.stop()
-
-
 async def wait_until(
     predicate: Callable[[], bool], what: str, task: asyncio.Task[None], timeout: float = 60
 ) -> None:

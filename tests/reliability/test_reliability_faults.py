@@ -16,10 +16,7 @@ import asyncio
 import email.utils
 import time
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from agent.sync.http_ledger import parse_retry_after
 from bench.common import delivery_report
@@ -48,14 +45,6 @@ from tests.e2e.harness import (
 
 INITIAL_S, CAP_S = 0.05, 4.0
 NOT_FAILURES = {"pass", "delay"}
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def check_waits(seen: list[str], faults: list[Fault], waits: list[float], now: float) -> None:

@@ -13,10 +13,7 @@ import asyncio
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bench.common import acknowledged_reads, delivery_report
 from tests.e2e.harness import (
@@ -28,14 +25,6 @@ from tests.e2e.harness import (
     write_config,
     write_script,
 )
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def kill_and_restart(ledger: LedgerProcess) -> None:

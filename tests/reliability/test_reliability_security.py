@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from agent.outbox import connect
 from ledger import LedgerStore
@@ -35,14 +34,6 @@ from tests.e2e.harness import (
     write_config,
     write_script,
 )
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def movement(agent: str = AGENT, mid: str | None = None, qty: int = 1) -> dict[str, Any]:
