@@ -43,17 +43,13 @@ import json
 import os
 import platform
 import secrets
-import signal
 import sqlite3
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
-
-import httpx
 
 from agent.outbox import connect
 from agent.status import outbox_status
@@ -71,6 +67,7 @@ from bench.procs import (
     EDGETALLY,
     BenchError,
     Child,
+    bench_main,
     child_env,
     free_port,
     log,
@@ -79,6 +76,7 @@ from bench.procs import (
     read_proc_status,
     start_agent,
     stop_quietly,
+    wait_healthy,
     wait_ready,
 )
 from bench.reader import DEVICE, Shelf, reader_toml, reads_by_device, start_emulator, wait_first_tag
@@ -206,18 +204,6 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 # ---- phase 4: scan to ledger -------------------------------------------------------------
-
-
-def wait_healthy(ledger: Child, url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not ledger.alive():
-            raise ledger.died("starting")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise BenchError(f"the ledger at {url} was not healthy within {timeout:.0f}s")
 
 
 def journal_count(db: Path) -> int:
@@ -421,40 +407,16 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return out
 
 
-@contextlib.contextmanager
-def terminated_as_error() -> Iterator[None]:
-    """SIGTERM to the benchmark unwinds like Ctrl+C, so children are stopped and files removed."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     args = parse_args(argv)
-    with (
-        terminated_as_error(),
-        tempfile.TemporaryDirectory(prefix="edgetally-footprint-", dir=args.dir) as tmp,
-    ):
-        log(
-            f"pending={args.pending:,} load_s={args.load_s} scanners={args.scanners} "
-            f"scans={args.scans} in {tmp}"
-        )
-        try:
-            result = run(args, Path(tmp))
-        except (BenchError, OSError) as exc:
-            log(f"failed: {exc}")
-            return 1
-        except KeyboardInterrupt:
-            log("interrupted")
-            return 130
-    print(json.dumps(result, indent=2), file=stdout or sys.stdout)
-    return 0
+    return bench_main(
+        "footprint",
+        f"pending={args.pending:,} load_s={args.load_s} scanners={args.scanners} "
+        f"scans={args.scans}",
+        lambda tmp: run(args, tmp),
+        parent=args.dir,
+        stdout=stdout,
+    )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,9 @@ Bar (DESIGN §8): ratio >= 0.5, 0 lost, 0 duplicated.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -37,16 +33,14 @@ from typing import IO, Any
 import httpx
 
 from agent.cli import write_secret
+from bench.backlog import AGENT, MAX_BYTES, file_bytes, prefill
 from bench.common import delivery_report, integrity, ledger_journal
-from bench.footprint import (
-    AGENT,
-    MAX_BYTES,
+from bench.procs import (
     BenchError,
     Child,
+    bench_main,
     child_env,
-    file_bytes,
     free_port,
-    prefill,
     stop_quietly,
     wait_healthy,
 )
@@ -271,37 +265,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-@contextlib.contextmanager
-def terminated_as_error() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl+C, so children are stopped and files removed."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     args = parse_args(argv)
-    with (
-        terminated_as_error(),
-        tempfile.TemporaryDirectory(prefix="edgetally-outage-", dir=args.dir) as tmp,
-    ):
-        log(f"movements={args.movements:,} batch={args.batch} in {tmp}")
-        try:
-            result = run(args, Path(tmp))
-        except (BenchError, OSError, subprocess.SubprocessError) as exc:
-            log(f"failed: {exc}")
-            return 1
-        except KeyboardInterrupt:
-            log("interrupted")
-            return 130
-    print(json.dumps(result, indent=2), file=stdout or sys.stdout)
-    return 0
+    return bench_main(
+        "outage",
+        f"movements={args.movements:,} batch={args.batch}",
+        lambda tmp: run(args, tmp),
+        say=log,
+        parent=args.dir,
+        stdout=stdout,
+    )
 
 
 if __name__ == "__main__":

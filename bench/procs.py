@@ -15,10 +15,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_GRACE_S = 1.0  # after the log line, how long READY=1 may still arrive
@@ -268,3 +273,61 @@ def mapped_libraries(pid: int) -> list[str]:
                 head, _, file = rest.rpartition("/")
                 names.add(f"{head}/{file.split('.')[0]}" if head else file.split(".")[0])
     return sorted(names)
+
+
+@contextlib.contextmanager
+def terminated_as_error() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl+C, so children are stopped and files removed."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def bench_main(
+    name: str,
+    summary: str,
+    work: Callable[[Path], dict[str, Any]],
+    *,
+    say: Callable[[str], None] = log,
+    parent: Path | None = None,
+    stdout: IO[str] | None = None,
+    on_failure: Callable[[Path], None] | None = None,
+) -> int:
+    """What every benchmark's main() does around its work: one temp dir removed at the
+    end, SIGTERM handled like Ctrl+C, one JSON object on stdout, 1 on failure."""
+    with (
+        terminated_as_error(),
+        tempfile.TemporaryDirectory(prefix=f"edgetally-{name}-", dir=parent) as tmp,
+    ):
+        say(f"{summary} in {tmp}")
+        try:
+            result = work(Path(tmp))
+        except (BenchError, OSError, subprocess.SubprocessError) as exc:
+            say(f"failed: {exc}")
+            if on_failure is not None:
+                on_failure(Path(tmp))  # before the temp dir goes
+            return 1
+        except KeyboardInterrupt:
+            say("interrupted")
+            return 130
+    print(json.dumps(result, indent=2), file=stdout or sys.stdout)
+    return 0
+
+
+def wait_healthy(ledger: Child, url: str, timeout: float = 30) -> None:
+    """Until the ledger process answers /healthz; its death or the timeout is a BenchError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not ledger.alive():
+            raise ledger.died("starting")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise BenchError(f"the ledger at {url} was not healthy within {timeout:.0f}s")

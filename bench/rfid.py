@@ -47,7 +47,6 @@ import asyncio
 import contextlib
 import cProfile
 import importlib.metadata
-import json
 import logging
 import os
 import platform
@@ -56,7 +55,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,7 +68,7 @@ from agent.config import load_config
 from agent.daemon import Daemon
 from agent.rules.engine import STATIONS
 from bench.common import cpu_model
-from bench.procs import EDGETALLY, ROOT, BenchError, free_port
+from bench.procs import EDGETALLY, ROOT, BenchError, bench_main, free_port
 from drivers.llrp_link import HEADER_LEN, frame_length
 from drivers.llrp_settings import LlrpSettings, reader_config
 
@@ -377,18 +375,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="edgetally-rfid-", dir=args.dir) as tmp:
-        log(f"reads={args.reads:,} rounds={args.rounds} in {tmp}")
-        try:
-            result = asyncio.run(run(args, Path(tmp)))
-        except (BenchError, OSError) as exc:
-            log(f"failed: {exc}")
-            return 1
-        except KeyboardInterrupt:
-            log("interrupted")
-            return 130
-    print(json.dumps(result, indent=2), file=stdout or sys.stdout)
-    return 0
+    return bench_main(
+        "rfid",
+        f"reads={args.reads:,} rounds={args.rounds}",
+        lambda tmp: asyncio.run(run(args, tmp)),
+        say=log,
+        parent=args.dir,
+        stdout=stdout,
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,6 @@ import random
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,6 +74,7 @@ from bench.common import (
     outbox_movement_ids,
     portal_report,
 )
+from bench.procs import bench_main
 from ledger import LedgerStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -615,17 +615,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="edgetally-torture-", dir=args.dir) as tmp:
-        log(f"kills={args.kills} seed={args.seed} in {tmp}")
-        try:
-            result = asyncio.run(torture(args, Path(tmp)))
-        except (BenchError, OSError) as exc:
-            log(f"failed: {exc}")
-            for name in ("agent.log", "emulator.log", "ledger.log"):
-                log_tail(Path(tmp) / name)  # the temp dir goes with this block
-            return 1
-    print(json.dumps(result, indent=2), file=stdout or sys.stdout)
-    return 0
+
+    def show_logs(tmp: Path) -> None:
+        for name in ("agent.log", "emulator.log", "ledger.log"):
+            log_tail(tmp / name)
+
+    return bench_main(
+        "torture",
+        f"kills={args.kills} seed={args.seed}",
+        lambda tmp: asyncio.run(torture(args, tmp)),
+        say=log,
+        parent=args.dir,
+        stdout=stdout,
+        on_failure=show_logs,
+    )
 
 
 if __name__ == "__main__":
