@@ -1,6 +1,6 @@
 """How a site's labels are read: the ``[identify]`` settings.
 
-A frozen dataclass with help text like agent/config.py's settings, so the
+A frozen dataclass with help text like agent/config's settings, so the
 config loader can fill it from TOML. Every check that can fail at start-up
 fails here, in ``__post_init__``, with a ValueError naming the bad value: a
 pattern that does not compile must stop the daemon, not every scan.

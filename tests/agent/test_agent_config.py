@@ -1,4 +1,4 @@
-"""agent/config.py on real TOML files: every wrong key or value names file, key path and what
+"""agent.config on real TOML files: every wrong key or value names file, key path and what
 was expected; the token file's errors never show the token."""
 
 from __future__ import annotations

@@ -1,0 +1,180 @@
+"""The typed settings sections and the Config they make up.
+
+Every field carries its default and help text (``metadata``); the loader fills
+them from TOML and the README's table is made from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent.config.meta import Size, _help
+from agent.config.stations import StationSettings
+from agent.identify.settings import IdentifySettings
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    id: str = field(metadata=_help("this agent's id; the ledger knows its token by it", id=True))
+    state_dir: Path = field(
+        default=Path("/var/lib/edgetally"),
+        metadata=_help("where the outbox lives (systemd's StateDirectory)"),
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = field(
+        default="info", metadata=_help("log level of the JSON logs on stdout")
+    )
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    path: Path = field(
+        default=Path("outbox.db"),
+        metadata=_help("SQLite file, relative to agent.state_dir", under_state_dir=True),
+    )
+    max_bytes: Size = field(
+        default=Size(512 * 2**20),
+        metadata=_help("size cap; at the cap new reads are refused with an alarm", minimum=1 << 20),
+    )
+    retention_days: float = field(
+        default=30.0, metadata=_help("days delivered movements are kept", minimum=0)
+    )
+    group_max: int = field(
+        default=512, metadata=_help("most writes committed in one transaction", minimum=1)
+    )
+    prune_interval_s: float = field(
+        default=3600.0, metadata=_help("how often retention pruning runs", minimum=1)
+    )
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    url: str = field(metadata=_help("base URL of the ledger, http:// or https://", url=True))
+    token_file: Path = field(
+        metadata=_help(
+            "file holding the agent's bearer token; ${CREDENTIALS_DIRECTORY} is expanded "
+            "when it is read",
+            late_env=True,
+        )
+    )
+    sink: Literal["http-ledger"] = field(
+        default="http-ledger", metadata=_help("where movements go")
+    )
+    batch_max: int = field(
+        default=500, metadata=_help("most movements per request", minimum=1, maximum=10000)
+    )
+    batch_max_bytes: Size = field(
+        default=Size(1 << 20), metadata=_help("most payload bytes per request", minimum=1024)
+    )
+    timeout_s: float = field(default=10.0, metadata=_help("per-request timeout", minimum=0.1))
+    backoff_initial_s: float = field(
+        default=0.5, metadata=_help("first retry wait (full jitter)", minimum=0.001)
+    )
+    backoff_cap_s: float = field(default=300.0, metadata=_help("longest retry wait", minimum=0.01))
+    auth_retry_s: float = field(
+        default=300.0, metadata=_help("retry wait after 401/403 (a config alarm)", minimum=0.01)
+    )
+    stall_alarm_s: float = field(
+        default=600.0, metadata=_help("backlog age that raises the stall alarm", minimum=1)
+    )
+    verify_tls: bool = field(default=True, metadata=_help("verify the ledger's TLS certificate"))
+    ca_file: Path | None = field(
+        default=None, metadata=_help("CA bundle for the ledger's certificate")
+    )
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    listen: str = field(
+        default="127.0.0.1:8711",
+        metadata=_help(
+            "host:port of /healthz, /metrics and /status; empty to turn off", listen=True
+        ),
+    )
+    outbox_warn_ratio: float = field(
+        default=0.9,
+        metadata=_help("outbox use (of max_bytes) that makes /healthz 503", minimum=0.01),
+    )
+    require_clock_sync: bool = field(
+        default=True, metadata=_help("an unsynchronised wall clock makes /healthz 503")
+    )
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    path: Path | None = field(
+        default=None,
+        metadata=_help(
+            "append every read as a JSON line here (for `edgetally replay`), relative to "
+            "agent.state_dir; unset: off",
+            under_state_dir=True,
+        ),
+    )
+    max_bytes: Size = field(
+        default=Size(64 * 2**20),
+        metadata=_help(
+            "at this size the file is rotated to <path>.1 (the older .1 is replaced)",
+            minimum=1 << 16,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """A device: ``id``, ``driver`` and the driver's own options, checked by the driver."""
+
+    id: str
+    driver: str
+    options: Any
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path
+    agent: AgentSettings
+    outbox: OutboxSettings
+    sync: SyncSettings
+    health: HealthSettings = field(default_factory=HealthSettings)
+    devices: tuple[DeviceSettings, ...] = ()
+    stations: tuple[StationSettings, ...] = ()
+    record: RecordSettings = field(default_factory=RecordSettings)
+    identify: IdentifySettings = field(default_factory=IdentifySettings)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.agent.state_dir / self.outbox.path
+
+    @property
+    def record_path(self) -> Path | None:
+        path = self.record.path
+        return None if path is None else self.agent.state_dir / path
+
+    def shown(self) -> dict[str, Any]:
+        """The config in effect, for `config show`; the token is never read here."""
+        from dataclasses import asdict
+
+        out = {
+            "agent": asdict(self.agent),
+            "outbox": asdict(self.outbox),
+            "sync": asdict(self.sync),
+            "health": asdict(self.health),
+            "devices": [
+                {"id": d.id, "driver": d.driver, **asdict(d.options)} for d in self.devices
+            ],
+            "stations": [asdict(s) for s in self.stations],
+            "record": asdict(self.record),
+            "identify": asdict(self.identify),
+        }
+        shown: dict[str, Any] = _jsonable(out)
+        return shown
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
