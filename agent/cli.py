@@ -165,7 +165,7 @@ def sim() -> None:
     default="portal-inbound",
     show_default=True,
     help="Scenario file (.toml/.json) or a bundled name: portal-inbound, portal-outbound, "
-    "portal-crossread, zone-shelf, flood.",
+    "portal-crossread, portal-two-pallets, zone-shelf, zone-move, flood.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
