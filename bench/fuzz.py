@@ -407,8 +407,14 @@ llrp_streams = st.lists(llrp_frames, min_size=1, max_size=6)
 
 
 async def feed_llrp(stream: list[bytes], state: int) -> tuple[list[Read], str]:
+    """The reads ``stream`` made through the driver's receive path, and its LinkError."""
+    _, reads, error = await feed_llrp_driver(stream, state)
+    return reads, error
+
+
+async def feed_llrp_driver(stream: list[bytes], state: int) -> tuple[LlrpReader, list[Read], str]:
     """The driver's receive path on ``stream`` over a real socket pair, sllurp's state
-    machine in ``state``: the reads it queued, and the LinkError that ended it.
+    machine in ``state``: the driver, the reads it queued, and the LinkError that ended it.
 
     The connection task's own loop (``_frame`` then ``_handle``) without its
     connect and reconnect: those would leave the state machine only ever at
@@ -444,7 +450,7 @@ async def feed_llrp(stream: list[bytes], state: int) -> tuple[list[Read], str]:
             item = driver._queue.get_nowait()
             assert item is not None, "a None in the read queue ends reads() early"
             reads.append(item)
-        return reads, error
+        return driver, reads, error
 
 
 def check_llrp(stream: list[bytes], state: int) -> None:

@@ -132,7 +132,3 @@ class TagReportData(Parameter):
         if epc is None:
             raise FrameError(f"{where}: no EPCData or EPC-96", status=M_MISSING_PARAMETER)
         return cls(epc, epc96, bits, other=tuple(other), **fields)
-
-    @property
-    def epc_hex(self) -> str:
-        return self.epc.hex()

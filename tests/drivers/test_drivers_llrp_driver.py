@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sllurp.llrp import LLRPClient, LLRPReaderState
+from sllurp.llrp import LLRPReaderState
 
 from agent.clock import Clock, Uuid7
 from agent.errors import DriverError
 from agent.model import Feedback, Read
+from bench.fuzz import feed_llrp_driver
 from drivers import llrp_frames as f
 from drivers.base import ReadFactory
 from drivers.llrp import LlrpReader
 from drivers.llrp_emulator import LlrpEmulator, Scenario, scenario_from_dict
-from drivers.llrp_link import LinkError
-from drivers.llrp_settings import LlrpSettings, reader_config
+from drivers.llrp_settings import LlrpSettings
 
 EPCS = ("30340242201d8840009a4e21", "30340242201d8840009a4e22", "30340242201d8840009a4e23")
 
@@ -339,40 +339,6 @@ frames = st.one_of(
 )
 
 
-async def _feed(stream: list[bytes], state: int) -> tuple[LlrpReader, list[Read], str | None]:
-    """Run the driver's receive path on ``stream`` over a real socket pair, sllurp's
-    state machine in ``state``; what came out, and the error that ended it."""
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        reader, writer = await asyncio.open_connection(sock=ours)
-        driver = LlrpReader("fuzz", quick(1, gpi_port=1), factory())
-        driver._writer = writer
-        driver._client = LLRPClient(
-            reader_config(driver.settings),
-            transport_tx_write=driver._write,
-            state_change_callback=driver._on_state,
-        )
-        driver._client.state = state
-        theirs.sendall(b"".join(stream))
-        theirs.shutdown(socket.SHUT_WR)
-        error = None
-        try:
-            while True:
-                await driver._handle(await driver._frame(reader))
-        except LinkError as exc:
-            error = str(exc)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-        got = []
-        while not driver._queue.empty():
-            item = driver._queue.get_nowait()
-            assert item is not None
-            got.append(item)
-        return driver, got, error
-
-
 STATES = [
     LLRPReaderState.STATE_DISCONNECTED,  # expects the ConnectionAttemptEvent
     LLRPReaderState.STATE_SENT_GET_CAPABILITIES,
@@ -387,7 +353,7 @@ STATES = [
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(frames, min_size=1, max_size=4), st.sampled_from(STATES))
 def test_fuzzed_frames_never_crash_the_driver(stream: list[bytes], state: int) -> None:
-    _, reads, error = asyncio.run(_feed(stream, state))
+    _, reads, error = asyncio.run(feed_llrp_driver(stream, state))
     assert error  # the stream ends: every path ends in a reported LinkError, nothing else
     assert all(isinstance(r, Read) and r.kind == "tag" for r in reads)
 
@@ -398,7 +364,7 @@ def test_the_receive_path_takes_gpi_events_and_tags_in_one_stream() -> None:
     report = f.ROAccessReport(5, (f.TagReportData(bytes.fromhex(EPCS[0]), antenna_id=1),))
     keepalive = f.Bare(f.KEEPALIVE, 6)
     stream = [note.encode(), keepalive.encode(), report.encode()]
-    driver, reads, error = asyncio.run(_feed(stream, LLRPReaderState.STATE_INVENTORYING))
+    driver, reads, error = asyncio.run(feed_llrp_driver(stream, LLRPReaderState.STATE_INVENTORYING))
     assert [(r.data.hex(), r.antenna) for r in reads] == [(EPCS[0], 1)]
     assert error == "the reader closed the connection"
     event = driver._gpi.get_nowait()
