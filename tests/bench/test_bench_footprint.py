@@ -6,13 +6,11 @@ benchmark's output on a quiet machine, never in unit tests.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_bench
+
 QUICK_PENDING = 20_000
 QUICK_LOAD_S = 5
 QUICK_SCANS = 50
@@ -36,16 +34,7 @@ def number(value: object) -> bool:
 
 
 def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.footprint", "--quick", "--dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    result, stderr = run_bench("footprint", "--quick", workdir=tmp_path)
     for key in POSITIVE:
         assert number(result[key]) and result[key] > 0, (key, result[key])
 
@@ -86,5 +75,5 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
     assert p50 <= p99 <= result["scan_to_ledger_max_ms"] < 60_000
 
     assert result["machine"]["sqlite_version"] and result["machine"]["python"]
-    assert "bench: phase 3" in done.stderr  # progress goes to stderr
+    assert "bench: phase 3" in stderr  # progress goes to stderr
     assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up

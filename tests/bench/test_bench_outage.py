@@ -5,12 +5,10 @@ No rate targets here: the ratio bar is read from a full run on a quiet machine.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_bench
+
 KEYS = (
     "buffered",
     "outbox_mb",
@@ -24,20 +22,7 @@ KEYS = (
 
 
 def test_tiny_outage_prints_the_keys_and_loses_nothing(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "bench.outage", "--movements", "1500", "--batch", "200"),
-            *("--dir", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    result, stderr = run_bench("outage", "--movements", "1500", "--batch", "200", workdir=tmp_path)
     assert set(KEYS) <= set(result)
     assert result["buffered"] == result["delivered"] == 1500
     assert result["lost"] == result["duplicated"] == result["seq_gaps"] == 0
@@ -45,5 +30,5 @@ def test_tiny_outage_prints_the_keys_and_loses_nothing(tmp_path: Path) -> None:
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["ratio"] == round(result["drain_per_s"] / result["ledger_ceiling_per_s"], 3)
     assert result["db_integrity"] == "ok"
-    assert "bench.outage: ceiling" in done.stderr  # progress goes to stderr
+    assert "bench.outage: ceiling" in stderr  # progress goes to stderr
     assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up

@@ -8,13 +8,10 @@ movements (a receiving station receives each tag once).
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_bench
 
 
 def number(value: object) -> bool:
@@ -22,25 +19,7 @@ def number(value: object) -> bool:
 
 
 def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.rfid",
-            "--quick",
-            "--station",
-            "receiving",
-            "--dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    result, stderr = run_bench("rfid", "--quick", "--station", "receiving", workdir=tmp_path)
     for key in ("sllurp_decode_reads_per_s", "pipeline_reads_per_s", "ratio", "movements"):
         assert number(result[key]) and result[key] > 0, (key, result[key])
     bare, pipe = result["sllurp_decode_reads_per_s"], result["pipeline_reads_per_s"]
@@ -50,5 +29,5 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
     assert result["station"] == "receiving"
     assert result["rounds"] == len(result["per_round"]["pipeline_reads_per_s"]) == 1
     assert result["machine"]["versions"]["sllurp"]
-    assert "bench.rfid: round 1/1" in done.stderr  # progress goes to stderr
+    assert "bench.rfid: round 1/1" in stderr  # progress goes to stderr
     assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up

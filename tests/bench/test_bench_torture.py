@@ -5,13 +5,11 @@ The bounded torture proper (more kills) is tests/reliability/test_reliability_to
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_bench
+
 KEYS = ("kills", "acknowledged", "delivered", "lost", "duplicated", "db_integrity")
 PORTAL_KEYS = (
     "portal_movements",
@@ -24,16 +22,7 @@ PORTAL_KEYS = (
 
 
 def torture(tmp_path: Path, *args: str) -> tuple[dict[str, Any], str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.torture", *args, "--dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), done.stderr  # stdout holds the JSON and nothing else
+    return run_bench("torture", *args, workdir=tmp_path)  # stdout holds the JSON and nothing else
 
 
 def test_three_kills_print_the_keys_and_lose_nothing(tmp_path: Path) -> None:

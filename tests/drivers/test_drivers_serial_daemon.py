@@ -12,23 +12,12 @@ import json
 import os
 import sys
 import tty
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from driver_kit import eventually, outbox_rows
 from harness import AGENT, LedgerProcess, make_daemon
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def write_config(workdir: Path, ledger: LedgerProcess, port: str) -> Path:

@@ -1,27 +1,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import LedgerProcess
+from harness import ledger, ledger_down
 
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def ledger_down(tmp_path: Path) -> Iterator[LedgerProcess]:
-    """A ledger that is not running yet: its port refuses connections until `start()`."""
-    proc = LedgerProcess(tmp_path)
-    yield proc
-    proc.stop()
+__all__ = ["ledger", "ledger_down"]  # the fixtures the e2e tests use

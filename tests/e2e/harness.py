@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from agent.cli import write_secret
 from agent.config import load_config
@@ -168,3 +169,35 @@ async def run_until_settled(daemon: Daemon, timeout: float = 120) -> None:
 
 def make_daemon(config_path: Path, token: str, **kwargs: object) -> Daemon:
     return Daemon(load_config(config_path), token, **kwargs)  # type: ignore[arg-type]
+
+
+def run_bench(module: str, *args: str, workdir: Path, timeout: float = 240) -> tuple[Any, str]:
+    """``python -m bench.<module> ARGS --dir WORKDIR`` as a process: the JSON it printed
+    on stdout (which must hold that and nothing else) and its stderr (the progress)."""
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args, "--dir", str(workdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
+    """The reference ledger as a running process (a fixture: import it into a conftest)."""
+    proc = LedgerProcess(tmp_path)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def ledger_down(tmp_path: Path) -> Iterator[LedgerProcess]:
+    """A ledger that is not running yet: its port refuses connections until `start()`."""
+    proc = LedgerProcess(tmp_path)
+    yield proc
+    proc.stop()

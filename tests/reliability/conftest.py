@@ -2,25 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from tests.e2e.harness import ledger, ledger_down
 
-import pytest
-
-from tests.e2e.harness import LedgerProcess
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[LedgerProcess]:
-    proc = LedgerProcess(tmp_path)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def ledger_down(tmp_path: Path) -> Iterator[LedgerProcess]:
-    """A ledger that is not running yet: its port refuses connections until `start()`."""
-    proc = LedgerProcess(tmp_path)
-    yield proc
-    proc.stop()
+__all__ = ["ledger", "ledger_down"]

@@ -9,33 +9,17 @@ back.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_bench
 
 
 def test_20000_buffered_movements_drain_exactly_once(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "bench.outage", "--movements", "20000", "--skip-ceiling"),
-            *("--dir", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result, stderr = run_bench("outage", "--movements", "20000", "--skip-ceiling", workdir=tmp_path)
     assert result["buffered"] == result["delivered"] == 20_000
     assert result["lost"] == 0
     assert result["duplicated"] == 0
     assert result["seq_gaps"] == 0
     assert result["db_integrity"] == "ok"
     assert result["ledger_ceiling_per_s"] is None and result["ratio"] is None  # skipped
-    assert "agent is failing to sync" in done.stderr  # the ledger really was down first
+    assert "agent is failing to sync" in stderr  # the ledger really was down first

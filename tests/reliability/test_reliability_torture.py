@@ -12,36 +12,19 @@ by seeing nothing.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.outbox import Outbox
 from bench.common import movements_report, portal_report
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.harness import run_bench
 
 
 def test_twenty_random_kills_under_scanners_and_a_portal_lose_nothing_and_apply_nothing_twice(
     tmp_path: Path,
 ) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "bench.torture", "--kills", "20", "--max-run-s", "0.6"),
-            *("--dir", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result, _ = run_bench("torture", "--kills", "20", "--max-run-s", "0.6", workdir=tmp_path)
     seed = result["seed"]  # printed, so a failure can be replayed with --seed
     assert result["kills"] == 20
     assert result["acknowledged"] >= 100, seed  # it was under load when killed
