@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.sync import http_ledger
 from ledger.app import create_app
 from ledger.store import SqlStore
 
@@ -301,11 +302,19 @@ async def test_openapi_describes_the_protocol(client: httpx.AsyncClient) -> None
     assert r.status_code == 200
     doc = r.json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) >= {"/v1/movements", "/v1/stock", "/healthz"}
+    assert set(doc["paths"]) >= {
+        "/v1/movements",
+        "/v1/stock",
+        "/v1/agents",
+        "/v1/alarms",
+        "/healthz",
+    }
     assert set(doc["paths"]["/v1/movements"]) == {"get", "post"}
     schemas = doc["components"]["schemas"]
     assert {"Movement", "Result"} <= set(schemas)
-    assert schemas["Result"]["properties"]["status"]["enum"] == ["applied", "duplicate", "rejected"]
+    statuses = schemas["Result"]["properties"]["status"]["enum"]
+    assert statuses == ["applied", "duplicate", "rejected", "conflict"]
+    assert tuple(statuses) == http_ledger._KNOWN  # the agent understands every answer
 
 
 async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) -> None:
