@@ -5,8 +5,10 @@ is one httpx client that behaves as the agent's sync does where it matters
 here: a batch is sent until it gets a 200 (any connection error or 5xx means
 the same batch again, at the next ledger URL, after Retry-After capped short),
 and every answer must say ``applied`` or ``duplicate`` for each movement.
-Items and locations are few and shared by all agents, so batches really
-contend for the same on-hand rows.
+With ``hot=True`` (the tests) items and locations are few and shared by all
+agents, so batches really contend for the same on-hand rows; otherwise (the
+benchmark) each agent works its own dock over a pool of 1,000 items, with
+transfers into one shared location, as a site does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import httpx
 from ledger.store import SqlStore
 from ledger.store.base import iter_journal
 
-ITEMS = [f"0950600013{n:04d}" for n in range(4)]
+ITEMS = [f"0950600013{n:04d}" for n in range(1000)]
+HOT_ITEMS = 4
 LOCATIONS = ["DOCK-1", "DOCK-2", "A-01"]
 
 
@@ -44,20 +47,21 @@ class LoadResult:
         return sum(len(ids) for ids in self.sent.values())
 
 
-def movements_for(agent: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
+def movements_for(agent: str, n: int, seed: int = 0, hot: bool = True) -> list[dict[str, Any]]:
     """``n`` movements of ``agent`` with seq 1..n: receives, transfers and ships."""
     out = []
+    docks = LOCATIONS[:2] if hot else [f"DOCK-{seed}", f"DOCK-{seed}"]
     for seq in range(1, n + 1):
         k = seq + seed
-        item = {"gtin": ITEMS[k % len(ITEMS)]}
+        item = {"gtin": ITEMS[k % HOT_ITEMS if hot else (seed * 7919 + seq) % len(ITEMS)]}
         kind = ("receive", "receive", "transfer", "ship")[k % 4]
         locs: dict[str, str] = {}
         if kind == "receive":
-            locs["to"] = LOCATIONS[k % 2]
+            locs["to"] = docks[k % 2]
         elif kind == "ship":
-            locs["from"] = LOCATIONS[(k + 1) % 2]
+            locs["from"] = docks[(k + 1) % 2]
         else:
-            locs["from"], locs["to"] = LOCATIONS[k % 2], LOCATIONS[2]
+            locs["from"], locs["to"] = docks[k % 2], LOCATIONS[2]
         out.append(
             {
                 "id": str(uuid.uuid4()),
@@ -103,13 +107,14 @@ async def run_agents(
     resend: bool = False,
     retry_cap_s: float = 0.2,
     timeout_s: float = 30.0,
+    hot: bool = True,
 ) -> LoadResult:
     """Every agent in ``tokens`` delivers ``per_agent`` movements, all at once."""
     result = LoadResult()
     limits = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 
     async def agent_run(i: int, agent: str, token: str) -> None:
-        movements = movements_for(agent, per_agent, seed=i)
+        movements = movements_for(agent, per_agent, seed=i, hot=hot)
         result.sent[agent] = [m["id"] for m in movements]
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(headers=headers, timeout=timeout_s, limits=limits) as client:

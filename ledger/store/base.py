@@ -314,17 +314,17 @@ def _ensure_agent(db: Db, agent: str) -> None:
 
 
 def _record(db: Db, agent: str, at: str, outcome: BatchOutcome) -> None:
-    """Last contact and last error for the fleet view; alarms for conflicts."""
-    _ensure_agent(db, agent)
-    if outcome.last_error is None:
-        db.run("UPDATE agents SET last_contact = %s WHERE agent = %s", (at, agent))
-    else:
-        db.run(
-            "UPDATE agents SET last_contact = %s, last_error = %s, last_error_at = %s "
-            "WHERE agent = %s",
-            (at, outcome.last_error, at, agent),
-        )
-    _raise_alarms(db, outcome.alarms)
+    """Last contact and last error for the fleet view (one statement); alarms for conflicts."""
+    db.run(
+        "INSERT INTO agents(agent, last_contact, last_error, last_error_at) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (agent) DO UPDATE SET "
+        "last_contact = excluded.last_contact, "
+        "last_error = coalesce(excluded.last_error, agents.last_error), "
+        "last_error_at = coalesce(excluded.last_error_at, agents.last_error_at)",
+        (agent, at, outcome.last_error, None if outcome.last_error is None else at),
+    )
+    if outcome.alarms:
+        _raise_alarms(db, outcome.alarms)
 
 
 def _raise_alarms(db: Db, alarms: Sequence[Alarm]) -> list[Alarm]:

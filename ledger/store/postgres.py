@@ -54,7 +54,7 @@ class _PgTx:
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT id, payload FROM journal WHERE id = ANY(%s)", (list(ids),)
+            "SELECT id, payload FROM journal WHERE id = ANY(%b::text[])", (list(ids),)
         ).fetchall()
         return dict(rows)
 
@@ -80,11 +80,12 @@ class _PgTx:
         return {key: out.get(key, 0) for key in keys}
 
     def insert_journal(self, rows: Sequence[JournalRow]) -> int:
+        # %b: arrays sent in binary, not quoted element by element in text.
         inserted = self.conn.execute(
             "INSERT INTO journal(id, agent, seq, kind, item, qty, from_loc, to_loc, payload, "
             "received_at, source, caused_by) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
+            "%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[]) "
             "ON CONFLICT (id) DO NOTHING",
             [
                 [r.id for r in rows],

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
-from bench.ledger_load import audit, make_agents, movements_for, run_agents
+from bench.ledger_load import LoadResult, audit, make_agents, movements_for, run_agents
 from bench.pgcluster import PgCluster
 from ledger.store import open_store
 from ledger.store.postgres import PgStore
@@ -61,7 +62,7 @@ def _worker_pids(supervisor: int) -> list[int]:
     return [int(c) for c in children]
 
 
-def _wait_workers(supervisor: int, n: int, exclude: set[int] = frozenset()) -> list[int]:  # type: ignore[assignment]
+def _wait_workers(supervisor: int, n: int, exclude: frozenset[int] = frozenset()) -> list[int]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         pids = [p for p in _worker_pids(supervisor) if p not in exclude]
@@ -71,35 +72,70 @@ def _wait_workers(supervisor: int, n: int, exclude: set[int] = frozenset()) -> l
     raise AssertionError(f"the ledger did not run {n} workers")
 
 
-def test_kill_9_of_one_worker_mid_batch_the_retry_lands_on_another(
+def _journaled(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM journal").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _kill_mid_load(
+    url: str, load: asyncio.Task[LoadResult], pid: int, after: int
+) -> LoadResult:
+    """SIGKILL ``pid`` once ``after`` movements are journaled, while the load still runs."""
+    while await asyncio.to_thread(_journaled, url) < after:
+        assert not load.done(), "the load finished before the kill"
+        await asyncio.sleep(0.02)
+    assert not load.done()
+    os.kill(pid, signal.SIGKILL)
+    return await load
+
+
+def test_kill_9_of_one_ledger_process_mid_batch_the_retry_lands_on_the_other(
+    two_ledgers: list[LedgerProcess], pg_url: str
+) -> None:
+    with open_store(pg_url) as store:
+        tokens = make_agents(store, 16)
+    victim, survivor = two_ledgers
+    assert victim.proc is not None
+
+    async def scenario() -> LoadResult:
+        urls = [victim.url, survivor.url]  # each retry goes to the next URL
+        load = asyncio.create_task(run_agents(urls, tokens, 60, 5, resend=True))
+        return await _kill_mid_load(pg_url, load, victim.proc.pid, after=200)  # type: ignore[union-attr]
+
+    result = asyncio.run(scenario())
+    assert victim.proc.wait(5) == -signal.SIGKILL
+    assert result.transport_errors > 0  # batches in flight on the killed one were cut off...
+    assert result.errors_5xx == 0  # ...and retried on the other, which answered every one
+    with open_store(pg_url) as store:
+        checked = audit(store, result.sent)
+    assert (checked.lost, checked.duplicated, checked.journaled) == (0, 0, 16 * 60)
+    assert checked.on_hand_matches_journal
+
+
+def test_workers_share_one_port_and_a_killed_worker_is_replaced(
     tmp_path: Path, pg_url: str
 ) -> None:
     ledger = LedgerProcess(tmp_path, db=pg_url, agent=None, workers=2)
     ledger.start()
     try:
         assert ledger.proc is not None
-        workers = _wait_workers(ledger.proc.pid, 2)
+        supervisor = ledger.proc.pid
+        workers = _wait_workers(supervisor, 2)
         with open_store(pg_url) as store:
-            tokens = make_agents(store, 16)
+            tokens = make_agents(store, 8)
 
-        async def load_and_kill() -> object:
+        async def scenario() -> LoadResult:
             load = asyncio.create_task(run_agents([ledger.url], tokens, 60, 5, resend=True))
-            while not load.done():
-                await asyncio.sleep(0.15)
-                with open_store(pg_url) as store:
-                    if len(store.journal(limit=200)[0]) >= 100:
-                        break
-            os.kill(workers[0], signal.SIGKILL)  # mid-load: batches in flight on it die
-            return await load
+            return await _kill_mid_load(pg_url, load, workers[0], after=100)
 
-        result = asyncio.run(load_and_kill())
-        assert result.errors_5xx == 0  # type: ignore[attr-defined]
-        assert result.transport_errors > 0  # type: ignore[attr-defined]  # some were cut off
-        # uvicorn's supervisor starts a worker in place of the killed one.
-        _wait_workers(ledger.proc.pid, 2, exclude={workers[0]})
+        result = asyncio.run(scenario())
+        assert result.errors_5xx == 0
+        replaced = _wait_workers(supervisor, 2, exclude=frozenset({workers[0]}))
+        assert workers[0] not in replaced
         with open_store(pg_url) as store:
-            checked = audit(store, result.sent)  # type: ignore[attr-defined]
-        assert (checked.lost, checked.duplicated, checked.journaled) == (0, 0, 16 * 60)
+            checked = audit(store, result.sent)
+        assert (checked.lost, checked.duplicated, checked.journaled) == (0, 0, 8 * 60)
         assert checked.on_hand_matches_journal
     finally:
         ledger.stop()
@@ -115,7 +151,7 @@ def test_postgres_restarted_under_load_503_retry_after_then_recovers(tmp_path: P
         with open_store(url) as store:
             tokens = make_agents(store, 8)
 
-        async def load_and_restart() -> object:
+        async def load_and_restart() -> tuple[httpx.Response, LoadResult]:
             load = asyncio.create_task(
                 run_agents([ledger.url], tokens, 200, 5, retry_cap_s=0.1, timeout_s=10)
             )
@@ -131,7 +167,7 @@ def test_postgres_restarted_under_load_503_retry_after_then_recovers(tmp_path: P
             return down, await load
 
         try:
-            down, result = asyncio.run(load_and_restart())  # type: ignore[misc]
+            down, result = asyncio.run(load_and_restart())
         finally:
             ledger.stop()
         assert down.status_code == 503 and down.headers["retry-after"] == "1"
