@@ -15,10 +15,13 @@ daemon's loop: one task per reader, started by ``open()`` and awaited by
 - Reconnect: full-jitter exponential backoff (tenacity's
   ``wait_random_exponential``) from ``reconnect_initial_s`` up to
   ``reconnect_max_s``; the count starts again once the reader inventories.
-- Errors: a reader that rejects a step is reported with the LLRP status and
-  its message ("reader rejected SET_READER_CONFIG: P_FieldError: ..."), and a
-  refused TCP connection says that an Impinj reader on firmware 8+ must be in
-  LLRP mode.
+- Errors: a reader that rejects a required step is reported with the LLRP
+  status and its message ("reader rejected ADD_ROSPEC: M_ParameterError: ...");
+  a refused optional step is logged once and skipped, a refused DELETE_ROSPEC 0
+  falls back to deleting our own ROSpec, and an enabled ROSpec that never
+  starts gets a START_ROSPEC (``llrp_setup``: which steps, and why). What a
+  reader needed is kept in ``quirks``. A refused TCP connection says that an
+  Impinj reader on firmware 8+ must be in LLRP mode.
 - Reads: one ``Read`` (kind "tag") per tag report entry, through a bounded
   queue: when the daemon falls behind, the driver stops reading the socket
   (the reader buffers) instead of growing memory or dropping tags; each such
@@ -46,7 +49,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sllurp.llrp import LLRPClient, LLRPReaderState
+from sllurp.llrp import LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 from tenacity import wait_random_exponential
 
@@ -73,6 +76,19 @@ from drivers.llrp_link import (
     tag_reads,
 )
 from drivers.llrp_settings import LlrpSettings, reader_config
+from drivers.llrp_setup import (
+    AWAITED,
+    OPTIONAL,
+    ROSPEC_ID,
+    Client,
+    Sent,
+    StartWatch,
+    answered,
+    refusal_text,
+    rospec_started,
+    spec_frame,
+    succeeded,
+)
 from drivers.reopen import reopen_wait
 
 log = logging.getLogger("edgetally.drivers.llrp")
@@ -81,7 +97,7 @@ READY_MAX = 4096  # reads waiting for the daemon; past this the socket is left u
 GPI_MAX = 256  # GPI events waiting; past this the oldest are dropped, counted and logged
 TIMES_KEPT = 1024  # the latest tag reads, for ``times`` (status and tests)
 CLOSE_TIMEOUT_S = 2.0  # for the polite stop at close; then the socket is closed anyway
-OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO writes)
+OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO, START, cleanup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +139,15 @@ class LlrpReader(Driver):
         self._gpi: asyncio.Queue[GpiEvent | None] = asyncio.Queue(GPI_MAX)
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._client: LLRPClient | None = None
+        self._client: Client | None = None
         self._closing = False
         self._failures = 0
-        self._ours: set[int] = set()
+        # Frames of our own awaiting an answer: message id -> (what for, sllurp's id).
+        self._ours: dict[int, tuple[str, int]] = {}
+        self._sent = Sent()
+        self._start = StartWatch(settings.start_trigger, settings.start_window_s)
+        self._start_timer: asyncio.TimerHandle | None = None
+        self._warned: set[str] = set()
         self._next_id = OWN_IDS
         self._pulses: dict[int, asyncio.TimerHandle] = {}
         self.watchdog = Watchdog(settings.keepalive_s, settings.keepalive_misses, now())
@@ -141,6 +162,8 @@ class LlrpReader(Driver):
         self.gpi_dropped = 0
         self.discarded = 0  # reads that arrived after close began: nobody takes them
         self.reader_state = "disconnected"
+        # What this reader needed that a plain one does not: step -> what was done.
+        self.quirks: dict[str, str] = {}
         self.close_timeout_s = CLOSE_TIMEOUT_S
         self._crash: BaseException | None = None
 
@@ -308,8 +331,13 @@ class LlrpReader(Driver):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._writer = writer
         self._ours.clear()
-        self._client = LLRPClient(
-            reader_config(s), transport_tx_write=self._write, state_change_callback=self._on_state
+        self._sent.clear()
+        self._start.reset()
+        self._client = Client(
+            reader_config(s),
+            transport_tx_write=self._write,
+            state_change_callback=self._on_state,
+            start_trigger=s.start_trigger,
         )
         self.watchdog.heard(self._now())
         if self.problem is None or self.problem.startswith("connecting"):
@@ -326,6 +354,9 @@ class LlrpReader(Driver):
             for handle in self._pulses.values():
                 handle.cancel()
             self._pulses.clear()
+            if self._start_timer is not None:
+                self._start_timer.cancel()
+                self._start_timer = None
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
@@ -348,7 +379,12 @@ class LlrpReader(Driver):
         except TimeoutError as exc:
             raise LinkError(self.watchdog.why(self._now())) from exc
         except asyncio.IncompleteReadError as exc:
-            mid = " in the middle of a frame" if exc.partial or n != HEADER_LEN else ""
+            # What came of an unfinished frame is dropped here, never decoded: no bad read.
+            mid = ""
+            if exc.partial:
+                mid = f" ({len(exc.partial)} bytes of an unfinished frame dropped)"
+            elif n != HEADER_LEN:
+                mid = " in the middle of a frame"
             raise LinkError(f"the reader closed the connection{mid}") from exc
         except OSError as exc:
             raise LinkError(f"connection to {self.where} lost: {exc.strerror or exc}") from exc
@@ -368,22 +404,21 @@ class LlrpReader(Driver):
             client.send_KEEPALIVE_ACK()
             return
         msg_id = body.get("ID")
-        if msg_id in self._ours:  # the answer to a GPO write of ours, not sllurp's business
-            self._ours.discard(msg_id)
-            why = rejection(name, body)
-            if why is not None:
-                event(
-                    log, "llrp_gpo_failed", level=logging.WARNING, device=self.device_id, error=why
-                )
+        own = None
+        if type(msg_id) is int and name != "READER_EVENT_NOTIFICATION":
+            own = self._ours.pop(msg_id, None)
+        if own is not None:  # the answer to a frame of ours, not sllurp's business
+            self._own_answer(own, name, body)
             return
         if name == "CLOSE_CONNECTION_RESPONSE":
             raise LinkError("connection closed")
         if name == "READER_EVENT_NOTIFICATION":
             self._reader_event(body)
-        if not self._closing:
+        else:
             why = rejection(name, body)
-            if why is not None:
-                raise LinkError(why)
+            request = self._sent.answer(msg_id)
+            if why is not None and self._refused(name, request, msg_id, why):
+                return
         try:
             client.handleMessage(msg)
         except ReaderConfigurationError as exc:
@@ -393,10 +428,71 @@ class LlrpReader(Driver):
                 f"the reader's {name} could not be used: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def _refused(self, name: str, request: Any, msg_id: Any, why: str) -> bool:
+        """A refusal: True when dealt with here (sllurp never sees it); a LinkError for a
+        required step; False while closing, when sllurp goes on to say goodbye."""
+        client = self._client
+        assert client is not None
+        step = answered(name, request)
+        if step in OPTIONAL:
+            self._adapt(step, f"{refusal_text(step, why)}; skipped: {OPTIONAL[step]}")
+            if step == "CLOSE_CONNECTION":
+                raise LinkError("connection closed")
+            awaited = AWAITED[step]
+            if awaited is not None and type(msg_id) is int:
+                client.handleMessage(succeeded(awaited, msg_id))
+            return True
+        all_rospecs = request is None or request.spec_id == 0
+        if step == "DELETE_ROSPEC" and all_rospecs and type(msg_id) is int:
+            self._adapt(
+                "DELETE_ROSPEC 0",
+                f"{refusal_text(step, why)}; deleting ROSpec {ROSPEC_ID} (ours) instead",
+            )
+            self._send_own("cleanup", msg_id, "DELETE_ROSPEC")
+            return True
+        if self._closing:
+            return False
+        raise LinkError(refusal_text(step, why))
+
+    def _own_answer(self, own: tuple[str, int], name: str, body: dict[str, Any]) -> None:
+        purpose, theirs = own
+        why = rejection(name, body)
+        if purpose == "cleanup":
+            # Deleted, or "no such ROSpec": either way nothing of ours is left; sllurp
+            # gets the success of its DELETE_ROSPEC 0 and goes on to add our ROSpec.
+            assert self._client is not None
+            self._client.handleMessage(succeeded("DELETE_ROSPEC_RESPONSE", theirs))
+        elif purpose == "start":
+            if why is None:
+                self._start.heard_start()
+            elif self.settings.start_trigger == "explicit" and not self._closing:
+                raise LinkError(refusal_text("START_ROSPEC", why))
+            else:  # the ROSpec may be running with no tag in view: reads will tell
+                self._adapt("START_ROSPEC refused", refusal_text("START_ROSPEC", why))
+        elif why is not None:
+            event(log, "llrp_gpo_failed", level=logging.WARNING, device=self.device_id, error=why)
+
+    def _adapt(self, step: str, what: str) -> None:
+        """Keep what this reader needed; a warning the first time, per reader."""
+        self.quirks[step] = what
+        first = step not in self._warned
+        self._warned.add(step)
+        event(
+            log,
+            "llrp_reader_quirk",
+            level=logging.WARNING if first else logging.DEBUG,
+            device=self.device_id,
+            reader=self.where,
+            step=step,
+            done=what,
+        )
+
     def _reader_event(self, body: dict[str, Any]) -> None:
         refused = refused_session(body)
         if refused is not None:
             raise LinkError(refused)
+        if rospec_started(body) == ROSPEC_ID:
+            self._start.heard_start()
         data = body.get("ReaderEventNotificationData")
         if isinstance(data, dict) and "ConnectionCloseEvent" in data and not self._closing:
             raise LinkError("the reader closed the session (ConnectionCloseEvent)")
@@ -420,6 +516,7 @@ class LlrpReader(Driver):
             self._gpi.put_nowait(ev)
 
     async def _report(self, body: dict[str, Any]) -> None:
+        self._start.heard_start()
         tags = body.get("TagReportData") or []
         if not isinstance(tags, list):
             tags = [tags]
@@ -455,6 +552,7 @@ class LlrpReader(Driver):
         writer = self._writer
         if writer is None or writer.is_closing():
             raise LinkError(f"not connected to {self.where}")
+        self._sent.note(data)
         writer.write(data)
 
     def _on_state(self, state: int) -> None:
@@ -475,6 +573,24 @@ class LlrpReader(Driver):
             for port in (self.settings.gpo_good, self.settings.gpo_bad, self.settings.gpo_alarm):
                 if port is not None:
                     self._send_gpo(port, False)  # a pulse cut short by a lost link ends here
+            if self._start.enabled(self._now()):
+                self._send_own("start", 0, "START_ROSPEC")
+            else:
+                loop = asyncio.get_running_loop()
+                self._start_timer = loop.call_later(self._start.window_s, self._start_check)
+
+    def _start_check(self) -> None:
+        """The start window passed: a ROSpec enabled but never started gets START_ROSPEC."""
+        self._start_timer = None
+        if self._closing or self._writer is None or not self._start.due(self._now()):
+            return
+        self._adapt(
+            "START_ROSPEC",
+            f"no report and no ROSpec start within {self._start.window_s:g} s of "
+            f"ENABLE_ROSPEC (Immediate start trigger): sent START_ROSPEC {ROSPEC_ID}",
+        )
+        with contextlib.suppress(LinkError):
+            self._send_own("start", 0, "START_ROSPEC")
 
     def _stop_politely(self) -> None:
         client = self._client
@@ -488,12 +604,20 @@ class LlrpReader(Driver):
         if self._client is not None:
             self._client.sendMessage({"CLOSE_CONNECTION": {}})
 
-    def _send_gpo(self, port: int, high: bool) -> None:
+    def _own_id(self, purpose: str, theirs: int) -> int:
         self._next_id = self._next_id + 1 if self._next_id < 0xFFFFFFFF else OWN_IDS
         if len(self._ours) > 256:  # a reader that never answers GPO writes
-            self._ours.clear()
-        self._ours.add(self._next_id)
-        self._write(gpo_frame(self._next_id, port, high))
+            for key in [k for k, (p, _) in self._ours.items() if p == "gpo"]:
+                del self._ours[key]
+        self._ours[self._next_id] = (purpose, theirs)
+        return self._next_id
+
+    def _send_own(self, purpose: str, theirs: int, name: Any) -> None:
+        """START_ROSPEC or DELETE_ROSPEC for our ROSpec, answered to ``_own_answer``."""
+        self._write(spec_frame(name, self._own_id(purpose, theirs), ROSPEC_ID))
+
+    def _send_gpo(self, port: int, high: bool) -> None:
+        self._write(gpo_frame(self._own_id("gpo", 0), port, high))
 
     def _pulse_end(self, port: int) -> None:
         self._pulses.pop(port, None)

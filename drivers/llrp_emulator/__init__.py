@@ -26,15 +26,18 @@ from __future__ import annotations
 
 from drivers.llrp_emulator.scenario import (
     DEFAULT_X,
+    QUIRKS,
     Antenna,
     Faults,
     Flood,
     Malformed,
     Motion,
+    Quirk,
     Scenario,
     TagGroup,
     bundled_scenario,
     load_scenario,
+    parse_quirks,
     scenario_from_dict,
     sgtin96,
 )
@@ -46,6 +49,7 @@ from drivers.llrp_emulator.session import (
     MAX_TAGS_PER_REPORT,
     READER_MAC,
     ConnectionRecord,
+    tid_of,
 )
 from drivers.llrp_emulator.tagmodel import (
     Observation,
@@ -55,6 +59,7 @@ from drivers.llrp_emulator.tagmodel import (
 __all__ = [
     "DEFAULT_X",
     "MAX_TAGS_PER_REPORT",
+    "QUIRKS",
     "READER_MAC",
     "Antenna",
     "ConnectionRecord",
@@ -64,12 +69,15 @@ __all__ = [
     "Malformed",
     "Motion",
     "Observation",
+    "Quirk",
     "Scenario",
     "TagGroup",
     "bundled_scenario",
     "load_scenario",
+    "parse_quirks",
     "scenario_from_dict",
     "serve",
     "sgtin96",
+    "tid_of",
     "timeline",
 ]
