@@ -161,12 +161,24 @@ def test_config_file_fills_the_settings(tmp_path: Path) -> None:
         ('host = "r"\nkeepalive_misses = 0', "devices[0].keepalive_misses"),
         ('host = "r"\ntx_power = 30', "devices[0].tx_power"),
         ("port = 5084", "devices[0].host"),
+        ('host = "r"\nstart_window_s = 0', "devices[0].start_window_s"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, options: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         _load(tmp_path, options)
     assert info.value.key == key
+
+
+def test_a_start_trigger_that_is_not_one_says_which_are(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, 'host = "r"\nstart_trigger = "explicitly"')
+    assert info.value.key == "devices[0].start_trigger"
+    assert "explicit" in str(info.value) and "immediate" in str(info.value)
+    ok = _load(tmp_path, 'host = "r"\nstart_trigger = "explicit"\nstart_window_s = 1.5')
+    s = ok.devices[0].options
+    assert isinstance(s, LlrpSettings)
+    assert (s.start_trigger, s.start_window_s) == ("explicit", 1.5)
 
 
 def test_example_config_loads() -> None:
