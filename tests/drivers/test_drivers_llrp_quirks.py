@@ -3,11 +3,16 @@ the emulator's quirk modes over real TCP, the driver's answer to it, and what it
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import sys
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from agent.cli import main
 from drivers.llrp import LlrpReader
 from drivers.llrp_emulator import QUIRKS, LlrpEmulator, Scenario, tid_of
 from tests.drivers.test_drivers_llrp_driver import (
@@ -203,3 +208,44 @@ async def test_every_quirk_at_once_still_inventories_every_tag() -> None:
             reads = await collect(driver, lambda rs: {r.data for r in rs} >= tids)
     assert all(r.fault is None for r in reads)
     assert set(driver.quirks) == {"ENABLE_EVENTS_AND_REPORTS", "DELETE_ROSPEC 0", "START_ROSPEC"}
+
+
+def test_sim_llrp_refuses_an_unknown_quirk_in_one_line() -> None:
+    out = CliRunner().invoke(main, ["sim", "llrp", "--quirks", "tid-epc,all"])
+    assert out.exit_code != 0
+    assert (
+        out.output.strip()
+        .splitlines()[-1]
+        .endswith(
+            "--quirks: unknown quirk 'tid-epc' (did you mean 'tid-epcs'?): expected "
+            "events-unsupported, delete-all-refused, immediate-never-starts, tid-epcs, "
+            "partial-frame-at-close or all"
+        )
+    )
+    assert "Traceback" not in out.output
+
+
+async def test_sim_llrp_with_every_quirk_serves_a_reader_the_driver_inventories() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from agent.cli import main; main()",
+        *("sim", "llrp", "--scenario", "zone-shelf", "--port", "0", "--quirks", "all"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert "quirks: delete-all-refused, events-unsupported, immediate-never-starts" in line
+        port = int(line.split("127.0.0.1:")[1].split(":")[0])
+        settings = quick(port, antennas=[1, 2], start_window_s=0.3, report_timeout_ms=250)
+        driver = LlrpReader("shelf", settings, factory(), sleep=Sleeps())
+        async with driver:
+            reads = await collect(driver, lambda rs: len({r.data for r in rs}) >= 20)
+        assert all(r.data[:2] == b"\xe2\x80" and r.fault is None for r in reads)
+        assert {"ENABLE_EVENTS_AND_REPORTS", "DELETE_ROSPEC 0", "START_ROSPEC"} <= set(
+            driver.quirks
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 10)
