@@ -13,6 +13,12 @@ portal, park near it, sit on a shelf or leave, and faults. ``timeline()`` is
 the pure model: deterministic for a seed and independent of how the time is
 cut into windows, so tests check it without sockets.
 
+Quirks (``quirks = [...]`` in a scenario, ``edgetally sim llrp --quirks``):
+ways real readers answer unlike sllurp expects, each one seen in the field
+(``scenario.QUIRKS``; the README's "Reader compatibility" table says what the
+LLRP driver does about each). ``faults.unsupported`` answers any named request
+with ERROR_MESSAGE (M_UnsupportedMessage).
+
 Clocks: tag motion runs on scenario time, which starts when the first ROSpec
 starts on a connection and runs ``speed`` times faster than the wall clock;
 faults count scenario seconds from the moment the client connected.

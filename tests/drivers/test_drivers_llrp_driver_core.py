@@ -35,6 +35,20 @@ from drivers.llrp_link import (
     tag_reads,
 )
 from drivers.llrp_settings import SEARCH_MODES, LlrpSettings, reader_config
+from drivers.llrp_setup import (
+    AWAITED,
+    OPTIONAL,
+    REQUIRED,
+    Client,
+    Request,
+    Sent,
+    StartTrigger,
+    StartWatch,
+    answered,
+    rospec_started,
+    spec_frame,
+    succeeded,
+)
 
 EPC1 = bytes.fromhex("30340242201d8840009a4e21")
 EPC2 = bytes.fromhex("30340242201d8840009a4e22")
@@ -336,3 +350,76 @@ def test_gpo_frame_is_a_set_reader_config_with_gpo_write_data() -> None:
     off = f.decode_message(gpo_frame(5, 2, False))
     assert isinstance(off, f.SetReaderConfig)
     assert off.other == (f.Tlv(219, struct.pack("!HB", 2, 0)),)
+
+
+# ---- the setup sequence's tolerance (drivers/llrp_setup) ----------------------------------------
+
+
+def test_sent_requests_are_matched_to_their_answers_by_id() -> None:
+    sent = Sent()
+    sent.note(spec_frame("DELETE_ROSPEC", 7, 0))
+    sent.note(struct.pack("!HII", (1 << 10) | 64, 10, 8))  # ENABLE_EVENTS_AND_REPORTS
+    sent.note(struct.pack("!HII", (1 << 10) | 999, 10, 9))  # not a request we track
+    assert sent.answer(8) == Request("ENABLE_EVENTS_AND_REPORTS")
+    assert sent.answer(8) is None  # answered once
+    assert sent.answer(7) == Request("DELETE_ROSPEC", 0)
+    assert sent.answer(9) is None and sent.answer("7") is None
+    for i in range(200):  # bounded: the oldest go first
+        sent.note(struct.pack("!HII", (1 << 10) | 72, 10, 100 + i))
+    assert sent.answer(100) is None and sent.answer(299) == Request("KEEPALIVE_ACK")
+    assert answered("ERROR_MESSAGE", None) is None
+    assert answered("ADD_ROSPEC_RESPONSE", None) == "ADD_ROSPEC"
+
+
+def test_optional_and_required_steps_do_not_overlap() -> None:
+    assert not set(OPTIONAL) & set(REQUIRED)
+    assert set(AWAITED) == set(OPTIONAL)
+
+
+def test_start_watch_asks_for_start_rospec_only_when_nothing_ran() -> None:
+    watch = StartWatch("immediate", 2.0)
+    assert not watch.due(100.0)  # nothing enabled yet
+    assert watch.enabled(10.0) is False
+    assert not watch.due(11.9) and watch.due(12.0)
+    watch.heard_start()
+    assert not watch.due(50.0)
+    watch.reset()
+    assert not watch.due(50.0)
+    explicit = StartWatch("explicit", 2.0)
+    assert explicit.enabled(10.0) is True and not explicit.due(99.0)
+
+
+def test_explicit_start_trigger_makes_the_rospec_wait_for_start() -> None:
+    s = LlrpSettings(host="r")
+    assert reader_config(s).event_selector["ROSpecEvent"] is True  # "ROSpec started" is heard
+
+    def trigger(start: StartTrigger) -> str:
+        rospec = Client(reader_config(s), start_trigger=start).getROSpec()
+        return str(rospec["ROBoundarySpec"]["ROSpecStartTrigger"]["ROSpecStartTriggerType"])
+
+    assert (trigger("immediate"), trigger("explicit")) == ("Immediate", "Null")
+
+
+def test_a_synthesised_success_and_rospec_start_events() -> None:
+    message = succeeded("DELETE_ROSPEC_RESPONSE", 5)
+    assert message.isSuccess() and message.getName() == "DELETE_ROSPEC_RESPONSE"
+    assert (
+        rospec_started(
+            {
+                "ReaderEventNotificationData": {
+                    "ROSpecEvent": {"EventType": "Start_of_ROSpec", "ROSpecID": 1}
+                }
+            }
+        )
+        == 1
+    )
+    assert (
+        rospec_started(
+            {
+                "ReaderEventNotificationData": {
+                    "ROSpecEvent": {"EventType": "End_of_ROSpec", "ROSpecID": 1}
+                }
+            }
+        )
+        is None
+    )
