@@ -367,9 +367,10 @@ class LlrpReader(Driver):
         length = frame_length(header)
         if length == HEADER_LEN:
             return header
-        return header + await self._exactly(reader, length - HEADER_LEN)
+        return header + await self._exactly(reader, length - HEADER_LEN, HEADER_LEN)
 
-    async def _exactly(self, reader: asyncio.StreamReader, n: int) -> bytes:
+    async def _exactly(self, reader: asyncio.StreamReader, n: int, have: int = 0) -> bytes:
+        """``n`` more bytes of a frame of which ``have`` came already."""
         timeout = self.watchdog.remaining(self._now())
         try:
             if timeout <= 0:
@@ -380,11 +381,8 @@ class LlrpReader(Driver):
             raise LinkError(self.watchdog.why(self._now())) from exc
         except asyncio.IncompleteReadError as exc:
             # What came of an unfinished frame is dropped here, never decoded: no bad read.
-            mid = ""
-            if exc.partial:
-                mid = f" ({len(exc.partial)} bytes of an unfinished frame dropped)"
-            elif n != HEADER_LEN:
-                mid = " in the middle of a frame"
+            got = have + len(exc.partial)
+            mid = f" ({got} bytes of an unfinished frame dropped)" if got else ""
             raise LinkError(f"the reader closed the connection{mid}") from exc
         except OSError as exc:
             raise LinkError(f"connection to {self.where} lost: {exc.strerror or exc}") from exc

@@ -47,11 +47,7 @@ def identify_epc(data: bytes, gln_is_location: bool = True) -> Identity:
     """What tag data means. Never raises: anything undecodable is an unknown with the hex."""
     if data[:8].lower() == b"urn:epc:":
         return _from_uri(data)
-    if len(data) % 2 == 0 and all(b in _HEX for b in data):
-        hex_text = data.decode("ascii").upper()
-        raw = data.decode("ascii")
-    else:
-        hex_text = raw = data.hex().upper()
+    hex_text, raw = _hex(data)
     if len(hex_text) > MAX_EPC_HEX:
         return _unknown(raw, f"EPC: longer than {MAX_EPC_HEX // 2} bytes")
     header = hex_text[:2]
@@ -75,11 +71,7 @@ def raw_tag_key(data: bytes) -> Identity | None:
     empty tag, or data too long for an EPC."""
     if not data or data[:8].lower() == b"urn:epc:":
         return None
-    if len(data) % 2 == 0 and all(b in _HEX for b in data):
-        hex_text = data.decode("ascii").upper()
-        raw = data.decode("ascii")
-    else:
-        hex_text = raw = data.hex().upper()
+    hex_text, raw = _hex(data)
     header = hex_text[:2]
     if len(hex_text) > MAX_EPC_HEX or header == "00":
         return None
@@ -91,6 +83,14 @@ def raw_tag_key(data: bytes) -> Identity | None:
         return None
     uri = f"urn:epc:raw:{len(hex_text) * 4}.x{hex_text}"
     return Identity(kind="epc", raw=raw, epc=uri, warnings=(why,))
+
+
+def _hex(data: bytes) -> tuple[str, str]:
+    """(upper-case hex, the raw text kept): hex text as it came, bytes as hex."""
+    if len(data) % 2 == 0 and all(b in _HEX for b in data):
+        return data.decode("ascii").upper(), data.decode("ascii")
+    hex_text = data.hex().upper()
+    return hex_text, hex_text
 
 
 def _from_uri(data: bytes) -> Identity:
