@@ -221,4 +221,7 @@ def refusal_text(request: str | None, why: str) -> str:
         why = f"reader refused {request} (ERROR_MESSAGE): {why.removeprefix(prefix)}"
     if request in REQUIRED:
         why += " (a required step: no inventory without it)"
+    hint = " (not an Impinj reader? then set impinj_extensions = false)"
+    if request == "IMPINJ_ENABLE_EXTENSIONS" and hint not in why:
+        why += hint  # other readers answer Impinj's custom message with ERROR_MESSAGE
     return why

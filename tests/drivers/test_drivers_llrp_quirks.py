@@ -91,6 +91,20 @@ async def test_a_refused_required_step_is_a_fault_with_the_readers_words(step: s
     assert problem is not None and problem.startswith(f"reader refused {step}")
 
 
+async def test_a_reader_refusing_impinj_extensions_is_told_to_turn_them_off() -> None:
+    # What a non-Impinj reader does with Impinj's custom message: ERROR_MESSAGE.
+    async with LlrpEmulator(scenario(faults={"unsupported": ["CUSTOM_MESSAGE"]})) as emu:
+        settings = quick(emu.port, impinj_extensions=True)
+        driver = LlrpReader("portal", settings, factory(), sleep=Sleeps())
+        async with driver:
+            await until(lambda: bool(driver.errors))
+    assert driver.errors[0] == (
+        "reader refused IMPINJ_ENABLE_EXTENSIONS (ERROR_MESSAGE): UnsupportedMessage: "
+        "CUSTOM_MESSAGE is not supported (a required step: no inventory without it) "
+        "(not an Impinj reader? then set impinj_extensions = false)"
+    )
+
+
 async def test_delete_all_rospecs_refused_falls_back_to_our_own_rospec(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
