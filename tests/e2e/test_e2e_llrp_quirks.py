@@ -7,6 +7,7 @@ process. The same shelf with no quirk is the control: SGTINs, received as before
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from harness import LedgerProcess, write_config
 
 from agent.config import load_config
 from agent.daemon import Daemon
-from drivers.llrp_emulator import QUIRKS, LlrpEmulator, scenario_from_dict, sgtin96, tid_of
+from drivers.llrp_emulator import (
+    QUIRKS,
+    LlrpEmulator,
+    bundled_scenario,
+    load_scenario,
+    scenario_from_dict,
+    sgtin96,
+    tid_of,
+)
 
 GTIN = "00614141123452"
 TAGS = 20
@@ -107,3 +116,56 @@ async def test_a_quirky_readers_tags_reach_the_ledger_once_each(
         outcomes = {o for (o,) in conn.execute("SELECT DISTINCT outcome FROM reads")}
     # Re-reads are duplicates of units already received; no read is unknown or faulted.
     assert outcomes <= {"good"} | {o for o in outcomes if "duplicate serial" in o}
+
+
+async def test_a_pallet_through_a_portal_on_a_quirky_reader_reaches_the_ledger(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    # The portal-inbound pallet (200 cases), on a reader with every quirk, 5x speed.
+    sc = dataclasses.replace(
+        load_scenario(bundled_scenario("portal-inbound")), speed=5.0, quirks=frozenset(QUIRKS)
+    )
+    path = write_config(tmp_path, ledger.url, ledger.token_file, None, health_listen="")
+    async with LlrpEmulator(sc) as emu:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(
+                f"""
+[[devices]]
+id = "dock-7-portal"
+driver = "llrp"
+host = "127.0.0.1"
+port = {emu.port}
+antennas = [1, 2, 3, 4]
+keepalive_s = 0.5
+report_timeout_ms = 50
+start_window_s = 0.5
+
+[[stations]]
+name = "dock-7-door"
+kind = "portal"
+location = "DOCK-7"
+devices = ["dock-7-portal"]
+outside_antennas = [1, 2]
+inside_antennas = [3, 4]
+quiet_ms = 600
+max_track_ms = 2000
+raw_tag_ids = true
+"""
+            )
+        daemon = Daemon(load_config(path), ledger.token)
+        task = asyncio.create_task(daemon.run())
+        try:
+            async with asyncio.timeout(60):  # ~5 s alone
+                while len(await asyncio.to_thread(ledger.journal)) < 200:
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # anything more would be a double
+        finally:
+            daemon.stop()
+            await asyncio.wait_for(task, 10)
+    moves = [e.get("movement", e) for e in await asyncio.to_thread(ledger.journal)]
+    epcs = [e for group in sc.tags for e in group.epcs]
+    assert len(epcs) == 200
+    assert sorted(m["item"]["epc"] for m in moves) == sorted(
+        f"urn:epc:raw:96.x{tid_of(e).hex().upper()}" for e in epcs
+    )
+    assert {(m["kind"], m["to"]) for m in moves} == {("receive", "DOCK-7")}
