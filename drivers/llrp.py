@@ -49,7 +49,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sllurp.llrp import LLRPReaderState
+from sllurp.llrp import LLRPMessage, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 from tenacity import wait_random_exponential
 
@@ -76,19 +76,7 @@ from drivers.llrp_link import (
     tag_reads,
 )
 from drivers.llrp_settings import LlrpSettings, reader_config
-from drivers.llrp_setup import (
-    AWAITED,
-    OPTIONAL,
-    ROSPEC_ID,
-    Client,
-    Sent,
-    StartWatch,
-    answered,
-    refusal_text,
-    rospec_started,
-    spec_frame,
-    succeeded,
-)
+from drivers.llrp_setup import ROSPEC_ID, Answer, Client, Setup, rospec_started
 from drivers.reopen import reopen_wait
 
 log = logging.getLogger("edgetally.drivers.llrp")
@@ -97,7 +85,6 @@ READY_MAX = 4096  # reads waiting for the daemon; past this the socket is left u
 GPI_MAX = 256  # GPI events waiting; past this the oldest are dropped, counted and logged
 TIMES_KEPT = 1024  # the latest tag reads, for ``times`` (status and tests)
 CLOSE_TIMEOUT_S = 2.0  # for the polite stop at close; then the socket is closed anyway
-OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO, START, cleanup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +129,8 @@ class LlrpReader(Driver):
         self._client: Client | None = None
         self._closing = False
         self._failures = 0
-        # Frames of our own awaiting an answer: message id -> (what for, sllurp's id).
-        self._ours: dict[int, tuple[str, int]] = {}
-        self._sent = Sent()
-        self._start = StartWatch(settings.start_trigger, settings.start_window_s)
+        self._setup = Setup(device_id, self.where, settings.start_trigger, settings.start_window_s)
         self._start_timer: asyncio.TimerHandle | None = None
-        self._warned: set[str] = set()
-        self._next_id = OWN_IDS
         self._pulses: dict[int, asyncio.TimerHandle] = {}
         self.watchdog = Watchdog(settings.keepalive_s, settings.keepalive_misses, now())
         self.offset = ClockOffset()
@@ -163,7 +145,7 @@ class LlrpReader(Driver):
         self.discarded = 0  # reads that arrived after close began: nobody takes them
         self.reader_state = "disconnected"
         # What this reader needed that a plain one does not: step -> what was done.
-        self.quirks: dict[str, str] = {}
+        self.quirks = self._setup.quirks
         self.close_timeout_s = CLOSE_TIMEOUT_S
         self._crash: BaseException | None = None
 
@@ -330,9 +312,7 @@ class LlrpReader(Driver):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._writer = writer
-        self._ours.clear()
-        self._sent.clear()
-        self._start.reset()
+        self._setup.connected()
         self._client = Client(
             reader_config(s),
             transport_tx_write=self._write,
@@ -402,11 +382,10 @@ class LlrpReader(Driver):
             client.send_KEEPALIVE_ACK()
             return
         msg_id = body.get("ID")
-        own = None
-        if type(msg_id) is int and name != "READER_EVENT_NOTIFICATION":
-            own = self._ours.pop(msg_id, None)
+        setup = self._setup
+        own = setup.own(msg_id) if name != "READER_EVENT_NOTIFICATION" else None
         if own is not None:  # the answer to a frame of ours, not sllurp's business
-            self._own_answer(own, name, body)
+            self._act(setup.own_answer(own, name, body, self._closing))
             return
         if name == "CLOSE_CONNECTION_RESPONSE":
             raise LinkError("connection closed")
@@ -414,9 +393,26 @@ class LlrpReader(Driver):
             self._reader_event(body)
         else:
             why = rejection(name, body)
-            request = self._sent.answer(msg_id)
-            if why is not None and self._refused(name, request, msg_id, why):
-                return
+            if why is None:
+                setup.sent.answer(msg_id)
+            else:
+                answer = setup.refused(name, msg_id, why, self._closing)
+                if answer is not None:
+                    self._act(answer)
+                    return
+        self._feed(msg)
+
+    def _act(self, answer: Answer) -> None:
+        if answer.send is not None:
+            self._write(answer.send)
+        if answer.feed is not None:
+            self._feed(answer.feed)
+
+    def _feed(self, msg: LLRPMessage) -> None:
+        """sllurp's state machine takes a message; its errors become LinkErrors."""
+        client = self._client
+        assert client is not None
+        name = msg.msgname
         try:
             client.handleMessage(msg)
         except ReaderConfigurationError as exc:
@@ -426,71 +422,12 @@ class LlrpReader(Driver):
                 f"the reader's {name} could not be used: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _refused(self, name: str, request: Any, msg_id: Any, why: str) -> bool:
-        """A refusal: True when dealt with here (sllurp never sees it); a LinkError for a
-        required step; False while closing, when sllurp goes on to say goodbye."""
-        client = self._client
-        assert client is not None
-        step = answered(name, request)
-        if step in OPTIONAL:
-            self._adapt(step, f"{refusal_text(step, why)}; skipped: {OPTIONAL[step]}")
-            if step == "CLOSE_CONNECTION":
-                raise LinkError("connection closed")
-            awaited = AWAITED[step]
-            if awaited is not None and type(msg_id) is int:
-                client.handleMessage(succeeded(awaited, msg_id))
-            return True
-        all_rospecs = request is None or request.spec_id == 0
-        if step == "DELETE_ROSPEC" and all_rospecs and type(msg_id) is int:
-            self._adapt(
-                "DELETE_ROSPEC 0",
-                f"{refusal_text(step, why)}; deleting ROSpec {ROSPEC_ID} (ours) instead",
-            )
-            self._send_own("cleanup", msg_id, "DELETE_ROSPEC")
-            return True
-        if self._closing:
-            return False
-        raise LinkError(refusal_text(step, why))
-
-    def _own_answer(self, own: tuple[str, int], name: str, body: dict[str, Any]) -> None:
-        purpose, theirs = own
-        why = rejection(name, body)
-        if purpose == "cleanup":
-            # Deleted, or "no such ROSpec": either way nothing of ours is left; sllurp
-            # gets the success of its DELETE_ROSPEC 0 and goes on to add our ROSpec.
-            assert self._client is not None
-            self._client.handleMessage(succeeded("DELETE_ROSPEC_RESPONSE", theirs))
-        elif purpose == "start":
-            if why is None:
-                self._start.heard_start()
-            elif self.settings.start_trigger == "explicit" and not self._closing:
-                raise LinkError(refusal_text("START_ROSPEC", why))
-            else:  # the ROSpec may be running with no tag in view: reads will tell
-                self._adapt("START_ROSPEC refused", refusal_text("START_ROSPEC", why))
-        elif why is not None:
-            event(log, "llrp_gpo_failed", level=logging.WARNING, device=self.device_id, error=why)
-
-    def _adapt(self, step: str, what: str) -> None:
-        """Keep what this reader needed; a warning the first time, per reader."""
-        self.quirks[step] = what
-        first = step not in self._warned
-        self._warned.add(step)
-        event(
-            log,
-            "llrp_reader_quirk",
-            level=logging.WARNING if first else logging.DEBUG,
-            device=self.device_id,
-            reader=self.where,
-            step=step,
-            done=what,
-        )
-
     def _reader_event(self, body: dict[str, Any]) -> None:
         refused = refused_session(body)
         if refused is not None:
             raise LinkError(refused)
         if rospec_started(body) == ROSPEC_ID:
-            self._start.heard_start()
+            self._setup.start.heard_start()
         data = body.get("ReaderEventNotificationData")
         if isinstance(data, dict) and "ConnectionCloseEvent" in data and not self._closing:
             raise LinkError("the reader closed the session (ConnectionCloseEvent)")
@@ -514,7 +451,7 @@ class LlrpReader(Driver):
             self._gpi.put_nowait(ev)
 
     async def _report(self, body: dict[str, Any]) -> None:
-        self._start.heard_start()
+        self._setup.start.heard_start()
         tags = body.get("TagReportData") or []
         if not isinstance(tags, list):
             tags = [tags]
@@ -550,7 +487,7 @@ class LlrpReader(Driver):
         writer = self._writer
         if writer is None or writer.is_closing():
             raise LinkError(f"not connected to {self.where}")
-        self._sent.note(data)
+        self._setup.sent.note(data)
         writer.write(data)
 
     def _on_state(self, state: int) -> None:
@@ -571,24 +508,21 @@ class LlrpReader(Driver):
             for port in (self.settings.gpo_good, self.settings.gpo_bad, self.settings.gpo_alarm):
                 if port is not None:
                     self._send_gpo(port, False)  # a pulse cut short by a lost link ends here
-            if self._start.enabled(self._now()):
-                self._send_own("start", 0, "START_ROSPEC")
+            setup = self._setup
+            if setup.start.enabled(self._now()):
+                self._write(setup.own_frame("start", "START_ROSPEC"))
             else:
                 loop = asyncio.get_running_loop()
-                self._start_timer = loop.call_later(self._start.window_s, self._start_check)
+                self._start_timer = loop.call_later(setup.start.window_s, self._start_check)
 
     def _start_check(self) -> None:
-        """The start window passed: a ROSpec enabled but never started gets START_ROSPEC."""
         self._start_timer = None
-        if self._closing or self._writer is None or not self._start.due(self._now()):
+        if self._closing or self._writer is None:
             return
-        self._adapt(
-            "START_ROSPEC",
-            f"no report and no ROSpec start within {self._start.window_s:g} s of "
-            f"ENABLE_ROSPEC (Immediate start trigger): sent START_ROSPEC {ROSPEC_ID}",
-        )
-        with contextlib.suppress(LinkError):
-            self._send_own("start", 0, "START_ROSPEC")
+        frame = self._setup.start_needed(self._now())
+        if frame is not None:
+            with contextlib.suppress(LinkError):
+                self._write(frame)
 
     def _stop_politely(self) -> None:
         client = self._client
@@ -602,20 +536,8 @@ class LlrpReader(Driver):
         if self._client is not None:
             self._client.sendMessage({"CLOSE_CONNECTION": {}})
 
-    def _own_id(self, purpose: str, theirs: int) -> int:
-        self._next_id = self._next_id + 1 if self._next_id < 0xFFFFFFFF else OWN_IDS
-        if len(self._ours) > 256:  # a reader that never answers GPO writes
-            for key in [k for k, (p, _) in self._ours.items() if p == "gpo"]:
-                del self._ours[key]
-        self._ours[self._next_id] = (purpose, theirs)
-        return self._next_id
-
-    def _send_own(self, purpose: str, theirs: int, name: Any) -> None:
-        """START_ROSPEC or DELETE_ROSPEC for our ROSpec, answered to ``_own_answer``."""
-        self._write(spec_frame(name, self._own_id(purpose, theirs), ROSPEC_ID))
-
     def _send_gpo(self, port: int, high: bool) -> None:
-        self._write(gpo_frame(self._own_id("gpo", 0), port, high))
+        self._write(gpo_frame(self._setup.own_id("gpo"), port, high))
 
     def _pulse_end(self, port: int) -> None:
         self._pulses.pop(port, None)

@@ -11,15 +11,19 @@ message), liberal in what is taken, as long as tags keep arriving (issue 17):
 - DELETE_ROSPEC 0 ("all ROSpecs") refused: this is cleanup, so the driver
   deletes the one ROSpec id it owns instead (``ROSPEC_ID``) and goes on.
   GET_ROSPECS is not used for the fallback: sllurp has no decoder for its
-  answer, and a ROSpec another client left is not ours to delete.
+  answer. A ROSpec another client left under another id keeps running; its
+  tags are still tags.
 - An Immediate start trigger the reader enables but never starts: see
   ``StartWatch``; or ``start_trigger = "explicit"`` (``Client``).
 
-Pure, no I/O: the driver (drivers/llrp.py) owns the socket and the timers.
+Only answers matched by message id to a request of ours are treated so: an
+unsolicited refusal is a fault, as before. ``Setup`` decides, without I/O; the
+driver (drivers/llrp.py) owns the socket, the timers and sllurp's state machine.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -28,10 +32,17 @@ from typing import Any, Literal
 
 from sllurp.llrp import LLRPClient, LLRPMessage
 
+from agent.logs import event
+from drivers.llrp_link import LinkError, rejection
+
+log = logging.getLogger("edgetally.drivers.llrp")
+
 StartTrigger = Literal["immediate", "explicit"]
 
 # sllurp's LLRPClient.getROSpec always builds ROSpec 1: the one id this driver owns.
 ROSPEC_ID = 1
+OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO, START, cleanup)
+OWN_KEPT = 256  # our frames awaiting an answer; past it, unanswered GPO writes are forgotten
 
 # Requests whose refusal does not stop inventory, and why (what the log line says).
 OPTIONAL: dict[str, str] = {
@@ -143,9 +154,10 @@ def succeeded(response: str, msg_id: int) -> LLRPMessage:
     return msg
 
 
-def spec_frame(
-    name: Literal["START_ROSPEC", "DELETE_ROSPEC"], msg_id: int, rospec_id: int
-) -> bytes:
+SpecName = Literal["START_ROSPEC", "DELETE_ROSPEC"]
+
+
+def spec_frame(name: SpecName, msg_id: int, rospec_id: int) -> bytes:
     """A START_ROSPEC or DELETE_ROSPEC of the driver's own, in sllurp's encoding."""
     data: bytes = LLRPMessage(msgdict={name: {"ID": msg_id, "ROSpecID": rospec_id}}).msgbytes
     return data
@@ -225,3 +237,126 @@ def refusal_text(request: str | None, why: str) -> str:
     if request == "IMPINJ_ENABLE_EXTENSIONS" and hint not in why:
         why += hint  # other readers answer Impinj's custom message with ERROR_MESSAGE
     return why
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the driver does with a refusal or with the answer to a frame of ours:
+    ``feed`` sllurp this message in its place, and/or ``send`` this frame."""
+
+    feed: LLRPMessage | None = None
+    send: bytes | None = None
+
+
+OwnPurpose = Literal["gpo", "start", "cleanup"]
+
+
+class Setup:
+    """One reader's setup bookkeeping across its connections: the requests written
+    (``sent``), the frames of our own awaiting an answer, the start watch, and what
+    this reader needed that a plain one does not (``quirks``: step -> what was done,
+    logged as a warning the first time per reader, at debug after)."""
+
+    def __init__(self, device: str, where: str, trigger: StartTrigger, window_s: float) -> None:
+        self.device = device
+        self.where = where
+        self.sent = Sent()
+        self.start = StartWatch(trigger, window_s)
+        self.quirks: dict[str, str] = {}
+        self._own: dict[int, tuple[OwnPurpose, int]] = {}
+        self._next_id = OWN_IDS
+        self._warned: set[str] = set()
+
+    def connected(self) -> None:
+        """A new connection: nothing sent, nothing started."""
+        self.sent.clear()
+        self._own.clear()
+        self.start.reset()
+
+    def own_id(self, purpose: OwnPurpose, theirs: int = 0) -> int:
+        """A message id for a frame of ours; ``theirs``: the sllurp request it stands in for."""
+        self._next_id = self._next_id + 1 if self._next_id < 0xFFFFFFFF else OWN_IDS
+        if len(self._own) > OWN_KEPT:  # a reader that never answers GPO writes
+            for key in [k for k, (p, _) in self._own.items() if p == "gpo"]:
+                del self._own[key]
+        self._own[self._next_id] = (purpose, theirs)
+        return self._next_id
+
+    def own_frame(self, purpose: OwnPurpose, name: SpecName, theirs: int = 0) -> bytes:
+        return spec_frame(name, self.own_id(purpose, theirs), ROSPEC_ID)
+
+    def own(self, msg_id: object) -> tuple[OwnPurpose, int] | None:
+        """What the frame of ours that ``msg_id`` answers was for (forgotten once answered)."""
+        return self._own.pop(msg_id, None) if type(msg_id) is int else None
+
+    def adapt(self, step: str, what: str) -> None:
+        self.quirks[step] = what
+        first = step not in self._warned
+        self._warned.add(step)
+        event(
+            log,
+            "llrp_reader_quirk",
+            level=logging.WARNING if first else logging.DEBUG,
+            device=self.device,
+            reader=self.where,
+            step=step,
+            done=what,
+        )
+
+    def refused(self, name: str, msg_id: object, why: str, closing: bool) -> Answer | None:
+        """A refusal from the reader: an Answer when dealt with here (sllurp does not see
+        it); None to hand it to sllurp (only while closing: it goes on to the goodbye);
+        a LinkError for a required step or a refusal of nothing we sent."""
+        request = self.sent.answer(msg_id)
+        step = answered(name, request)
+        if request is not None and type(msg_id) is int:
+            if request.name in OPTIONAL:
+                self.adapt(
+                    request.name, f"{refusal_text(step, why)}; skipped: {OPTIONAL[request.name]}"
+                )
+                if request.name == "CLOSE_CONNECTION":
+                    raise LinkError("connection closed")
+                awaited = AWAITED[request.name]
+                return Answer(feed=succeeded(awaited, msg_id) if awaited else None)
+            if request.name == "DELETE_ROSPEC" and request.spec_id == 0:
+                self.adapt(
+                    "DELETE_ROSPEC 0",
+                    f"{refusal_text(step, why)}; deleting ROSpec {ROSPEC_ID} (ours) instead",
+                )
+                return Answer(send=self.own_frame("cleanup", "DELETE_ROSPEC", msg_id))
+        if closing:
+            return None
+        raise LinkError(refusal_text(step, why))
+
+    def own_answer(
+        self, own: tuple[OwnPurpose, int], name: str, body: Mapping[str, Any], closing: bool
+    ) -> Answer:
+        """The reader's answer to a frame of ours."""
+        purpose, theirs = own
+        why = rejection(name, body)
+        if purpose == "cleanup":
+            # Deleted, or "no such ROSpec": either way nothing of ours is left; sllurp
+            # gets the success of its DELETE_ROSPEC 0 and goes on to add our ROSpec.
+            return Answer(feed=succeeded("DELETE_ROSPEC_RESPONSE", theirs))
+        if purpose == "start":
+            if why is None:
+                self.start.heard_start()
+            elif self.start.trigger == "explicit" and not closing:
+                raise LinkError(refusal_text("START_ROSPEC", why))
+            else:  # the ROSpec may be running with no tag in view: reads will tell
+                self.adapt("START_ROSPEC refused", refusal_text("START_ROSPEC", why))
+        elif why is not None:
+            event(log, "llrp_gpo_failed", level=logging.WARNING, device=self.device, error=why)
+        return Answer()
+
+    def start_needed(self, now: float) -> bytes | None:
+        """The start window passed: START_ROSPEC for a ROSpec enabled but never started."""
+        if not self.start.due(now):
+            return None
+        self.adapt(
+            "START_ROSPEC",
+            f"no report and no ROSpec start within {self.start.window_s:g} s of "
+            f"ENABLE_ROSPEC (Immediate start trigger): sent START_ROSPEC {ROSPEC_ID}",
+        )
+        self.start.heard_start()  # once per connection
+        return self.own_frame("start", "START_ROSPEC")

@@ -42,6 +42,7 @@ from drivers.llrp_setup import (
     Client,
     Request,
     Sent,
+    Setup,
     StartTrigger,
     StartWatch,
     answered,
@@ -423,3 +424,32 @@ def test_a_synthesised_success_and_rospec_start_events() -> None:
         )
         is None
     )
+
+
+def test_setup_skips_only_refusals_of_what_it_sent() -> None:
+    setup = Setup("portal", "r:5084", "immediate", 3.0)
+    why = "reader could not take a message (ERROR_MESSAGE): UnsupportedMessage: no"
+    setup.sent.note(struct.pack("!HII", (1 << 10) | 2, 10, 4))  # GET_READER_CONFIG, id 4
+    answer = setup.refused("ERROR_MESSAGE", 4, why, closing=False)
+    assert answer is not None and answer.send is None and answer.feed is not None
+    assert answer.feed.msgname == "GET_READER_CONFIG_RESPONSE" and answer.feed.isSuccess()
+    assert answer.feed.msgdict["GET_READER_CONFIG_RESPONSE"]["ID"] == 4  # what sllurp waits for
+    assert setup.quirks["GET_READER_CONFIG"].endswith("skipped: nothing in the answer is used")
+    # The same refusal for an id we never sent is a fault; while closing, sllurp's business.
+    with pytest.raises(LinkError, match="ERROR_MESSAGE"):
+        setup.refused("ERROR_MESSAGE", 4, why, closing=False)
+    assert setup.refused("ERROR_MESSAGE", 4, why, closing=True) is None
+    # DELETE_ROSPEC 0 refused: our own DELETE_ROSPEC 1 goes out, its answer stands in.
+    setup.sent.note(spec_frame("DELETE_ROSPEC", 9, 0))
+    fallback = setup.refused("DELETE_ROSPEC_RESPONSE", 9, "reader rejected DELETE_ROSPEC: x", False)
+    assert fallback is not None and fallback.send is not None and fallback.feed is None
+    own_id = struct.unpack_from("!I", fallback.send, 6)[0]
+    assert fallback.send == spec_frame("DELETE_ROSPEC", own_id, 1)
+    own = setup.own(own_id)
+    assert own == ("cleanup", 9)
+    stand_in = setup.own_answer(own, "DELETE_ROSPEC_RESPONSE", {"LLRPStatus": {}}, False).feed
+    assert stand_in is not None and stand_in.msgdict["DELETE_ROSPEC_RESPONSE"]["ID"] == 9
+    # A refused DELETE_ROSPEC of one ROSpec is no cleanup of ours: a fault.
+    setup.sent.note(spec_frame("DELETE_ROSPEC", 10, 5))
+    with pytest.raises(LinkError):
+        setup.refused("DELETE_ROSPEC_RESPONSE", 10, "reader rejected DELETE_ROSPEC: x", False)
