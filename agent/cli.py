@@ -176,12 +176,20 @@ def sim() -> None:
     show_default=True,
     help="TCP port (LLRP's is 5084).",
 )
+@click.option(
+    "--quirks",
+    default="",
+    metavar="NAME,...",
+    help="Answer like readers seen in the field (comma-separated, or all): events-unsupported, "
+    "delete-all-refused, immediate-never-starts, tid-epcs, partial-frame-at-close. "
+    "Added to the scenario's own quirks.",
+)
 @user_errors
-def sim_llrp(scenario: str, host: str, port: int) -> None:
+def sim_llrp(scenario: str, host: str, port: int, quirks: str) -> None:
     """Run an LLRP reader emulator that sllurp and the LLRP driver connect to."""
     from agent.sim import sim_llrp_command
 
-    sim_llrp_command(scenario, host, port)
+    sim_llrp_command(scenario, host, port, quirks)
 
 
 @main.group()
