@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -53,9 +54,13 @@ def run(config_path: Path) -> None:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from agent import logs
     from agent.daemon import Daemon
+    from agent.preflight import preflight
 
     config = load_config(config_path)
     token = read_token(config)
+    problems = preflight(config)
+    if problems:
+        raise problems[0]
     logs.setup(config.agent.log_level)
     asyncio.run(Daemon(config, token).run(handle_signals=True))
 
@@ -271,17 +276,29 @@ def config() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @user_errors
 def config_check(file: Path) -> None:
-    """Check a config file (keys, values, token file) and say what is wrong."""
+    """Check a config file (keys, values, token file, state_dir, scripts) and say what is wrong."""
     import os
 
+    from agent.preflight import preflight
+
     cfg = load_config(file)
-    token = "token file readable"
-    if "${CREDENTIALS_DIRECTORY}" in str(cfg.sync.token_file) and not os.environ.get(
+    # Outside the service, a unit's config: systemd gives the token and makes state_dir.
+    for_systemd = "${CREDENTIALS_DIRECTORY}" in str(cfg.sync.token_file) and not os.environ.get(
         "CREDENTIALS_DIRECTORY"
-    ):
+    )
+    problems: list[EdgeTallyError] = [*preflight(cfg, systemd_creates=for_systemd)]
+    token = "token file readable and private"
+    if for_systemd:
         token = "token from systemd's LoadCredential at run time, not checked here"
     else:
-        read_token(cfg)
+        try:
+            read_token(cfg)
+        except EdgeTallyError as exc:
+            problems.append(exc)
+    for problem in problems[:-1]:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        raise problems[-1]
     click.echo(
         f"{file}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), "
         f"{len(cfg.stations)} station(s), outbox {cfg.outbox_path}; {token})"
@@ -325,7 +342,8 @@ def ledger_serve(db: Path, host: str, port: int) -> None:
     """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /openapi.json)."""
     from ledger import serve
 
-    serve(db, host, port)
+    with ledger_db_errors(db):
+        serve(db, host, port)
 
 
 @ledger.command("add-agent")
@@ -340,15 +358,76 @@ def ledger_serve(db: Path, host: str, port: int) -> None:
 @user_errors
 def ledger_add_agent(agent_id: str, db: Path, token_file: Path) -> None:
     """Create or replace an agent's token; the token goes to a file, never to the screen."""
+    from agent.config.loader import ID_RULE, valid_id
     from ledger import LedgerStore
 
-    store = LedgerStore(db)
-    try:
-        token = store.add_agent(agent_id)
-    finally:
-        store.close()
-    write_secret(token_file, token)
+    if not valid_id(agent_id):
+        raise click.BadParameter(
+            f"expected the agent's agent.id: {ID_RULE}; got {agent_id!r}", param_hint="AGENT_ID"
+        )
+    # The token file is opened before the store changes: a path that cannot be written
+    # must not leave the agent with a new token nobody holds.
+    with open_secret(token_file) as out, ledger_db_errors(db):
+        store = LedgerStore(db)
+        try:
+            token = store.add_agent(agent_id)
+        finally:
+            store.close()
+        out.write(token + "\n")
     click.echo(f"agent {agent_id}: token written to {token_file}")
+
+
+@contextlib.contextmanager
+def ledger_db_errors(db: Path) -> Iterator[None]:
+    """SQLite's errors on the ledger's file, as one line that names it and says why."""
+    import sqlite3
+
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if db.is_dir():
+            why = "is a folder; expected the ledger's SQLite file"
+        elif not db.parent.is_dir():
+            why = f"cannot be created: the folder {db.parent} does not exist"
+        elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            why = "is not an SQLite database; give the ledger's file, or a new path"
+        else:
+            why = f"cannot be used ({exc})"
+        raise click.ClickException(f"--db {db}: {why}") from exc
+
+
+@contextlib.contextmanager
+def open_secret(path: Path) -> Iterator[_Truncating]:
+    """``path`` opened for a secret (mode 0600), truncated only once the secret is ready;
+    a file it had to create is removed again if the secret never comes."""
+    import os
+
+    existed = path.exists()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise click.ClickException(
+            f"--token-file {path}: cannot write it ({exc.strerror})"
+        ) from exc
+    os.fchmod(fd, 0o600)  # a file that was there keeps no wider mode
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        try:
+            yield _Truncating(f)
+        except BaseException:
+            if not existed:
+                path.unlink(missing_ok=True)
+            raise
+
+
+class _Truncating:
+    """Truncates the file at the first write, so a failure before it keeps the old secret."""
+
+    def __init__(self, f: TextIO) -> None:
+        self._f = f
+
+    def write(self, text: str) -> None:
+        self._f.truncate(0)
+        self._f.write(text)
 
 
 def write_secret(path: Path, secret: str) -> None:

@@ -67,6 +67,10 @@ def create_app(
         entries, next_pos = await run_in_threadpool(store.journal, agent, since, limit)
         return JSONResponse({"movements": entries, "next": next_pos})
 
+    async def whoami(request: Request) -> Response:
+        """The token's agent: what `edgetally doctor` compares with its config's agent.id."""
+        return JSONResponse({"agent": await _authenticate(request, store)})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -77,6 +81,7 @@ def create_app(
         Route("/v1/movements", post_movements, methods=["POST"]),
         Route("/v1/movements", get_movements, methods=["GET"]),
         Route("/v1/stock", get_stock, methods=["GET"]),
+        Route("/v1/whoami", whoami, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]

@@ -248,6 +248,22 @@ OPENAPI: dict[str, Any] = {
                 },
             },
         },
+        "/v1/whoami": {
+            "get": {
+                "summary": "The agent this token belongs to (a pre-flight check: doctor)",
+                "responses": {
+                    "200": _ok(
+                        "The token's agent",
+                        {
+                            "type": "object",
+                            "required": ["agent"],
+                            "properties": {"agent": _TEXT},
+                        },
+                    ),
+                    "401": _AUTH_ERRORS["401"],
+                },
+            },
+        },
         "/healthz": {
             "get": {
                 "summary": "Liveness",

@@ -163,6 +163,7 @@ def test_bad_config_is_one_clear_line(
 def test_token_never_shown_on_a_bad_token_file(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("secret-part one\n")
+    token.chmod(0o600)
     path = tmp_path / "agent.toml"
     path.write_text(f"[agent]\nid = 'a'\n[sync]\nurl = 'http://x'\ntoken_file = '{token}'\n")
     proc = subprocess.run(

@@ -353,3 +353,17 @@ async def test_storage_trouble_is_503_with_retry_after(
     monkeypatch.setattr(store, "apply_batch", locked)
     r = await client.post("/v1/movements", json=batch(mv()))
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "error" in r.json()
+
+
+async def test_whoami_names_the_agent_of_the_token_only(
+    store: LedgerStore, client: httpx.AsyncClient
+) -> None:
+    r = await client.get("/v1/whoami")
+    assert r.status_code == 200 and r.json() == {"agent": AGENT}
+    other = store.add_agent("dock-9")
+    r = await client.get("/v1/whoami", headers={"Authorization": f"Bearer {other}"})
+    assert r.json() == {"agent": "dock-9"}
+    r = await client.get("/v1/whoami", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json() == {"error": "unknown token"}
+    r = await client.get("/openapi.json")
+    assert "/v1/whoami" in r.json()["paths"]
