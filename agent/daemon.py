@@ -164,6 +164,11 @@ class Daemon:
             ids=self.ids,
             metrics=self.metrics,
         )
+        try:  # before the devices: a port another agent holds stops the start here
+            health = await self.observer.start()
+        except BaseException:
+            await sink.aclose()
+            raise
         async with contextlib.AsyncExitStack() as drivers_open:
             for dev in cfg.devices:
                 driver = DRIVERS[dev.driver](dev.id, dev.options, factory)
@@ -187,7 +192,6 @@ class Daemon:
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
             ]
-            health = await self.observer.start()
             await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
             self.ready.set()
             self.notifier.ready(self._one_line_status(outbox))

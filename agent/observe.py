@@ -7,9 +7,11 @@ setup and closes its server on stop.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from agent.config import parse_listen
+from agent.errors import ConfigError
 from agent.health import HealthServer, Response, json_response
 from agent.logs import event
 from drivers import Driver
@@ -50,9 +52,16 @@ class Observer:
         try:
             await server.start()
         except OSError as exc:
-            # Scanning goes on without the endpoint; the log says why.
+            # Refuse to start: an agent without its endpoint is unwatched, and
+            # `status` would show whoever holds the port as this agent.
             event(log, "health_failed", level=logging.ERROR, listen=listen, error=str(exc))
-            return None
+            raise ConfigError(
+                str(self.daemon.config.file),
+                "health.listen",
+                f"an address this agent can listen on; {listen}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc} "
+                "(another agent on this machine? give each its own port)",
+            ) from exc
         self.port = server.port
         return server
 
@@ -131,6 +140,7 @@ class Observer:
         rules = self.daemon.rules.status() if self.daemon.rules is not None else None
         return {
             "agent": cfg.agent.id,
+            "config": str(cfg.file),
             "healthy": not reasons,
             "reasons": reasons,
             "uptime_s": round(now - self.daemon.started_at, 3),
@@ -156,7 +166,7 @@ class Observer:
                 for d in self.daemon.drivers
             ],
             "outbox": {
-                "path": str(outbox.path),
+                "path": str(outbox.path.absolute()),  # `status` compares it with its config
                 "pending": outbox.pending_count,
                 "oldest_pending_age_s": _age(now, oldest),
                 "bytes": outbox.used_bytes(),

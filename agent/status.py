@@ -75,6 +75,16 @@ def agent_status(config: Config, timeout_s: float = 2.0) -> dict[str, Any]:
     except (httpx.HTTPError, ValueError) as exc:
         report["agent"] = {"reachable": False, "why": f"{url}: {exc or type(exc).__name__}"}
         return report
+    theirs = (live.get("agent"), live.get("outbox", {}).get("path"))
+    if theirs[0] != config.agent.id or Path(str(theirs[1])) != config.outbox_path.absolute():
+        # Another agent holds this port: its data is not this config's.
+        report["agent"] = {
+            "reachable": False,
+            "why": f"{url} is answered by agent {theirs[0]!r} (outbox {theirs[1]}), not this "
+            f"config's {config.agent.id!r} (outbox {config.outbox_path}): is this agent "
+            "running, and with its own health.listen?",
+        }
+        return report
     report["agent"] = {"reachable": True, **live}
     return report
 

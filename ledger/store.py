@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from agent.model import MAX_TEXT, Movement
+from ledger.count_close import CloseRefused, close_variances
 from ledger.schema import LedgerError, migrate, utcnow
 
 # Quantities, on-hand and seq stay within what every JSON reader (JavaScript's
@@ -180,6 +181,9 @@ class LedgerStore:
 
     def _post(self, conn: sqlite3.Connection, m: Movement, payload: str, at: str) -> None:
         """Journal the movement and change on-hand; checks everything before writing."""
+        if m.kind == "count_close":
+            _post_close(conn, m, payload, at)
+            return
         item = m.item.key()
         assert item is not None  # Movement.from_dict requires a key
         variance: Movement | None = None
@@ -314,6 +318,39 @@ def _variance(count: Movement, before: int) -> Movement:
         reason="count-variance",
         evidence={"caused_by": count.id, "counted": count.qty, "on_hand_before": before},
     )
+
+
+def _post_close(conn: sqlite3.Connection, close: Movement, payload: str, at: str) -> None:
+    """A count_close (ledger.count_close): every uncounted item at the location goes to 0."""
+    assert close.to is not None
+    held = [
+        (item, qty, _last_item(conn, item))
+        for item, qty in conn.execute(
+            "SELECT item, qty FROM stock WHERE location = ? AND qty != 0", (close.to,)
+        )
+    ]
+    try:
+        variances = close_variances(close, held)
+    except CloseRefused as exc:
+        raise _Rejected(str(exc)) from exc
+    for v in variances:
+        if conn.execute("SELECT 1 FROM journal WHERE id = ?", (v.id,)).fetchone():
+            raise _Rejected("the id of this close's variance adjust is already used")
+    _journal(conn, close, payload, at, "agent", None)
+    for v in variances:
+        _journal(conn, v, _canonical(v), at, "ledger", close.id)
+    conn.executemany(
+        "UPDATE stock SET qty = 0 WHERE item = ? AND location = ?",
+        [(v.item.key(), close.to) for v in variances],
+    )
+
+
+def _last_item(conn: sqlite3.Connection, item: str) -> dict[str, Any] | None:
+    """The item object of the latest journal entry for this key (which field it is)."""
+    row = conn.execute(
+        "SELECT payload FROM journal WHERE item = ? ORDER BY pos DESC LIMIT 1", (item,)
+    ).fetchone()
+    return None if row is None else dict(json.loads(row[0])["item"])
 
 
 def _journal(

@@ -271,3 +271,49 @@ async def test_daemon_speaks_the_notify_protocol_on_a_real_socket(
     assert len(pings) >= 3
     assert got[-1] == "STOPPING=1", got
     assert not notifier.enabled  # closed with the daemon
+
+
+async def test_a_health_port_another_agent_holds_refuses_the_start_and_status_says_whose(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    port = free_port()
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    cfg1 = write_config(one, ledger.url, ledger.token_file, None, health_listen=f"127.0.0.1:{port}")
+    cfg2 = write_config(two, ledger.url, ledger.token_file, None, health_listen=f"127.0.0.1:{port}")
+    cfg2.write_text(cfg2.read_text().replace('id = "dock-7"', 'id = "dock-8"'))
+    daemon = make_daemon(cfg1, ledger.token)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+
+        def edgetally(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "agent.cli", *args],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        ran = await asyncio.to_thread(edgetally, "run", "--config", str(cfg2))
+        assert ran.returncode == 1
+        line = ran.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"Error: {cfg2}: health.listen: an address this agent can listen")
+        assert f"127.0.0.1:{port}: Address already in use" in line
+        assert "Traceback" not in ran.stderr
+        shown = await asyncio.to_thread(edgetally, "status", "--config", str(cfg2), "--json")
+        assert shown.returncode == 0, shown.stderr
+        agent = json.loads(shown.stdout)["agent"]
+        assert agent["reachable"] is False
+        assert (
+            "is answered by agent 'dock-7'" in agent["why"]
+            and "not this config's 'dock-8'" in (agent["why"])
+        )
+        mine = await asyncio.to_thread(edgetally, "status", "--config", str(cfg1), "--json")
+        assert json.loads(mine.stdout)["agent"]["reachable"] is True
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
