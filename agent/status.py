@@ -94,11 +94,13 @@ def render(status: dict[str, Any]) -> RenderableType:
     o, s, agent = status["outbox"], status["sync"], status.get("agent", {"reachable": False})
     parts: list[RenderableType] = []
     if agent.get("reachable"):
-        health = (
-            Text("healthy", style="bold green")
-            if agent["healthy"]
-            else Text("needs attention: " + "; ".join(agent["reasons"]), style="bold red")
-        )
+        warnings = agent.get("warnings") or []
+        if not agent["healthy"]:
+            health = Text("needs attention: " + "; ".join(agent["reasons"]), style="bold red")
+        elif warnings:
+            health = Text("degraded: " + "; ".join(warnings), style="bold yellow")
+        else:
+            health = Text("healthy", style="bold green")
         parts.append(Text.assemble(f"agent {agent['agent']}  ", health))
         devices = Table("device", "driver", "connected", "last read", title="devices")
         for d in agent["devices"]:

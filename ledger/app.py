@@ -10,7 +10,10 @@ never look like the ledger's (5xx). Storage trouble (locked, disk full) is a
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
+from collections import Counter
 from typing import Any, NoReturn
 
 from starlette.applications import Starlette
@@ -20,11 +23,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from agent.logs import event
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
 from ledger.store import MAX_INT, MAX_PAGE, LedgerStore
 
 MiB = 1024 * 1024
+log = logging.getLogger("edgetally.ledger")
 
 
 def create_app(
@@ -49,7 +54,9 @@ def create_app(
             _fail(413, f"body.movements: at most {max_batch} movements per request")
         if body["agent"] != agent:
             _fail(403, "body.agent is not the agent of this token")
+        started = time.perf_counter()
         results = await run_in_threadpool(store.apply_batch, agent, movements)
+        _access_log(agent, results, time.perf_counter() - started)
         return JSONResponse({"results": results})
 
     async def get_stock(request: Request) -> Response:
@@ -92,6 +99,21 @@ def create_app(
             sqlite3.OperationalError: _storage_error,
             ClientDisconnect: _client_gone,
         },
+    )
+
+
+def _access_log(agent: str, results: list[dict[str, Any]], seconds: float) -> None:
+    """One line per batch: who sent how many, what became of them, how long it took."""
+    statuses = Counter(r["status"] for r in results)
+    event(
+        log,
+        "batch",
+        agent=agent,
+        count=len(results),
+        applied=statuses["applied"],
+        duplicate=statuses["duplicate"],
+        rejected=statuses["rejected"],
+        ms=round(seconds * 1000, 1),
     )
 
 

@@ -8,7 +8,9 @@ installs quiet handlers for uvicorn to restore and returns normally.
 
 from __future__ import annotations
 
+import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,16 +18,46 @@ from pathlib import Path
 
 import uvicorn
 
+from agent import logs
+from agent.logs import event
 from ledger.app import create_app
 from ledger.schema import LedgerError
 from ledger.store import LedgerStore
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+log = logging.getLogger("edgetally.ledger")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with our start line: where it listens, on what file, for whom."""
+
+    def __init__(self, config: uvicorn.Config, store: LedgerStore) -> None:
+        super().__init__(config)
+        self._store = store
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return  # the bind failed; serve() says so
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        event(
+            log,
+            "ledger_listening",
+            url=f"http://{shown}:{port}",
+            database=str(self._store.path.absolute()),
+            agents=len(self._store.agents()),
+        )
 
 
 def serve(db_path: Path, host: str, port: int, log_level: str = "warning") -> None:
-    """Serve the ledger in ``db_path`` on ``host:port``; blocks until told to stop."""
+    """Serve the ledger in ``db_path`` on ``host:port``; blocks until told to stop.
+
+    Our JSON lines (the start line, one per batch) go to stdout; uvicorn's own
+    log stays at ``log_level``.
+    """
     store = LedgerStore(db_path)
+    logs.setup("info")
     try:
         config = uvicorn.Config(
             create_app(store),
@@ -37,7 +69,7 @@ def serve(db_path: Path, host: str, port: int, log_level: str = "warning") -> No
         )
         with _stop_quietly():
             try:
-                uvicorn.Server(config).run()
+                _Server(config, store).run()
             except SystemExit as exc:  # uvicorn's answer to a failed bind
                 raise LedgerError(f"the ledger could not listen on {host}:{port}") from exc
     finally:

@@ -130,6 +130,11 @@ class LedgerStore:
             )
         return token
 
+    def agents(self) -> list[str]:
+        """The agents with a token, sorted (the start line counts them)."""
+        with self._read() as conn:
+            return [str(a) for (a,) in conn.execute("SELECT agent FROM agents ORDER BY agent")]
+
     def agent_for_token(self, token: str) -> str | None:
         with self._read() as conn:
             row = conn.execute(
