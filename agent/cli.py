@@ -211,26 +211,32 @@ state_option = click.option(
     help="At most this many movements.",
 )
 @click.option("--since-seq", type=click.IntRange(0), default=0, help="Start after this seq.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines, for scripts.")
+@click.option(
+    "--oldest-first", is_flag=True, help="Oldest first (the table's default is newest first)."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines in seq order, for scripts.")
 @user_errors
-def outbox_list(config_path: Path, state: Any, limit: int, since_seq: int, as_json: bool) -> None:
-    """Movements in seq order with their state, attempts and the ledger's reason."""
-    from agent.outbox.tools import list_movements
+def outbox_list(
+    config_path: Path, state: Any, limit: int, since_seq: int, oldest_first: bool, as_json: bool
+) -> None:
+    """Movements with their state, time, PO/ASN ref and the ledger's reason; newest first."""
+    from agent.outbox.tools import count_movements, list_movements, table_lines
 
-    rows = list_movements(load_config(config_path).outbox_path, state, limit, since_seq)
+    path = load_config(config_path).outbox_path
     if as_json:
-        for row in rows:
+        for row in list_movements(path, state, limit, since_seq):
             click.echo(json.dumps(row))
         return
+    rows = list_movements(path, state, limit, since_seq, newest_first=not oldest_first)
     if not rows:
         click.echo("no movements" + (f" in state {state}" if state else ""))
-    for r in rows:
-        where = f"{r['from'] or '-'} -> {r['to'] or '-'}"
-        why = f"  ({r['error']})" if r["error"] else ""
-        click.echo(
-            f"{r['seq']:>8}  {r['state']:<9} {r['kind']:<8} {r['item'] or '?':<24} "
-            f"{r['qty']:>6}  {where}  {r['station']}{why}"
-        )
+        return
+    for line in table_lines(rows):
+        click.echo(line)
+    total = count_movements(path, state, since_seq)
+    if total > len(rows):
+        order = "oldest" if oldest_first else "newest"
+        click.echo(f"{len(rows)} of {total} shown ({order} first); --limit {total} for all")
 
 
 @outbox.command("export")
