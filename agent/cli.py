@@ -475,5 +475,10 @@ def replay_command(reads: Path, config_path: Path, fmt: str) -> None:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.measure import Measurement
 
-    Console().print(table(list(results)))
+    # As wide as the table needs (a pipe gets 80 columns): GTINs and EPCs are never cut.
+    console = Console()
+    view = table(list(results))
+    wide = Measurement.get(console, console.options.update(width=10_000), view).maximum
+    Console(width=max(console.width, wide)).print(view)
