@@ -15,6 +15,7 @@ import click
 
 from agent.config import load_config, read_token
 from agent.errors import EdgeTallyError
+from ledger.cli import ledger as ledger_commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -180,12 +181,20 @@ def sim() -> None:
     show_default=True,
     help="TCP port (LLRP's is 5084).",
 )
+@click.option(
+    "--quirks",
+    default="",
+    metavar="NAME,...",
+    help="Answer like readers seen in the field (comma-separated, or all): events-unsupported, "
+    "delete-all-refused, immediate-never-starts, tid-epcs, partial-frame-at-close. "
+    "Added to the scenario's own quirks.",
+)
 @user_errors
-def sim_llrp(scenario: str, host: str, port: int) -> None:
+def sim_llrp(scenario: str, host: str, port: int, quirks: str) -> None:
     """Run an LLRP reader emulator that sllurp and the LLRP driver connect to."""
     from agent.sim import sim_llrp_command
 
-    sim_llrp_command(scenario, host, port)
+    sim_llrp_command(scenario, host, port, quirks)
 
 
 @main.group()
@@ -319,87 +328,7 @@ def config_show(file: Path) -> None:
     click.echo(json.dumps(load_config(file).shown(), indent=2))
 
 
-@main.group()
-def ledger() -> None:
-    """The reference central ledger."""
-
-
-db_option = click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=Path("ledger.db"),
-    show_default=True,
-    help="The ledger's SQLite file.",
-)
-
-
-@ledger.command("serve")
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8600,
-    show_default=True,
-    help="Port to listen on.",
-)
-@user_errors
-def ledger_serve(db: Path, host: str, port: int) -> None:
-    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /openapi.json)."""
-    from ledger import serve
-
-    with ledger_db_errors(db):
-        serve(db, host, port)
-
-
-@ledger.command("add-agent")
-@click.argument("agent_id")
-@db_option
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where to write the new token (mode 0600); give this file to the agent.",
-)
-@user_errors
-def ledger_add_agent(agent_id: str, db: Path, token_file: Path) -> None:
-    """Create or replace an agent's token; the token goes to a file, never to the screen."""
-    from agent.config.loader import ID_RULE, valid_id
-    from ledger import LedgerStore
-
-    if not valid_id(agent_id):
-        raise click.BadParameter(
-            f"expected the agent's agent.id: {ID_RULE}; got {agent_id!r}", param_hint="AGENT_ID"
-        )
-    # The token file is opened before the store changes: a path that cannot be written
-    # must not leave the agent with a new token nobody holds.
-    with open_secret(token_file) as out, ledger_db_errors(db):
-        store = LedgerStore(db)
-        try:
-            token = store.add_agent(agent_id)
-        finally:
-            store.close()
-        out.write(token + "\n")
-    click.echo(f"agent {agent_id}: token written to {token_file}")
-
-
-@contextlib.contextmanager
-def ledger_db_errors(db: Path) -> Iterator[None]:
-    """SQLite's errors on the ledger's file, as one line that names it and says why."""
-    import sqlite3
-
-    try:
-        yield
-    except sqlite3.Error as exc:
-        if db.is_dir():
-            why = "is a folder; expected the ledger's SQLite file"
-        elif not db.parent.is_dir():
-            why = f"cannot be created: the folder {db.parent} does not exist"
-        elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
-            why = "is not an SQLite database; give the ledger's file, or a new path"
-        else:
-            why = f"cannot be used ({exc})"
-        raise click.ClickException(f"--db {db}: {why}") from exc
+main.add_command(ledger_commands)
 
 
 @contextlib.contextmanager

@@ -73,9 +73,15 @@ def close_variances(
 
 
 def _item_for(key: str, item: Mapping[str, Any] | None) -> Item:
-    """The item by the field its key came from (gtin, sku, sscc or epc), nothing more."""
+    """The item by the field its key came from (gtin, sku, sscc or epc), nothing more:
+    from the item given, else by its form (on-hand keeps GTINs as 14 digits, SSCCs as
+    18, EPCs as URNs; anything else is a house SKU)."""
     for name in ("gtin", "sku", "sscc", "epc"):
         if item is not None and item.get(name) == key:
             return Item(**{name: key})
+    if key.isascii() and key.isdigit() and len(key) in (14, 18):
+        return Item(gtin=key) if len(key) == 14 else Item(sscc=key)
+    if key.startswith("urn:epc:"):
+        return Item(epc=key)
     assert "sku" in ITEM_FIELDS
     return Item(sku=key)

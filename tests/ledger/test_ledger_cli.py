@@ -50,7 +50,7 @@ def test_a_bad_db_is_one_line_naming_it(
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(f"Error: --db {path}: {message.format(tmp=tmp_path)}")
+    assert proc.stderr.startswith(f"Error: ledger database {path}: {message.format(tmp=tmp_path)}")
     assert proc.stderr.count("\n") == 1
     assert not (tmp_path / "token").exists()  # no token file for a token that was never made
 
