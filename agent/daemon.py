@@ -23,6 +23,7 @@ from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
 from agent.config import Config
 from agent.errors import DriverError, OutboxError
+from agent.flow import FlowLog, Totals
 from agent.logs import event
 from agent.memory import release_freed_heap
 from agent.metrics import Metrics
@@ -45,6 +46,7 @@ TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone qu
 @dataclass
 class Counters:
     reads: Counter[str]
+    stored: int = 0  # movements stored, for the flow log
 
 
 class Daemon:
@@ -164,6 +166,11 @@ class Daemon:
             ids=self.ids,
             metrics=self.metrics,
         )
+        try:  # before the devices: a port another agent holds stops the start here
+            health = await self.observer.start()
+        except BaseException:
+            await sink.aclose()
+            raise
         async with contextlib.AsyncExitStack() as drivers_open:
             for dev in cfg.devices:
                 driver = DRIVERS[dev.driver](dev.id, dev.options, factory)
@@ -187,7 +194,8 @@ class Daemon:
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
             ]
-            health = await self.observer.start()
+            if cfg.agent.log_flow_s:
+                side.append(asyncio.create_task(self._flow_loop(outbox), name="flow"))
             await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
             self.ready.set()
             self.notifier.ready(self._one_line_status(outbox))
@@ -359,6 +367,7 @@ class Daemon:
             self.last_read_at[device] = now
         for mkind, n in moved.items():
             self.metrics.movements.labels(mkind, "stored").inc(n)
+            self.counters.stored += n
         for (device, kind, station), reads in tags_refused.items():
             reasons = {reason for _, reason in reads}
             event(
@@ -461,6 +470,27 @@ class Daemon:
                 self.notifier.status(line)
                 shown = line
             await asyncio.sleep(interval if interval is not None else 10.0)
+
+    async def _flow_loop(self, outbox: Outbox) -> None:
+        """One ``flow`` line at info every agent.log_flow_s when something moved."""
+        flow = FlowLog(self._totals(outbox))
+        while True:
+            await asyncio.sleep(self.config.agent.log_flow_s)
+            last = self.syncer.status.last_success_at if self.syncer else None
+            age = None if last is None else round(self.clock.wall() - last, 1)
+            fields = flow.fields(self._totals(outbox), age)
+            if fields is not None:
+                event(log, "flow", **fields)
+
+    def _totals(self, outbox: Outbox) -> Totals:
+        st = self.syncer.status if self.syncer else None
+        return Totals(
+            reads=dict(self.counters.reads),
+            stored=self.counters.stored,
+            delivered=st.delivered if st else 0,
+            rejected=st.rejected if st else 0,
+            pending=outbox.pending_count,
+        )
 
     def _one_line_status(self, outbox: Outbox) -> str:
         """What `systemctl status edgetally` shows."""

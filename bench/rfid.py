@@ -215,6 +215,7 @@ def write_config(workdir: Path, port: int, station: str) -> Path:
     workdir.mkdir()
     token = workdir / "token"
     token.write_text("bench-token", encoding="utf-8")
+    token.chmod(0o600)  # the agent refuses a token others can read
     path = workdir / "agent.toml"
     path.write_text(
         f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "info"\n\n'

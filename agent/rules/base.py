@@ -213,8 +213,8 @@ class Station(abc.ABC):
         The time is the read's (not now): the movement happened when the unit was
         scanned, and a replay of recorded reads gives the same times.
         """
-        if qty <= 0:
-            raise ValueError(f"station {self.name}: a movement needs a positive qty, got {qty}")
+        if qty < (0 if kind in ("count", "count_close") else 1):
+            raise ValueError(f"station {self.name}: a {kind} needs a positive qty, got {qty}")
         return Movement(
             id=self.ctx.ids.new(),
             agent=self.ctx.agent,
