@@ -44,7 +44,10 @@ TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone qu
 
 @dataclass
 class Counters:
-    reads: Counter[str]
+    reads: Counter[str]  # reads stored (rows), by result
+    # The tag reads (singulations) those rows stand for: an RFID read that folds
+    # repeats counts its seen_count. Stored reads only, as ``reads``.
+    tag_reads: int = 0
 
 
 class Daemon:
@@ -352,6 +355,11 @@ class Daemon:
                 coalesced[driver, signal] = (read, reason)
             else:
                 signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+        self.counters.tag_reads += sum(
+            (read.seen_count or 1)
+            for (_, read), result in zip(group, stored, strict=True)
+            if read.kind == "tag" and result.error is None
+        )
         now = self.clock.wall()
         for (device, kind), n in tally.items():
             self.counters.reads[kind] += n
@@ -502,7 +510,9 @@ class Daemon:
         while not self.stopping.is_set():
             await asyncio.sleep(TICK_S)
             retry = {id(t) for t in held}
-            due = held + rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            fresh = rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            self._verdicts(fresh)
+            due = held + fresh
             due = [t for t in due if t.decision.movements or t.changes or t.decision.log]
             held = []
             if not due:
@@ -547,6 +557,26 @@ class Daemon:
                         await self._feedback(by_device[device], feedback)
             finally:
                 self._busy -= 1
+
+    def _verdicts(self, ticks: list[Tick]) -> None:
+        """Each portal verdict counted per station; why nothing moved, logged at debug."""
+        debug = log.isEnabledFor(logging.DEBUG)
+        for tick in ticks:
+            d = tick.decision
+            if d.verdict is None:
+                continue
+            self.metrics.portal_passes.labels(tick.station, d.verdict).inc()
+            moved = d.verdict.startswith(("crossed", "duplicate"))
+            if debug and not moved:
+                event(
+                    log,
+                    "portal_no_move",
+                    level=logging.DEBUG,
+                    station=tick.station,
+                    device=tick.device,
+                    verdict=d.verdict,
+                    reason=d.reason,
+                )
 
     async def _prune_loop(self, outbox: Outbox) -> None:
         while True:

@@ -134,6 +134,12 @@ class LlrpSettings:
         default=None,
         metadata={"help": "GPI port of a beam sensor, reported as events", "minimum": 1},
     )
+    fold_repeats: bool = field(
+        default=True,
+        metadata={
+            "help": "one counted read per tag and antenna in each report (seen_count summed)"
+        },
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems that span keys, as (key, what is expected)."""

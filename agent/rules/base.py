@@ -41,6 +41,10 @@ class Decision:
     state: Mapping[str, Any] = field(default_factory=dict)
     cancel: tuple[CancelTarget, ...] = ()
     log: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # A pass judged by time (portal): its verdict in one word (crossed_in, duplicate,
+    # interleaved, ...), counted per station in the metrics; a verdict that moves
+    # nothing is logged at debug with the reason, and stored nowhere.
+    verdict: str | None = None
 
 
 def bad(reason: str, state: Mapping[str, Any] | None = None) -> Decision:

@@ -8,7 +8,9 @@ when the tag has been quiet for ``quiet_ms`` (or read without pause for
 (``receive`` into ``location``, or a ``transfer`` from ``outside_location``),
 inside -> outside is ``out`` (``ship`` from ``location``, or a ``transfer`` to
 ``outside_location``). One side only, a turn-back, or a confidence below
-``min_confidence`` moves nothing (``tracks.direction`` says how).
+``min_confidence`` moves nothing (``tracks.direction`` says how); every closed
+track's verdict goes out as ``Decision.verdict`` (the daemon counts it per
+station and logs the reason of each that moved nothing at debug).
 
 Serial dedup: each decided crossing is one state row per tag and direction
 (``crossed:<in|out>:<epc>``) stored with its movement. Crossing the same way
@@ -169,16 +171,26 @@ class Portal(Station):
     def _close(self, track: Track, get: Any, changes: dict[str, Any], out: list[Closed]) -> None:
         verdict = direction(track, self.settings.min_reads)
         way = verdict.direction
-        if way is None or verdict.confidence < self.settings.min_confidence:
-            self.counts["no_move"] += 1
-            return
         epc = track.identity.epc
         assert epc is not None
+        if way is not None and verdict.confidence < self.settings.min_confidence:
+            code = "low_confidence"
+            why = f"confidence {verdict.confidence} below {self.settings.min_confidence}"
+            verdict = Verdict(None, verdict.confidence, why, verdict.votes, code)
+            way = None
+        if way is None:
+            self.counts["no_move"] += 1
+            self.counts[f"no_move_{verdict.code}"] += 1
+            decision = Decision(reason=f"{epc}: {verdict.why}", verdict=verdict.code)
+            out.append(Closed(track.last.device, decision))
+            return
         if self._duplicate(epc, way, track, get):
             self.counts["duplicate"] += 1
             fields = {"station": self.name, "epc": epc, "direction": way}
             reason = f"{epc} already crossed {way}"
-            decision = Decision(reason=reason, log=(("portal_duplicate", fields),))
+            decision = Decision(
+                reason=reason, log=(("portal_duplicate", fields),), verdict="duplicate"
+            )
             out.append(Closed(track.last.device, decision))
             return
         self.counts[f"crossed_{way}"] += 1
@@ -198,6 +210,8 @@ class Portal(Station):
             batch.tracks.append((track, verdict))
             batch.joined_ns = max(batch.joined_ns, track.last.mono_ns)
             self._held[epc] = way
+            counted = Decision(reason=f"{epc} crossed {way}", verdict=f"crossed_{way}")
+            out.append(Closed(track.last.device, counted))
             if len(batch.tracks) >= BATCH_MAX:
                 del self._batches[bkey]
                 out.append(self._flush(bkey, batch, changes))
@@ -215,7 +229,10 @@ class Portal(Station):
             evidence=evidence(track, verdict),
         )
         decision = Decision(
-            movements=(movement,), reason=f"{epc} crossed {way}", state={_key(way, epc): row}
+            movements=(movement,),
+            reason=f"{epc} crossed {way}",
+            state={_key(way, epc): row},
+            verdict=f"crossed_{way}",
         )
         out.append(Closed(track.last.device, decision))
 
