@@ -61,7 +61,7 @@ class Metrics:
             "edgetally_portal_passes",
             "Portal passes judged, by station and verdict (crossed_in, crossed_out, duplicate, "
             "or why nothing moved: too_few_reads, one_sided, no_order, turned_back, "
-            "interleaved, low_confidence)",
+            "interleaved, low_confidence, beam_not_broken)",
             ["station", "verdict"],
             registry=r,
         )

@@ -129,6 +129,16 @@ class Station(abc.ABC):
         (a TID, an unprogrammed tag) as ignored good reads: a portal must not blare at them."""
         return None
 
+    def inputs(self) -> frozenset[str]:
+        """Devices whose GPI inputs this station watches (a portal's beam sensor)."""
+        return frozenset()
+
+    def watch_inputs(self, mono_ns: int) -> None:  # noqa: B027 - optional hook
+        """The daemon listens to the inputs from ``mono_ns`` on."""
+
+    def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:  # noqa: B027
+        """A GPI input changed (optional hook)."""
+
     def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Rebuild what the station keeps in memory from its stored state."""
 

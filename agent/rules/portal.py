@@ -19,6 +19,15 @@ second reader on the same door, a restart that rebuilt a decided pass). Rows
 are pruned after ``dedup_ms``. With ``class_level``, the crossings of one GTIN
 that close within ``quiet_ms`` of each other become one movement with a qty.
 
+Beam gate (``beam_gpi``): a beam sensor across the door on a reader's GPI
+makes a pass count only if the beam was broken at some time from
+``beam_margin_ms`` before its first read to as long after its last (on the
+agent's clock: GPI events and reads are both stamped on arrival). A tag
+carried past the door on the outside, or a pallet parked by it, then moves
+nothing (verdict ``beam_not_broken``). Passes that began before the daemon
+was listening to the GPI (rebuilt after a restart) are not gated: their beam
+events are gone, and a crossing is not dropped for it.
+
 Memory: a track per tag in the field, dropped once decided; at ``max_tracks``
 the longest-open track is decided early with what it has (counted as
 ``evicted`` in status). Restart: open tracks are not decided at SIGTERM (they
@@ -29,7 +38,7 @@ boot (a reboot) are closed at once: their times cannot be compared with ours.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,6 +81,12 @@ class Portal(Station):
         self._held: dict[str, Direction] = {}  # epc -> way, decided and waiting in a batch
         self._next_prune = 0
         self.counts: Counter[str] = Counter()
+        beam = settings.beam
+        self._beam_device, self._beam_port = beam if beam is not None else ("", 0)
+        self._beam_high = settings.beam_broken == "high"
+        self._beam_margin = settings.beam_margin_ms * 1_000_000
+        self._beam_since: int | None = None  # listening to the GPI since (mono_ns)
+        self._broken: deque[list[int | None]] = deque()  # [from, until or None], oldest first
         inside = settings.location
         assert inside is not None  # config check: required for a portal
         outside = settings.outside_location
@@ -131,6 +146,41 @@ class Portal(Station):
         self._due.append(self._tracks.pop(oldest))
         self.counts["evicted"] += 1
 
+    # ---- the beam sensor -------------------------------------------------------------
+
+    def inputs(self) -> frozenset[str]:
+        return frozenset((self._beam_device,)) if self._beam_device else frozenset()
+
+    def watch_inputs(self, mono_ns: int) -> None:
+        self._beam_since = mono_ns
+
+    def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:
+        if device != self._beam_device or port != self._beam_port:
+            return
+        broken = high == self._beam_high
+        last = self._broken[-1] if self._broken else None
+        if broken and (last is None or last[1] is not None):
+            self._broken.append([mono_ns, None])
+        elif not broken and last is not None and last[1] is None:
+            last[1] = mono_ns
+        keep = self._max_age + self._quiet + 2 * self._beam_margin
+        while len(self._broken) > 1 and (self._broken[0][1] or mono_ns) < mono_ns - keep:
+            self._broken.popleft()
+
+    def _beam(self, track: Track) -> str | None:
+        """How the beam judged a pass: "broken", "not broken", "not watched"; None: no beam."""
+        if not self._beam_device:
+            return None
+        if self._beam_since is None or track.first.mono_ns < self._beam_since:
+            return "not watched"
+        lo = track.first.mono_ns - self._beam_margin
+        hi = track.last.mono_ns + self._beam_margin
+        for start, end in self._broken:
+            assert start is not None
+            if start <= hi and (end is None or end >= lo):
+                return "broken"
+        return "not broken"
+
     # ---- the clock path -------------------------------------------------------------
 
     def tick(
@@ -178,6 +228,11 @@ class Portal(Station):
             why = f"confidence {verdict.confidence} below {self.settings.min_confidence}"
             verdict = Verdict(None, verdict.confidence, why, verdict.votes, code)
             way = None
+        beam = self._beam(track) if way is not None else None
+        if beam == "not broken":
+            why = f"the beam on GPI {self._beam_port} was not broken during the pass"
+            verdict = Verdict(None, verdict.confidence, why, verdict.votes, "beam_not_broken")
+            way = None
         if way is None:
             self.counts["no_move"] += 1
             self.counts[f"no_move_{verdict.code}"] += 1
@@ -219,6 +274,9 @@ class Portal(Station):
         row = _row(track)
         changes[f"{CROSSED}{way}:{epc}"] = row
         kind, from_, to = self._kinds[way]
+        shown = evidence(track, verdict)
+        if beam is not None:
+            shown["beam"] = beam
         movement = self.movement(
             kind,
             track.last,
@@ -226,7 +284,7 @@ class Portal(Station):
             1,
             from_=from_,
             to=to,
-            evidence=evidence(track, verdict),
+            evidence=shown,
         )
         decision = Decision(
             movements=(movement,),

@@ -212,7 +212,7 @@ class Verdict:
     why: str
     votes: dict[str, bool]
     # why in one word, for the metrics: crossed, too_few_reads, one_sided, no_order,
-    # turned_back, interleaved
+    # turned_back, interleaved (the portal adds low_confidence and beam_not_broken)
     code: str = "crossed"
 
 

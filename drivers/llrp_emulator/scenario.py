@@ -73,6 +73,7 @@ class Scenario:
     report_interval_s: float = 0.1  # wall seconds between reports when the ROSpec sets no boundary
     faults: Faults = field(default_factory=Faults)
     flood: Flood | None = None
+    beam_gpi: int | None = None  # a beam sensor across the door on this GPI port (beam.py)
 
     @property
     def max_antenna(self) -> int:
@@ -235,6 +236,7 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
             "tags",
             "faults",
             "flood",
+            "beam_gpi",
         }
     )
     antennas = []
@@ -324,6 +326,7 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
         report_interval_s=top.req_num("report_interval_s", 0.1, 0.001, 60),
         faults=faults,
         flood=flood,
+        beam_gpi=top.integer("beam_gpi", None, 1, 65535),
     )
 
 

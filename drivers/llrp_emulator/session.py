@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from drivers import llrp_frames as f
+from drivers.llrp_emulator.beam import Beam, gpi_event
 from drivers.llrp_emulator.flood import write_flood
 from drivers.llrp_emulator.scenario import Malformed
 from drivers.llrp_emulator.tagmodel import timeline
@@ -70,6 +71,8 @@ class Session:
         self.epoch_us = 0
         self.hung = False
         self.closing = asyncio.Event()
+        self.beam = Beam(self.scenario) if self.scenario.beam_gpi is not None else None
+        self.beam_high = False
 
     # time
     def fault_s(self) -> float:
@@ -445,7 +448,18 @@ class Session:
                 elif now >= run.next_report_wall:
                     self._report(run, now)
                     run.next_report_wall = now + self._interval(run)
+            if self.beam is not None and self.clock_start is not None:
+                self._beam(now)
             await asyncio.sleep(0.005)
+
+    def _beam(self, now: float) -> None:
+        """A GPIEvent when the beam changes, if the client asked for GPI events (type 1)."""
+        assert self.beam is not None and self.beam.port is not None
+        high = self.beam.broken(self.scene_s(now))
+        if high != self.beam_high:
+            self.beam_high = high
+            if self.events.get(1):
+                self.send(self.event(gpi_event(self.beam.port, high)))
 
     async def _keepalives(self) -> None:
         stop_at = self.scenario.faults.stop_keepalives_at_s
