@@ -35,9 +35,28 @@ class Beam:
             assert abs(_where(tag, at, start)[0]) < 1e-6
             dt = BEAM_HALF_M / tag.group.speed_mps
             self._windows.append((max(start, at - dt), min(end, at + dt)))
+        self._windows.sort()
+        merged: list[tuple[float, float]] = []
+        for a, b in self._windows:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        self._windows = merged  # disjoint, in time order
 
     def broken(self, scene_s: float) -> bool:
         return any(a <= scene_s <= b for a, b in self._windows)
+
+    def changes(self, s0: float, s1: float) -> list[bool]:
+        """The beam's changes in (s0, s1], in order (True: broken), so a session that
+        looks late (a stalled loop) still reports a beam that was broken and cleared."""
+        out: list[bool] = []
+        for a, b in self._windows:
+            if s0 < a <= s1:
+                out.append(True)
+            if s0 < b <= s1:
+                out.append(False)
+        return out
 
 
 def gpi_event(port: int, high: bool) -> f.Parameter:

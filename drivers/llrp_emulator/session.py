@@ -81,7 +81,7 @@ class Session:
         self.hung = False
         self.closing = asyncio.Event()
         self.beam = Beam(self.scenario) if self.scenario.beam_gpi is not None else None
-        self.beam_high = False
+        self.beam_seen_s = 0.0
         self.quirks = self.scenario.quirks
         self.partial_sent = False
 
@@ -482,10 +482,10 @@ class Session:
     def _beam(self, now: float) -> None:
         """A GPIEvent when the beam changes, if the client asked for GPI events (type 1)."""
         assert self.beam is not None and self.beam.port is not None
-        high = self.beam.broken(self.scene_s(now))
-        if high != self.beam_high:
-            self.beam_high = high
-            if self.events.get(1):
+        s1 = self.scene_s(now)
+        changes, self.beam_seen_s = self.beam.changes(self.beam_seen_s, s1), s1
+        if self.events.get(1):
+            for high in changes:
                 self.send(self.event(gpi_event(self.beam.port, high)))
 
     async def _keepalives(self) -> None:

@@ -60,13 +60,16 @@ async def _run(
     seconds: float,
     beam: bool | None = None,
     verdicts: Counter[str] | None = None,
+    until_verdicts: int = 0,
 ) -> list[dict[str, object]]:
     """Run the daemon against the emulator until the ledger holds ``want`` movements
     (or for ``seconds`` when ``want`` is 0), and return the ledger's journal.
 
     ``beam``: the portal is gated by a beam sensor on GPI 1, which the emulator
     breaks as the pallet goes through the door (True) or never (False).
-    ``verdicts`` gets the portal's verdicts as counted in the metrics."""
+    ``verdicts`` gets the portal's verdicts as counted in the metrics; with ``want`` 0 the
+    run goes on past ``seconds`` until ``until_verdicts`` passes are judged (a loaded
+    machine starts late)."""
     sc = dataclasses.replace(load_scenario(bundled_scenario(scenario)), speed=SPEED)
     extra = device = ""
     if beam is not None:
@@ -86,17 +89,26 @@ async def _run(
                     if want and len(journal) >= want:
                         break
                     if not want and loop.time() >= deadline:
-                        break
+                        judged = sum(_verdicts(daemon).values())
+                        if judged >= until_verdicts:
+                            break
             await asyncio.sleep(1.0)  # anything more would be a double
         finally:
             daemon.stop()
             await asyncio.wait_for(task, 10)
     if verdicts is not None:
-        for metric in daemon.metrics.portal_passes.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total"):
-                    verdicts[sample.labels["verdict"]] += int(sample.value)
+        verdicts.update(_verdicts(daemon))
     return await asyncio.to_thread(ledger.journal)
+
+
+def _verdicts(daemon: Daemon) -> Counter[str]:
+    """The portal's verdicts so far, as the metrics count them."""
+    out: Counter[str] = Counter()
+    for metric in daemon.metrics.portal_passes.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                out[sample.labels["verdict"]] += int(sample.value)
+    return out
 
 
 def _epcs(journal: list[dict[str, object]], kind: str) -> set[str]:
@@ -147,7 +159,13 @@ async def test_a_cross_read_pallet_moves_nothing(tmp_path: Path, ledger: LedgerP
     # max_track_ms (2 s) again and again, each judged, none a crossing.
     verdicts: Counter[str] = Counter()
     journal = await _run(
-        tmp_path, ledger, "portal-crossread", want=0, seconds=4.0, verdicts=verdicts
+        tmp_path,
+        ledger,
+        "portal-crossread",
+        want=0,
+        seconds=4.0,
+        verdicts=verdicts,
+        until_verdicts=100,
     )
     assert journal == []
     # every judged pass is counted by why it moved nothing, none as a crossing
@@ -178,7 +196,14 @@ async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
     # The same pallet by RF, but nothing broke the beam: every pass is refused by it.
     verdicts: Counter[str] = Counter()
     journal = await _run(
-        tmp_path, ledger, "portal-inbound", want=0, seconds=3.0, beam=False, verdicts=verdicts
+        tmp_path,
+        ledger,
+        "portal-inbound",
+        want=0,
+        seconds=3.0,
+        beam=False,
+        verdicts=verdicts,
+        until_verdicts=200,
     )
     assert journal == []
     assert verdicts["beam_not_broken"] == 200
