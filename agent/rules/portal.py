@@ -76,6 +76,8 @@ class Portal(Station):
         self._max_age = settings.max_track_ms * 1_000_000
         self._dedup = settings.dedup_ms * 1_000_000
         self._tracks: dict[bytes, Track] = {}
+        # per reader: its newest last-seen stamp (µs, its clock) and when that read arrived
+        self._progress: dict[str, tuple[int, int]] = {}
         self._due: list[Track] = []  # ended in the read path; decided at the next tick
         self._batches: dict[tuple[Direction, str], _Batch] = {}
         self._held: dict[str, Direction] = {}  # epc -> way, decided and waiting in a batch
@@ -106,6 +108,11 @@ class Portal(Station):
             return Decision(
                 reason=f"ignored: antenna {read.antenna} is on neither side of this portal"
             )
+        stamp = read.reader_last_seen_us
+        if stamp is not None:
+            seen = self._progress.get(read.device)
+            if seen is None or stamp >= seen[0]:
+                self._progress[read.device] = (stamp, read.mono_ns)
         key = read.data
         track = self._tracks.get(key)
         if track is None or self._ended(track, read.mono_ns, read.boot_id):
@@ -135,11 +142,24 @@ class Portal(Station):
         return True
 
     def _ended(self, track: Track, now: int, boot_id: str) -> bool:
-        return (
-            track.boot_id != boot_id
-            or now - track.last.mono_ns >= self._quiet
-            or now - track.first.mono_ns >= self._max_age
-        )
+        """Whether a pass is over: quiet for ``quiet_ms``, or open for ``max_track_ms``.
+
+        Quiet is on the reader's clock when the tag's last read has a stamp: the
+        reader has since reported other tags ``quiet_ms`` later (an agent that falls
+        behind sees the reader's time advance as slowly as it decodes, so a pass is
+        not cut in two by the agent's own lag), or the reader has reported nothing
+        at all for ``quiet_ms`` of the agent's time (the field emptied). Else quiet
+        is on the agent's clock, from the read's arrival.
+        """
+        if track.boot_id != boot_id or now - track.first.mono_ns >= self._max_age:
+            return True
+        last = track.last
+        stamp = last.reader_last_seen_us
+        seen = self._progress.get(last.device) if stamp is not None else None
+        if seen is None or stamp is None:
+            return now - last.mono_ns >= self._quiet
+        newest, arrived = seen
+        return (newest - stamp) * 1000 >= self._quiet or now - arrived >= self._quiet
 
     def _evict(self) -> None:
         oldest = next(iter(self._tracks))

@@ -3,6 +3,7 @@ and says why every pass that moved nothing moved nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -166,18 +167,42 @@ def test_a_second_reader_without_an_offset_is_placed_by_arrival() -> None:
     assert door.ticks[0].decision.movements[0].evidence["clock"] == "reader"
 
 
-def test_the_quiet_window_stays_on_the_agents_clock() -> None:
-    # Between the two sides' reads the reader's stamps jump 30 s (its clock was set),
-    # but they arrived 0.5 s apart: one pass, decided once quiet on arrival.
+def test_an_agent_that_falls_behind_does_not_cut_a_pass_in_two() -> None:
+    # The agent decodes the reader's reports ten times slower than the reader makes
+    # them: the tag's reads, 0.1 s apart on the reader's clock, arrive 1 s apart
+    # (longer than quiet_ms) amid the other tags' reads of the same reports. The
+    # reader's time has not moved on by quiet_ms between them: one pass.
     door = Door(quiet_ms=600)
-    door.feed(*[door.read(1, 0.1 * i) for i in range(6)])
-    door.t = 0.5
-    assert door.rules.tick(int(door.t * 1e9), BOOT) == []  # not quiet: 0.5 s < 0.6 s
-    door.feed(*[door.read(3, 30.0 + 0.1 * i) for i in range(6)])
-    door.t = 1.0
-    assert door.rules.tick(int(door.t * 1e9), BOOT) == []  # not quiet: 0.5 s again
+    other = sgtin96("00614141123452", 4712, 7)
+    for read in walk_in(door):
+        door.feed(read)
+        for _ in range(10):
+            door.t += 0.1
+            stamp = read.reader_last_seen_us
+            assert stamp is not None
+            door.feed(
+                dataclasses.replace(door.read(1, None), data=other, reader_last_seen_us=stamp)
+            )
+            door.ticks.extend(door.rules.tick(int(door.t * 1e9), BOOT))
+    assert door.moved() == []  # nothing decided while the pass's reads still come
     door.settle()
     assert door.moved() == ["receive"]
+    assert door.verdicts()["crossed_in"] == 1
+
+
+def test_a_pass_ends_when_the_reader_moves_on_or_falls_silent() -> None:
+    door = Door(quiet_ms=600)
+    door.feed(*walk_in(door))  # the pass ends at 1.2 s on the reader's clock
+    other = sgtin96("00614141123452", 4712, 7)
+    late = dataclasses.replace(door.read(1, 2.0), data=other)  # the reader is at 2.0 s
+    door.feed(late)
+    assert door.moved() == [] and door.rules.tick(int(door.t * 1e9), BOOT)  # decided at once
+    door2 = Door(quiet_ms=600)
+    door2.feed(*walk_in(door2))
+    door2.t = 0.5
+    assert door2.rules.tick(int(door2.t * 1e9), BOOT) == []  # reader silent 0.5 s: not yet
+    door2.settle()  # silent 0.6 s on the agent's clock: the field is empty, decided
+    assert door2.moved() == ["receive"]
 
 
 def test_every_pass_that_moves_nothing_says_why_in_one_word_and_in_full() -> None:
@@ -185,7 +210,7 @@ def test_every_pass_that_moves_nothing_says_why_in_one_word_and_in_full() -> Non
     door.feed(*[door.read(1, 0.1 * i) for i in range(8)])  # outside only: a cross-read
     door.settle()
     door.feed(*walk_in(door, clock_us=READER_T0_US + 10_000_000))  # in ...
-    back = [door.read(1, 0.1 * i, clock_us=READER_T0_US + 20_000_000) for i in range(3)]
+    back = [door.read(1, 1.3 + 0.1 * i, clock_us=READER_T0_US + 10_000_000) for i in range(3)]
     door.feed(*back)  # ... and back out at once: a turn-back
     door.settle()
     assert door.verdicts() == {"too_few_reads": 1, "turned_back": 1}
