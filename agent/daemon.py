@@ -41,12 +41,16 @@ _END = object()
 READ_QUEUE_MAX = 10_000
 DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
 TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone quiet)
+TICK_WAITS_MAX = 10  # ticks in a row that may wait for reads still queued (1 s)
 
 
 @dataclass
 class Counters:
-    reads: Counter[str]
+    reads: Counter[str]  # reads stored (rows), by result
     stored: int = 0  # movements stored, for the flow log
+    # The tag reads (singulations) those rows stand for: an RFID read that folds
+    # repeats counts its seen_count. Stored reads only, as ``reads``.
+    tag_reads: int = 0
 
 
 class Daemon:
@@ -210,6 +214,7 @@ class Daemon:
             )
             stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
             watched = {rules_task, sync_task, stop_wait, *side, *ticks}
+            side.extend(self._beams(rules))
             failure: BaseException | None = None
             try:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -360,6 +365,11 @@ class Daemon:
                 coalesced[driver, signal] = (read, reason)
             else:
                 signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+        self.counters.tag_reads += sum(
+            (read.seen_count or 1)
+            for (_, read), result in zip(group, stored, strict=True)
+            if read.kind == "tag" and result.error is None
+        )
         now = self.clock.wall()
         for (device, kind), n in tally.items():
             self.counters.reads[kind] += n
@@ -529,10 +539,24 @@ class Daemon:
         Decisions the outbox refused are held and stored again at the next tick."""
         by_device = {d.device_id: d for d in self.drivers}
         held: list[Tick] = []
+        waited = 0
+        loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
+            due_at = loop.time() + TICK_S
             await asyncio.sleep(TICK_S)
+            # A pass is quiet only if the agent has decided every read that reached it:
+            # a tick that woke late (the loop was stalled, reports may sit unread in a
+            # socket) or finds reads queued waits one tick for them, a few ticks at most
+            # (a reader that floods must not starve the decisions).
+            behind = loop.time() - due_at > TICK_S or not self._reads.empty()
+            if behind and waited < TICK_WAITS_MAX:
+                waited += 1
+                continue
+            waited = 0
             retry = {id(t) for t in held}
-            due = held + rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            fresh = rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            self._verdicts(fresh)
+            due = held + fresh
             due = [t for t in due if t.decision.movements or t.changes or t.decision.log]
             held = []
             if not due:
@@ -577,6 +601,45 @@ class Daemon:
                         await self._feedback(by_device[device], feedback)
             finally:
                 self._busy -= 1
+
+    def _beams(self, rules: Rules) -> list[asyncio.Task[None]]:
+        """A task per device whose GPI a station watches (a portal's beam sensor)."""
+        wanted = rules.beam_devices()
+        return [
+            asyncio.create_task(self._gpi_loop(rules, d), name=f"gpi:{d.device_id}")
+            for d in self.drivers
+            if d.device_id in wanted
+        ]
+
+    async def _gpi_loop(self, rules: Rules, driver: Driver) -> None:
+        """GPI changes of one reader into the rules, until the driver closes."""
+        # Only the LLRP driver has GPI inputs; the config check makes sure it is one.
+        events = getattr(driver, "gpi_events", None)
+        if events is None:
+            return
+        rules.watch_beam(driver.device_id, self.clock.mono_ns())
+        async for ev in events():
+            rules.gpi(ev.device, ev.port, ev.high, ev.mono_ns)
+
+    def _verdicts(self, ticks: list[Tick]) -> None:
+        """Each portal verdict counted per station; why nothing moved, logged at debug."""
+        debug = log.isEnabledFor(logging.DEBUG)
+        for tick in ticks:
+            d = tick.decision
+            if d.verdict is None:
+                continue
+            self.metrics.portal_passes.labels(tick.station, d.verdict).inc()
+            moved = d.verdict.startswith(("crossed", "duplicate"))
+            if debug and not moved:
+                event(
+                    log,
+                    "portal_no_move",
+                    level=logging.DEBUG,
+                    station=tick.station,
+                    device=tick.device,
+                    verdict=d.verdict,
+                    reason=d.reason,
+                )
 
     async def _prune_loop(self, outbox: Outbox) -> None:
         while True:

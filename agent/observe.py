@@ -206,6 +206,7 @@ class Observer:
                 "cap_bytes": outbox.max_bytes,
             },
             "reads": dict(self.daemon.counters.reads),
+            "tag_reads": self.daemon.counters.tag_reads,
             "sync": {
                 "delivered": syncer.status.delivered,
                 "rejected": syncer.status.rejected,

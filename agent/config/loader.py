@@ -145,6 +145,17 @@ def _cross_check(
                     f"each device in one station; {dev_id!r} is already in {bound[dev_id]!r}",
                 )
             bound[dev_id] = st.name
+        beam = st.beam
+        if beam is not None:
+            device, port = beam
+            options = next((d.options for d in devices if d.id == device), None)
+            if getattr(options, "gpi_port", None) != port:
+                raise ConfigError(
+                    file,
+                    f"stations[{i}].beam_gpi",
+                    f"the gpi_port of device {device!r} (an llrp reader reports only that "
+                    f"GPI): set gpi_port = {port} there",
+                )
 
 
 def _array_of_tables(value: Any, key: str, file: str) -> list[dict[str, Any]]:
