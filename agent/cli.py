@@ -351,6 +351,42 @@ def ledger_add_agent(agent_id: str, db: Path, token_file: Path) -> None:
     click.echo(f"agent {agent_id}: token written to {token_file}")
 
 
+@ledger.group("user")
+def ledger_user() -> None:
+    """Dashboard users (the site dashboard at the ledger's /)."""
+
+
+@ledger_user.command("add")
+@click.argument("name")
+@db_option
+@click.option(
+    "--password-file",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="Read the password from this file ('-': standard input); never from the command line.",
+)
+@user_errors
+def ledger_user_add(name: str, db: Path, password_file: Any) -> None:
+    """Create a dashboard user, or set a new password (which logs the user out)."""
+    from ledger import LedgerStore
+
+    if password_file.isatty():
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        password = password_file.readline().rstrip("\r\n")
+    store = LedgerStore(db)
+    try:
+        store.add_user(name, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    click.echo(f"user {name}: password set; log in at the ledger's / page")
+
+
 def write_secret(path: Path, secret: str) -> None:
     import os
 

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
+from ledger.pages import routes as dashboard_routes
 from ledger.store import MAX_INT, MAX_PAGE, LedgerStore
 
 MiB = 1024 * 1024
@@ -79,6 +80,7 @@ def create_app(
         Route("/v1/stock", get_stock, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *dashboard_routes(store),  # the site dashboard: /, /item/..., /login (ledger/pages)
     ]
     return Starlette(
         routes=routes,

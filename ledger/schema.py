@@ -51,6 +51,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    # -- dashboard users and their sessions (issue 13) ---------------------------------
+    (
+        "0002_users",
+        """
+        CREATE TABLE users(
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE sessions(
+            token_sha256 TEXT PRIMARY KEY,
+            user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            expires_at REAL NOT NULL
+        );
+        """,
+    ),
 )
 
 

@@ -17,6 +17,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from agent.model import MAX_TEXT, Movement
+from ledger.passwords import hash_password, verify_password
 from ledger.schema import LedgerError, migrate, utcnow
 
 # Quantities, on-hand and seq stay within what every JSON reader (JavaScript's
@@ -133,6 +135,50 @@ class LedgerStore:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT agent FROM agents WHERE token_sha256 = ?", (_sha256(token),)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- dashboard users and sessions (issue 13) --------------------------------
+
+    def add_user(self, name: str, password: str) -> None:
+        """Create the user or set a new password (which ends the user's sessions)."""
+        if not isinstance(name, str) or not name or len(name) > MAX_TEXT or name != name.strip():
+            raise ValueError(f"user name: expected non-empty text of at most {MAX_TEXT} chars")
+        hashed = hash_password(password)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO users(name, password_hash, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
+                (name, hashed, utcnow()),
+            )
+            conn.execute("DELETE FROM sessions WHERE user = ?", (name,))
+
+    def login(self, name: str, password: str, ttl_s: float) -> str | None:
+        """A new session token for the right password, else None; only its sha256 is kept."""
+        with self._read() as conn:
+            row = conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        if not verify_password(password, None if row is None else str(row[0])):
+            return None
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self._write() as conn:
+            conn.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO sessions(token_sha256, user, expires_at) VALUES (?, ?, ?)",
+                (_sha256(token), name, now + ttl_s),
+            )
+        return token
+
+    def session_user(self, token: str, end: bool = False) -> str | None:
+        """The user of a live session token; with ``end``, the session ends (log out)."""
+        if end:
+            with self._write() as conn:
+                conn.execute("DELETE FROM sessions WHERE token_sha256 = ?", (_sha256(token),))
+            return None
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT user FROM sessions WHERE token_sha256 = ? AND expires_at >= ?",
+                (_sha256(token), time.time()),
             ).fetchone()
         return None if row is None else str(row[0])
 

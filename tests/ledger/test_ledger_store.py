@@ -289,7 +289,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["0001_initial"]
+        assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["0001_initial", "0002_users"]
         conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
         conn.commit()
     finally:
