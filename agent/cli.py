@@ -14,6 +14,7 @@ import click
 
 from agent.config import load_config, read_token
 from agent.errors import EdgeTallyError
+from ledger.cli import ledger as ledger_commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,12 +176,20 @@ def sim() -> None:
     show_default=True,
     help="TCP port (LLRP's is 5084).",
 )
+@click.option(
+    "--quirks",
+    default="",
+    metavar="NAME,...",
+    help="Answer like readers seen in the field (comma-separated, or all): events-unsupported, "
+    "delete-all-refused, immediate-never-starts, tid-epcs, partial-frame-at-close. "
+    "Added to the scenario's own quirks.",
+)
 @user_errors
-def sim_llrp(scenario: str, host: str, port: int) -> None:
+def sim_llrp(scenario: str, host: str, port: int, quirks: str) -> None:
     """Run an LLRP reader emulator that sllurp and the LLRP driver connect to."""
     from agent.sim import sim_llrp_command
 
-    sim_llrp_command(scenario, host, port)
+    sim_llrp_command(scenario, host, port, quirks)
 
 
 @main.group()
@@ -296,95 +305,7 @@ def config_show(file: Path) -> None:
     click.echo(json.dumps(load_config(file).shown(), indent=2))
 
 
-@main.group()
-def ledger() -> None:
-    """The reference central ledger."""
-
-
-db_option = click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=Path("ledger.db"),
-    show_default=True,
-    help="The ledger's SQLite file.",
-)
-
-
-@ledger.command("serve")
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8600,
-    show_default=True,
-    help="Port to listen on.",
-)
-@user_errors
-def ledger_serve(db: Path, host: str, port: int) -> None:
-    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /openapi.json)."""
-    from ledger import serve
-
-    serve(db, host, port)
-
-
-@ledger.command("add-agent")
-@click.argument("agent_id")
-@db_option
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where to write the new token (mode 0600); give this file to the agent.",
-)
-@user_errors
-def ledger_add_agent(agent_id: str, db: Path, token_file: Path) -> None:
-    """Create or replace an agent's token; the token goes to a file, never to the screen."""
-    from ledger import LedgerStore
-
-    store = LedgerStore(db)
-    try:
-        token = store.add_agent(agent_id)
-    finally:
-        store.close()
-    write_secret(token_file, token)
-    click.echo(f"agent {agent_id}: token written to {token_file}")
-
-
-@ledger.group("user")
-def ledger_user() -> None:
-    """Dashboard users (the site dashboard at the ledger's /)."""
-
-
-@ledger_user.command("add")
-@click.argument("name")
-@db_option
-@click.option(
-    "--password-file",
-    type=click.File("r", encoding="utf-8"),
-    default="-",
-    show_default=True,
-    help="Read the password from this file ('-': standard input); never from the command line.",
-)
-@user_errors
-def ledger_user_add(name: str, db: Path, password_file: Any) -> None:
-    """Create a dashboard user, or set a new password (which logs the user out)."""
-    from ledger import LedgerStore
-
-    if password_file.isatty():
-        import getpass
-
-        password = getpass.getpass(f"password for {name}: ")
-    else:
-        password = password_file.readline().rstrip("\r\n")
-    store = LedgerStore(db)
-    try:
-        store.add_user(name, password)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
-    click.echo(f"user {name}: password set; log in at the ledger's / page")
+main.add_command(ledger_commands)
 
 
 def write_secret(path: Path, secret: str) -> None:

@@ -19,19 +19,29 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Lifespan
 
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
-from ledger.store import MAX_INT, MAX_PAGE, LedgerStore
+from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
 
 MiB = 1024 * 1024
+SILENT_AFTER_S = 900.0
 
 
 def create_app(
-    store: LedgerStore, max_body_bytes: int = 8 * MiB, max_batch: int = 10_000
+    store: SqlStore,
+    max_body_bytes: int = 8 * MiB,
+    max_batch: int = 10_000,
+    silent_after_s: float = SILENT_AFTER_S,
+    lifespan: Lifespan[Starlette] | None = None,
 ) -> Starlette:
-    """The ledger app; the caller owns ``store`` and closes it after the server stops."""
+    """The ledger app; the caller owns ``store`` and closes it after the server stops.
+
+    ``silent_after_s``: an agent not heard from for longer is shown ``silent``
+    in the fleet view and raises a ledger alarm (once per silence).
+    """
 
     async def post_movements(request: Request) -> Response:
         agent = await _authenticate(request, store)
@@ -68,6 +78,19 @@ def create_app(
         entries, next_pos = await run_in_threadpool(store.journal, agent, since, limit)
         return JSONResponse({"movements": entries, "next": next_pos})
 
+    async def get_agents(request: Request) -> Response:
+        await _authenticate(request, store)
+        await run_in_threadpool(store.check_silence, silent_after_s)
+        agents = await run_in_threadpool(store.agents, silent_after_s)
+        return JSONResponse(
+            {"silent_after_s": silent_after_s, "agents": [a.to_dict() for a in agents]}
+        )
+
+    async def get_alarms(request: Request) -> Response:
+        await _authenticate(request, store)
+        limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
+        return JSONResponse({"alarms": await run_in_threadpool(store.alarms, limit)})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -78,15 +101,19 @@ def create_app(
         Route("/v1/movements", post_movements, methods=["POST"]),
         Route("/v1/movements", get_movements, methods=["GET"]),
         Route("/v1/stock", get_stock, methods=["GET"]),
+        Route("/v1/agents", get_agents, methods=["GET"]),
+        Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *dashboard_routes(store),  # the site dashboard: /, /item/..., /login (ledger/pages)
+        *dashboard_routes(store, silent_after_s),  # the site dashboard: /, /item/..., /login (ledger/pages)
     ]
     return Starlette(
         routes=routes,
+        lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,
             sqlite3.OperationalError: _storage_error,
+            LedgerUnavailable: _storage_error,
             ClientDisconnect: _client_gone,
         },
     )
@@ -107,7 +134,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _storage_error(request: Request, exc: Exception) -> Response:
-    """Locked, busy or full: the ledger's trouble, not the client's; worth a retry."""
+    """Locked, busy, full or the database down: the ledger's trouble, not the client's;
+    worth a retry."""
     return await _http_error(request, _unavailable())
 
 
@@ -116,7 +144,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-async def _authenticate(request: Request, store: LedgerStore) -> str:
+async def _authenticate(request: Request, store: SqlStore) -> str:
     """The token's agent, or 401 with a ``WWW-Authenticate: Bearer`` challenge."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()

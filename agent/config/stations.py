@@ -57,6 +57,14 @@ class StationSettings:
         default="reject",
         metadata=_help("codes that are not GS1, EPC, a location or a command: refuse, or a SKU"),
     )
+    raw_tag_ids: bool = field(
+        default=False,
+        metadata=_help(
+            "RFID: a tag whose EPC is a TID or no GS1 scheme (E200..., E280...) is a house "
+            "item key, urn:epc:raw:BITS.xHEX (closed-loop assets); off: an unknown, "
+            "its hex kept"
+        ),
+    )
     pairing: bool = field(
         default=True, metadata=_help("handhelds may join this station with PAIR:<name>")
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.config import Config, StationSettings
 from agent.identify import Identifier, identify
+from agent.identify.epc import raw_tag_key
 from agent.identify.settings import COMMAND_NAMES
 from agent.model import MAX_TEXT, Identity, Read
 from agent.rules.base import ITEM_KINDS, Context, Decision, Station, bad
@@ -175,7 +176,7 @@ class Rules:
             name = self.station_of(read.device)
             if name is None or not self.stations[name].ticks or read.kind != "tag":
                 continue
-            identity = self.identify(read)
+            identity = self._policy(self.stations[name], read, self.identify(read))
             if identity.kind == "epc":
                 taken += self.stations[name].resume(read, identity, self.state[name])
         return taken
@@ -201,7 +202,10 @@ class Rules:
 
     @staticmethod
     def _policy(station: Station, read: Read, identity: Identity) -> Identity:
-        """``unknown = "accept-as-sku"``: printable text that is no misread GS1 or command."""
+        """``unknown = "accept-as-sku"``: printable text that is no misread GS1 or command;
+        ``raw_tag_ids``: a tag that is no EPC (a TID...) as a house item key."""
+        if identity.kind == "unknown" and read.kind == "tag" and station.settings.raw_tag_ids:
+            return (raw_tag_key(read.data) if read.fault is None else None) or identity
         if identity.kind != "unknown" or station.settings.unknown != "accept-as-sku":
             return identity
         if read.fault is not None:

@@ -32,8 +32,11 @@ HEADERS = {
 }
 
 
-def routes(store: Any) -> list[BaseRoute]:
-    """The dashboard's routes over ``store``; mounted beside the API by ``create_app``."""
+def routes(store: Any, silent_after_s: float = SILENT_DEFAULT) -> list[BaseRoute]:
+    """The dashboard's routes over ``store``; mounted beside the API by ``create_app``.
+
+    ``silent_after_s``: the ledger's silence window, the agents table's default.
+    """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("ledger.pages", "templates"),
         autoescape=True,
@@ -99,7 +102,7 @@ def routes(store: Any) -> list[BaseRoute]:
             return to_login(request)
         q = request.query_params.get("q", "").strip()[:MAX_QUERY]
         location = request.query_params.get("location", "")[:MAX_QUERY]
-        silent = _seconds(request.query_params.get("silent_after"), SILENT_DEFAULT)
+        silent = _seconds(request.query_params.get("silent_after"), int(silent_after_s))
         stock, entries = await run_in_threadpool(
             lambda: (store.stock(None, None), data.journal(store))
         )

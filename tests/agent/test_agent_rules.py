@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from rules_desk import Desk, gtin14, on_hand, open_outbox, sgtin, station
 
 from agent.model import Movement
+from agent.rules.engine import Ruling
 
 G1, G2, G3 = gtin14(1), gtin14(2), gtin14(3)
 SSCC = "376104250021234569"
@@ -207,6 +209,37 @@ def test_unknown_codes_rejected_or_accepted_as_sku() -> None:
         "010950600013435210ABC12321XYZ",
     ):
         assert desk.scan(misread, "d2").decision.feedback == "bad", misread
+
+
+def test_raw_tag_ids_are_house_item_keys_only_where_the_station_says() -> None:
+    desk = Desk(
+        [
+            station("strict", "receiving", devices=("d1",), location="DOCK-1"),
+            station("assets", "receiving", devices=("d2",), location="DOCK-2", raw_tag_ids=True),
+        ]
+    )
+    tid = bytes.fromhex("E2801160600002054CC2096F")
+
+    def tag(device: str, data: bytes = tid) -> Ruling:
+        read = dataclasses.replace(desk.read(data, device), kind="tag")
+        return desk.rules.decide(device, read)
+
+    r = tag("d1")
+    assert r.identity.kind == "unknown" and r.identity.raw == tid.hex().upper()
+    assert r.decision.feedback == "bad" and "a TID" in (r.decision.reason or "")
+    (m,) = tag("d2").decision.movements
+    assert (m.kind, m.to, m.item.epc) == (
+        "receive",
+        "DOCK-2",
+        "urn:epc:raw:96.x" + tid.hex().upper(),
+    )
+    again = tag("d2")  # one asset, one unit: a second read is a duplicate, not a second receive
+    assert again.decision.feedback == "bad" and "duplicate" in (again.decision.reason or "")
+    # A GS1 header that does not decode is a misread, never a house key.
+    corrupt = tag("d2", bytes.fromhex("3674257BF7194E4000001A85"))
+    assert corrupt.decision.feedback == "bad" and not corrupt.decision.movements
+    # A barcode is never a raw tag id.
+    assert desk.scan("E2801160600002054CC2096F", "d2").decision.feedback == "bad"
 
 
 def test_operator_badge_and_required_operator() -> None:

@@ -33,10 +33,12 @@ ARGS = [
 TABLET = {"width": 1280, "height": 800}  # a 10" tablet in landscape
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One browser process for the session; Playwright gives it a fresh user-data-dir
-    (a temporary profile) and each test its own context (cookies, JS on or off)."""
+    """One browser process per test module; Playwright gives it a fresh user-data-dir
+    (a temporary profile) and each test its own context (cookies, JS on or off).
+    Per module, not per session: each module imports this fixture, and two sync
+    Playwright instances cannot be alive at once in one thread."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `sh scripts/system-deps --test`")
     from playwright.sync_api import sync_playwright
