@@ -105,7 +105,7 @@ def create_app(
         Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        *dashboard_routes(store, silent_after_s),  # the site dashboard: /, /item/..., /login (ledger/pages)
+        *dashboard_routes(store, silent_after_s),  # the site dashboard (ledger/pages)
     ]
     return Starlette(
         routes=routes,
