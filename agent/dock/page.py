@@ -19,12 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from agent.health import Handler, Response
 from agent.outbox import connect
 
 if TYPE_CHECKING:
+    import jinja2
+
     from agent.daemon import Daemon
     from agent.observe import Observer
 
@@ -60,12 +60,7 @@ class DockPage:
     def __init__(self, daemon: Daemon, observer: Observer) -> None:
         self.daemon = daemon
         self.observer = observer
-        self.env = jinja2.Environment(
-            loader=jinja2.PackageLoader("agent.dock", "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self.env.filters["ago"] = ago
+        self._env: jinja2.Environment | None = None
         self._static = {
             name: resources.files("agent.dock").joinpath("static", name).read_bytes()
             for name in _STATIC
@@ -73,6 +68,22 @@ class DockPage:
         self._rejected: list[dict[str, Any]] = []
         self._rejected_total = 0
         self._rejected_seen: int | None = None  # the syncer's count when last read
+
+    @property
+    def env(self) -> jinja2.Environment:
+        """Made at the first page asked for: an agent whose page nobody opens never
+        imports Jinja2 (~2 MB resident)."""
+        if self._env is None:
+            import jinja2
+
+            env = jinja2.Environment(
+                loader=jinja2.PackageLoader("agent.dock", "templates"),
+                autoescape=True,
+                undefined=jinja2.StrictUndefined,
+            )
+            env.filters["ago"] = ago
+            self._env = env
+        return self._env
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {"/": self._page, "/dock/board": self._board}
