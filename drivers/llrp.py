@@ -22,7 +22,9 @@ daemon's loop: one task per reader, started by ``open()`` and awaited by
   starts gets a START_ROSPEC (``llrp_setup``: which steps, and why). What a
   reader needed is kept in ``quirks``. A refused TCP connection says that an
   Impinj reader on firmware 8+ must be in LLRP mode.
-- Reads: one ``Read`` (kind "tag") per tag report entry, through a bounded
+- Reads: one ``Read`` (kind "tag") per tag and antenna in each report, its
+  repeated entries folded into one counted read (``llrp_report``; or one per
+  entry with ``fold_repeats = false``), through a bounded
   queue: when the daemon falls behind, the driver stops reading the socket
   (the reader buffers) instead of growing memory or dropping tags; each such
   stall is counted (``stalls``) and logged.
@@ -75,6 +77,7 @@ from drivers.llrp_link import (
     rejection,
     tag_reads,
 )
+from drivers.llrp_report import folded_tag_reads
 from drivers.llrp_settings import LlrpSettings, reader_config
 from drivers.llrp_setup import ROSPEC_ID, Answer, Client, Setup, rospec_started
 from drivers.reopen import reopen_wait
@@ -459,7 +462,10 @@ class LlrpReader(Driver):
         newest = newest_seen(tags)
         if newest is not None:
             self.offset.observe(int(factory.clock.wall() * 1e6), newest)
-        reads, _ = tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
+        if self.settings.fold_repeats:
+            reads = folded_tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
+        else:
+            reads, _ = tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
         self._recent.extend(reads)
         if self._closing:
             self.discarded += len(reads)

@@ -152,6 +152,12 @@ class LlrpSettings:
             "maximum": 600,
         },
     )
+    fold_repeats: bool = field(
+        default=True,
+        metadata={
+            "help": "one counted read per tag and antenna in each report (seen_count summed)"
+        },
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems that span keys, as (key, what is expected)."""

@@ -10,7 +10,10 @@ never look like the ledger's (5xx). Storage trouble (locked, disk full) is a
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
+from collections import Counter
 from typing import Any, NoReturn
 
 from starlette.applications import Starlette
@@ -21,12 +24,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Lifespan
 
+from agent.logs import event
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
 from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
 
 MiB = 1024 * 1024
+log = logging.getLogger("edgetally.ledger")
 SILENT_AFTER_S = 900.0
 
 
@@ -60,7 +65,9 @@ def create_app(
             _fail(413, f"body.movements: at most {max_batch} movements per request")
         if body["agent"] != agent:
             _fail(403, "body.agent is not the agent of this token")
+        started = time.perf_counter()
         results = await run_in_threadpool(store.apply_batch, agent, movements)
+        _access_log(agent, results, time.perf_counter() - started)
         return JSONResponse({"results": results})
 
     async def get_stock(request: Request) -> Response:
@@ -77,6 +84,10 @@ def create_app(
         limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
         entries, next_pos = await run_in_threadpool(store.journal, agent, since, limit)
         return JSONResponse({"movements": entries, "next": next_pos})
+
+    async def whoami(request: Request) -> Response:
+        """The token's agent: what `edgetally doctor` compares with its config's agent.id."""
+        return JSONResponse({"agent": await _authenticate(request, store)})
 
     async def get_agents(request: Request) -> Response:
         await _authenticate(request, store)
@@ -101,6 +112,7 @@ def create_app(
         Route("/v1/movements", post_movements, methods=["POST"]),
         Route("/v1/movements", get_movements, methods=["GET"]),
         Route("/v1/stock", get_stock, methods=["GET"]),
+        Route("/v1/whoami", whoami, methods=["GET"]),
         Route("/v1/agents", get_agents, methods=["GET"]),
         Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -116,6 +128,21 @@ def create_app(
             LedgerUnavailable: _storage_error,
             ClientDisconnect: _client_gone,
         },
+    )
+
+
+def _access_log(agent: str, results: list[dict[str, Any]], seconds: float) -> None:
+    """One line per batch: who sent how many, what became of them, how long it took."""
+    statuses = Counter(r["status"] for r in results)
+    event(
+        log,
+        "batch",
+        agent=agent,
+        count=len(results),
+        applied=statuses["applied"],
+        duplicate=statuses["duplicate"],
+        rejected=statuses["rejected"],
+        ms=round(seconds * 1000, 1),
     )
 
 

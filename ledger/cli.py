@@ -145,11 +145,19 @@ def ledger_add_agent(
     token_file: Path,
 ) -> None:
     """Create or replace an agent's token; the token goes to a file, never to the screen."""
-    from agent.cli import write_secret
+    from agent.cli import open_secret
+    from agent.config.loader import ID_RULE, valid_id
 
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
-        token = store.add_agent(agent_id)
-    write_secret(token_file, token)
+    if not valid_id(agent_id):
+        raise click.BadParameter(
+            f"expected the agent's agent.id: {ID_RULE}; got {agent_id!r}", param_hint="AGENT_ID"
+        )
+    # The token file is opened before the store changes: a path that cannot be written
+    # must not leave the agent with a new token nobody holds.
+    with open_secret(token_file) as out:
+        with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+            token = store.add_agent(agent_id)
+        out.write(token + "\n")
     click.echo(f"agent {agent_id}: token written to {token_file}")
 
 

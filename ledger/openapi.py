@@ -56,7 +56,10 @@ SCHEMAS: dict[str, Any] = {
         "description": (
             "One inventory movement. `id` is the idempotency key: the ledger applies each "
             "id at most once. receive/return need `to`, ship needs `from`, transfer both, "
-            "count `to` (the counted on-hand there), adjust exactly one of them."
+            "count `to` (the counted on-hand there), adjust exactly one of them. A "
+            "count_close (item `{}`, `to`, `evidence.counted`: the item keys the session "
+            "counted, `qty` how many) says `to` holds nothing else: every other item "
+            "there goes to 0 through a count-variance adjust. A count's qty may be 0."
         ),
         "required": [
             "id",
@@ -77,9 +80,11 @@ SCHEMAS: dict[str, Any] = {
             },
             "agent": _TEXT,
             "seq": {"type": ["integer", "null"], "minimum": 1, "maximum": _SAFE_INT},
-            "kind": {"enum": ["receive", "ship", "transfer", "return", "count", "adjust"]},
+            "kind": {
+                "enum": ["receive", "ship", "transfer", "return", "count", "adjust", "count_close"]
+            },
             "item": _ref("Item"),
-            "qty": {"type": "integer", "minimum": 1, "maximum": _SAFE_INT},
+            "qty": {"type": "integer", "minimum": 0, "maximum": _SAFE_INT},
             "uom": {**_OPT_TEXT, "default": "EA"},
             "from": _OPT_TEXT,
             "to": _OPT_TEXT,
@@ -294,6 +299,22 @@ OPENAPI: dict[str, Any] = {
                         },
                     ),
                     **_AUTH_ERRORS,
+                },
+            },
+        },
+        "/v1/whoami": {
+            "get": {
+                "summary": "The agent this token belongs to (a pre-flight check: doctor)",
+                "responses": {
+                    "200": _ok(
+                        "The token's agent",
+                        {
+                            "type": "object",
+                            "required": ["agent"],
+                            "properties": {"agent": _TEXT},
+                        },
+                    ),
+                    "401": _AUTH_ERRORS["401"],
                 },
             },
         },

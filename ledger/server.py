@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -30,6 +31,8 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
+from agent import logs
+from agent.logs import event
 from ledger.app import SILENT_AFTER_S, create_app
 from ledger.schema import LedgerError
 from ledger.store import LedgerUnavailable, SqlStore, is_postgres_url, open_store
@@ -37,6 +40,28 @@ from ledger.store import LedgerUnavailable, SqlStore, is_postgres_url, open_stor
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _ENV = "EDGETALLY_LEDGER_WORKER"
 log = logging.getLogger("edgetally.ledger")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with our start line: where it listens, on what file, for whom."""
+
+    def __init__(self, config: uvicorn.Config, store: SqlStore) -> None:
+        super().__init__(config)
+        self._store = store
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return  # the bind failed; serve() says so
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        event(
+            log,
+            "ledger_listening",
+            url=f"http://{shown}:{port}",
+            database=self._store.name.removeprefix("ledger "),
+            agents=len({t.agent for t in self._store.tokens() if t.revoked_at is None}),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +88,8 @@ def serve(
     pool_size: int = 8,
 ) -> None:
     """Serve the ledger in ``db_path`` (a SQLite file or a PostgreSQL URL) on ``host:port``;
-    blocks until told to stop."""
+    blocks until told to stop. Our JSON lines (the start line, one per batch) go to
+    stdout; uvicorn's own log stays at ``log_level``."""
     opts = ServeOptions(
         db=str(db_path),
         host=host,
@@ -81,6 +107,7 @@ def serve(
         )
     # Open (and migrate) once here, so a bad --db is one clear error before any worker starts.
     store = _open(opts)
+    logs.setup("info")
     if workers > 1:
         store.close()
         _serve_workers(opts)
@@ -96,7 +123,7 @@ def serve(
         )
         with _stop_quietly():
             try:
-                uvicorn.Server(config).run()
+                _Server(config, store).run()
             except SystemExit as exc:  # uvicorn's answer to a failed bind
                 raise LedgerError(f"the ledger could not listen on {host}:{port}") from exc
     finally:

@@ -141,6 +141,22 @@ class Rules:
         _apply(state, decision.state)
         return Ruling(name, identity, decision, {name: decision.state} if decision.state else {})
 
+    def beam_devices(self) -> set[str]:
+        """Devices whose GPI inputs a station watches (a portal's beam sensor)."""
+        return {d for st in self.stations.values() for d in st.inputs()}
+
+    def watch_beam(self, device: str, mono_ns: int) -> None:
+        """The daemon listens to ``device``'s GPI from now on."""
+        for st in self.stations.values():
+            if device in st.inputs():
+                st.watch_inputs(mono_ns)
+
+    def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:
+        """A GPI change (a beam broken or cleared), for the stations that watch it."""
+        for st in self.stations.values():
+            if device in st.inputs():
+                st.gpi(device, port, high, mono_ns)
+
     @property
     def ticking(self) -> bool:
         """Whether any station decides on the clock (the daemon then runs a tick task)."""

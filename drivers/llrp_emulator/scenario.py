@@ -92,6 +92,7 @@ class Scenario:
     report_interval_s: float = 0.1  # wall seconds between reports when the ROSpec sets no boundary
     faults: Faults = field(default_factory=Faults)
     flood: Flood | None = None
+    beam_gpi: int | None = None  # a beam sensor across the door on this GPI port (beam.py)
     quirks: frozenset[Quirk] = frozenset()
 
     @property
@@ -255,6 +256,7 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
             "tags",
             "faults",
             "flood",
+            "beam_gpi",
             "quirks",
         }
     )
@@ -347,6 +349,7 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
         report_interval_s=top.req_num("report_interval_s", 0.1, 0.001, 60),
         faults=faults,
         flood=flood,
+        beam_gpi=top.integer("beam_gpi", None, 1, 65535),
         quirks=parse_quirks(top.obj.get("quirks", []), source, "quirks"),
     )
 

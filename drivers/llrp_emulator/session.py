@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from drivers import llrp_frames as f
+from drivers.llrp_emulator.beam import Beam, gpi_event
 from drivers.llrp_emulator.flood import write_flood
 from drivers.llrp_emulator.scenario import Malformed
 from drivers.llrp_emulator.tagmodel import timeline
@@ -79,6 +80,8 @@ class Session:
         self.epoch_us = 0
         self.hung = False
         self.closing = asyncio.Event()
+        self.beam = Beam(self.scenario) if self.scenario.beam_gpi is not None else None
+        self.beam_seen_s = 0.0
         self.quirks = self.scenario.quirks
         self.partial_sent = False
 
@@ -472,7 +475,18 @@ class Session:
                 elif now >= run.next_report_wall:
                     self._report(run, now)
                     run.next_report_wall = now + self._interval(run)
+            if self.beam is not None and self.clock_start is not None:
+                self._beam(now)
             await asyncio.sleep(0.005)
+
+    def _beam(self, now: float) -> None:
+        """A GPIEvent when the beam changes, if the client asked for GPI events (type 1)."""
+        assert self.beam is not None and self.beam.port is not None
+        s1 = self.scene_s(now)
+        changes, self.beam_seen_s = self.beam.changes(self.beam_seen_s, s1), s1
+        if self.events.get(1):
+            for high in changes:
+                self.send(self.event(gpi_event(self.beam.port, high)))
 
     async def _keepalives(self) -> None:
         stop_at = self.scenario.faults.stop_keepalives_at_s

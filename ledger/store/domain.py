@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from agent.model import MAX_TEXT, Movement
+from ledger.count_close import CloseRefused, close_variances
 
 # Quantities, on-hand and seq stay within what every JSON reader (JavaScript's
 # included) holds exactly, and inside both backends' 64-bit integers.
@@ -88,6 +89,9 @@ class Tx(Protocol):
     def write_on_hand(self, rows: Sequence[tuple[str, str, int]]) -> None:
         """Set on-hand of (item, location) to qty."""
 
+    def held_at(self, location: str) -> dict[StockKey, int]:
+        """Every non-zero on-hand at ``location`` (a count_close), held until the end."""
+
 
 class _Rejected(Exception):
     """A movement the ledger will not apply; the message is the reason sent back."""
@@ -111,7 +115,7 @@ def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) ->
         {
             (c.movement.item.key() or "", loc)
             for c in valid
-            if c.movement.id not in known
+            if c.movement.id not in known and c.movement.kind != "count_close"
             for loc in _locations(c.movement)
         }
     )
@@ -133,6 +137,21 @@ def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) ->
                 alarms.append(Alarm(agent, "conflict", m.id, f"movement {m.id}: {CONFLICT_REASON}"))
                 last_error = f"movement {m.id}: {CONFLICT_REASON}"
             results.append(result)
+            continue
+        if m.kind == "count_close":
+            closed = _close(tx, m, stock)
+            if isinstance(closed, str):
+                results.append({"id": m.id, "status": "rejected", "reason": closed})
+                last_error = f"movement {m.id}: {closed}"
+                continue
+            rows.append(_row(m, c.payload, received_at, "agent", None))
+            known[m.id] = c.payload
+            for v in closed:
+                rows.append(_row(v, canonical(v), received_at, "ledger", m.id))
+                key = (v.item.key() or "", m.to or "")
+                stock[key] = 0
+                changed.add(key)
+            results.append({"id": m.id, "status": "applied"})
             continue
         try:
             writes, variance = _plan(m, stock)
@@ -157,6 +176,22 @@ def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) ->
         raise Raced()
     tx.write_on_hand([(item, loc, stock[(item, loc)]) for item, loc in sorted(changed)])
     return BatchOutcome(results, alarms, last_error)
+
+
+def _close(tx: Tx, close: Movement, stock: dict[StockKey, int]) -> list[Movement] | str:
+    """A count_close's variance adjusts (``ledger.count_close``), or why it is refused.
+
+    What the location holds is the store's on-hand there with this batch's own
+    changes (a count just before it in the batch) on top.
+    """
+    assert close.to is not None
+    held = {**tx.held_at(close.to), **{k: q for k, q in stock.items() if k[1] == close.to}}
+    for key, qty in held.items():
+        stock.setdefault(key, qty)
+    try:
+        return close_variances(close, [(item, qty, None) for (item, _), qty in held.items()])
+    except CloseRefused as exc:
+        return _reason(exc)
 
 
 def variance_id(count_id: str) -> str:

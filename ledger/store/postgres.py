@@ -79,6 +79,13 @@ class _PgTx:
         out = {(i, loc): int(q) for i, loc, q in rows}
         return {key: out.get(key, 0) for key in keys}
 
+    def held_at(self, location: str) -> dict[StockKey, int]:
+        rows = self.conn.execute(
+            "SELECT item, qty FROM stock WHERE location = %s AND qty <> 0 ORDER BY item FOR UPDATE",
+            (location,),
+        ).fetchall()
+        return {(item, location): int(qty) for item, qty in rows}
+
     def insert_journal(self, rows: Sequence[JournalRow]) -> int:
         # %b: arrays sent in binary, not quoted element by element in text.
         inserted = self.conn.execute(

@@ -76,12 +76,31 @@ class _SqliteTx:
         )
         return self.conn.total_changes - before
 
+    def held_at(self, location: str) -> dict[StockKey, int]:
+        rows = self.conn.execute(
+            "SELECT item, qty FROM stock WHERE location = ? AND qty != 0", (location,)
+        ).fetchall()
+        return {(item, location): int(qty) for item, qty in rows}
+
     def write_on_hand(self, rows: Sequence[tuple[str, str, int]]) -> None:
         self.conn.executemany(
             "INSERT INTO stock(item, location, qty) VALUES (?, ?, ?) "
             "ON CONFLICT(item, location) DO UPDATE SET qty = excluded.qty",
             rows,
         )
+
+
+def _cannot_open(path: Path, exc: sqlite3.Error) -> str:
+    """Why SQLite could not open the ledger's file, in words naming it (not a traceback)."""
+    if path.is_dir():
+        why = "is a folder; expected the ledger's SQLite file"
+    elif not path.parent.is_dir():
+        why = f"cannot be created: the folder {path.parent} does not exist"
+    elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        why = "is not an SQLite database; give the ledger's file, or a new path"
+    else:
+        why = f"cannot be used ({exc})"
+    return f"ledger database {path}: {why}"
 
 
 def _values(r: JournalRow) -> tuple[Any, ...]:
@@ -100,12 +119,18 @@ class LedgerStore(SqlStore):
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        conn = self._connect()
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise LedgerError(_cannot_open(self.path, exc)) from exc
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise LedgerError(f"ledger {self.path}: cannot use WAL mode (got {mode!r})")
             migrate(conn, str(self.path))
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LedgerError(_cannot_open(self.path, exc)) from exc
         except BaseException:
             conn.close()
             raise

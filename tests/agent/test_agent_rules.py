@@ -153,11 +153,13 @@ def test_count_session_across_a_restart(tmp_path: Path) -> None:
         desk.moves(G1)
         desk.restart()
         ms = desk.moves("END")
-        assert sorted(kinds(ms)) == [
+        assert kinds(ms) == [
             ("count", G1, 3, None, "A-01"),
             ("count", G2, 5, None, "A-01"),
             ("count", G3, 1, None, "A-01"),
+            ("count_close", None, 3, None, "A-01"),  # last: A-01 holds nothing else
         ]
+        assert ms[-1].evidence["counted"] == [G1, G2, G3]
         assert len({m.ref["count_session"] for m in ms}) == 1
         assert all(m.item.serial is None for m in ms)
         assert desk.scan("END").decision.feedback == "bad"  # no count open any more
@@ -170,7 +172,18 @@ def test_count_session_across_a_restart(tmp_path: Path) -> None:
 def test_count_default_location() -> None:
     desk = Desk([station("cc", "count", location="SHELF-1")])
     ms = desk.moves(G1, G1, "END")
-    assert kinds(ms) == [("count", G1, 2, None, "SHELF-1")]
+    assert kinds(ms) == [
+        ("count", G1, 2, None, "SHELF-1"),
+        ("count_close", None, 1, None, "SHELF-1"),
+    ]
+
+
+def test_an_empty_location_counted_closes_with_nothing_counted() -> None:
+    """Scan the location, find nothing, END: the ledger takes all it holds there to 0."""
+    desk = Desk([station("cc", "count")])
+    (close,) = desk.moves("LOC:B-07", "END")
+    assert (close.kind, close.qty, close.to, close.item.to_dict()) == ("count_close", 0, "B-07", {})
+    assert close.evidence["counted"] == []
 
 
 # ---- rules everywhere ---------------------------------------------------------------
@@ -286,7 +299,10 @@ def test_cancel_without_outbox_restores_state() -> None:
     c = desk.scan("CANCEL").decision
     assert c.feedback == "good" and c.cancel == ()
     assert desk.scan("CANCEL").decision.feedback == "bad"  # one level of undo
-    assert kinds(desk.moves("END")) == [("count", G1, 1, None, "A-01")]
+    assert kinds(desk.moves("END")) == [
+        ("count", G1, 1, None, "A-01"),
+        ("count_close", None, 1, None, "A-01"),
+    ]
 
 
 @pytest.mark.parametrize(

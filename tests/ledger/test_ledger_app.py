@@ -362,3 +362,90 @@ async def test_storage_trouble_is_503_with_retry_after(
     monkeypatch.setattr(store, "apply_batch", locked)
     r = await client.post("/v1/movements", json=batch(mv()))
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "error" in r.json()
+
+
+async def test_whoami_names_the_agent_of_the_token_only(
+    store: SqlStore, client: httpx.AsyncClient
+) -> None:
+    r = await client.get("/v1/whoami")
+    assert r.status_code == 200 and r.json() == {"agent": AGENT}
+    other = store.add_agent("dock-9")
+    r = await client.get("/v1/whoami", headers={"Authorization": f"Bearer {other}"})
+    assert r.json() == {"agent": "dock-9"}
+    r = await client.get("/v1/whoami", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json() == {"error": "unknown token"}
+    r = await client.get("/openapi.json")
+    assert "/v1/whoami" in r.json()["paths"]
+
+
+def close_of(location: str, counted: list[str], **fields: Any) -> dict[str, Any]:
+    from tests.ledger.conftest import movement
+
+    m = movement("count", len(counted), to=location, **fields)
+    m.update(kind="count_close", item={}, evidence={"counted": counted})
+    return m
+
+
+async def test_a_count_close_takes_what_nobody_counted_to_zero_with_the_variance(
+    client: httpx.AsyncClient, mv: Any
+) -> None:
+    other = "09506000134369"
+    elsewhere = "09506000134376"
+    setup = [
+        mv("receive", 10, to="A-01"),
+        mv("receive", 4, item=other, to="A-01"),
+        mv("receive", 6, item=elsewhere, to="A-02"),  # another location: untouched
+    ]
+    await client.post("/v1/movements", json=batch(*setup))
+    count = mv("count", 8, to="A-01")
+    close = close_of("A-01", ["09506000134352"])
+    r = await client.post("/v1/movements", json=batch(count, close))
+    assert [x["status"] for x in r.json()["results"]] == ["applied", "applied"]
+    assert await stock(client) == [
+        {"item": "09506000134352", "location": "A-01", "qty": 8},
+        {"item": other, "location": "A-01", "qty": 0},
+        {"item": elsewhere, "location": "A-02", "qty": 6},
+    ]
+    entries = (await client.get("/v1/movements")).json()["movements"][3:]
+    assert [(e["kind"], e["source"], e["item"], e["qty"], e["from"]) for e in entries] == [
+        ("count", "agent", {"gtin": "09506000134352"}, 8, None),
+        ("adjust", "ledger", {"gtin": "09506000134352"}, 2, "A-01"),
+        ("count_close", "agent", {}, 1, None),
+        ("adjust", "ledger", {"gtin": other}, 4, "A-01"),
+    ]
+    assert entries[3]["reason"] == "count-variance"
+    assert entries[3]["evidence"] == {"caused_by": close["id"], "counted": 0, "on_hand_before": 4}
+    again = await client.post("/v1/movements", json=batch(count, close))
+    assert [x["status"] for x in again.json()["results"]] == ["duplicate", "duplicate"]
+    assert len((await client.get("/v1/movements")).json()["movements"]) == 7
+
+
+async def test_a_count_of_zero_is_sendable(client: httpx.AsyncClient, mv: Any) -> None:
+    await client.post("/v1/movements", json=batch(mv("receive", 3, to="A-01")))
+    r = await client.post("/v1/movements", json=batch(mv("count", 0, to="A-01")))
+    assert r.json()["results"][0]["status"] == "applied"
+    assert await stock(client, location="A-01") == [
+        {"item": "09506000134352", "location": "A-01", "qty": 0}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"item": {"gtin": "09506000134352"}}, "a count_close names no item"),
+        ({"evidence": {}}, "evidence.counted: expected the list of item keys"),
+        ({"qty": 5}, "qty is how many items were counted (1 listed), got 5"),
+        ({"to": None}, "a count_close needs a 'to' location"),
+    ],
+)
+async def test_a_malformed_count_close_is_rejected_and_changes_nothing(
+    client: httpx.AsyncClient, mv: Any, change: dict[str, Any], reason: str
+) -> None:
+    await client.post("/v1/movements", json=batch(mv("receive", 3, to="A-01")))
+    close = {**close_of("A-01", ["09506000134369"]), **change}
+    if close["to"] is None:
+        del close["to"]
+    r = await client.post("/v1/movements", json=batch(close))
+    (result,) = r.json()["results"]
+    assert result["status"] == "rejected" and reason in result["reason"]
+    assert await stock(client) == [{"item": "09506000134352", "location": "A-01", "qty": 3}]

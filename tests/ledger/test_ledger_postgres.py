@@ -153,7 +153,7 @@ def test_postgres_restarted_under_load_503_retry_after_then_recovers(tmp_path: P
 
         async def load_and_restart() -> tuple[httpx.Response, LoadResult]:
             load = asyncio.create_task(
-                run_agents([ledger.url], tokens, 200, 5, retry_cap_s=0.1, timeout_s=10)
+                run_agents([ledger.url], tokens, 100, 5, retry_cap_s=0.1, timeout_s=10)
             )
             await asyncio.sleep(0.5)
             await asyncio.to_thread(cluster.pg_stop, "fast")
@@ -176,7 +176,7 @@ def test_postgres_restarted_under_load_503_retry_after_then_recovers(tmp_path: P
         assert result.unavailable_without_retry_after == 0
         with open_store(url) as store:
             checked = audit(store, result.sent)
-        assert (checked.lost, checked.duplicated, checked.journaled) == (0, 0, 8 * 200)
+        assert (checked.lost, checked.duplicated, checked.journaled) == (0, 0, 8 * 100)
         assert checked.on_hand_matches_journal
     finally:
         cluster.stop()
