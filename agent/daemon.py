@@ -22,6 +22,7 @@ import httpx
 from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
 from agent.config import Config
+from agent.dock import RecentScans, scan_of
 from agent.errors import DriverError, OutboxError
 from agent.flow import FlowLog, Totals
 from agent.logs import event
@@ -87,6 +88,7 @@ class Daemon:
         self._pumps: list[asyncio.Task[None]] = []
         self._busy = 0  # groups taken off the queue and not yet stored
         self.rules: Rules | None = None  # for /status: open sessions and pairings
+        self.scans = RecentScans()  # for the dock page: the last scans per station
 
     def stop(self) -> None:
         self.stopping.set()
@@ -352,6 +354,18 @@ class Daemon:
         for (driver, read), ruling, result in zip(group, rulings, stored, strict=True):
             kind, signal, reason = self._settled(ruling, result, moved)
             tally[driver.device_id, kind] += 1
+            if read.kind != "tag" or result.movements:
+                self.scans.add(
+                    scan_of(
+                        self.clock.wall(),
+                        ruling.station,
+                        read.device,
+                        read.data,
+                        kind,
+                        reason,
+                        result.movements,
+                    )
+                )
             if kind not in ("good", "double"):
                 if read.kind == "tag":
                     key = (read.device, kind, ruling.station)

@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from agent.config import parse_listen
+from agent.dock.page import DockPage
 from agent.errors import ConfigError
 from agent.health import HealthServer, Response, json_response
 from agent.logs import event
@@ -50,7 +51,12 @@ class Observer:
         server = HealthServer(
             host,
             port,
-            {"/healthz": self._healthz, "/metrics": self._metrics, "/status": self._status},
+            {
+                "/healthz": self._healthz,
+                "/metrics": self._metrics,
+                "/status": self._status,
+                **DockPage(self.daemon, self).routes(),  # the dock page: / and /dock/...
+            },
         )
         try:
             await server.start()

@@ -1,7 +1,7 @@
 """The daemon's footprint against its bars (DESIGN §8): memory, start-up, scan to ledger.
 
     python -m bench.footprint [--pending 1000000] [--load-s 60] [--scans 400] [--tags 275]
-                              [--no-reader] [--quick]
+                              [--no-reader] [--dock-page] [--quick]
 
 Prints one JSON object on stdout; progress goes to stderr. The agent always
 runs as a real process (``python -m agent.cli run --config ...``), and every
@@ -46,7 +46,7 @@ import secrets
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -63,6 +63,7 @@ from bench.backlog import (
     write_script,
 )
 from bench.common import cpu_model, pct
+from bench.pagepoll import PagePoller, health_port
 from bench.procs import (
     EDGETALLY,
     BenchError,
@@ -130,12 +131,14 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         agent, notify = start_agent(stack, "agent-backlog", config, work, args.agent_env)
         startup_s, method, logged_s = wait_ready(agent, notify, args.startup_timeout)
         log(f"ready after {startup_s:.2f}s ({method})")
+        port = health_port(agent.tail) if args.dock_page else 0
         at_ready = read_proc_status(agent.pid)
         first_tag_s = None
         if args.reader:  # the reader connects and configures after READY: load starts with it
             first_tag_s = wait_first_tag(work / "outbox.db", time.time(), agent, 60)
             log(f"first tag read {first_tag_s:.2f}s after ready")
 
+        page = stack.enter_context(dock_page(args, port))
         log(f"phase 3: RSS once a second for {args.load_s}s of scanning")
         wall0 = time.time()
         seq0 = highest_seq(work / "outbox.db")
@@ -154,6 +157,7 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         seq1 = highest_seq(work / "outbox.db")
         elapsed = time.monotonic() - t0
         status = outbox_status(work / "outbox.db", MAX_BYTES)
+        page_report = close_page(page)
         stop_s = agent.stop()
     pending = status["outbox"]["pending"]
     if pending < args.pending:
@@ -182,6 +186,7 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "reads_per_s": round(tags / elapsed, 1),
             "first_tag_after_ready_s": None if first_tag_s is None else round(first_tag_s, 3),
         },
+        "dock_page_load": page_report,
         "load": {
             "seconds": round(elapsed, 2),
             "scanners": args.scanners,
@@ -280,6 +285,8 @@ def latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         wait_healthy(ledger, url)
         agent, notify = start_agent(stack, "agent-latency", config, work, args.agent_env)
         startup_s, _, _ = wait_ready(agent, notify, args.startup_timeout)
+        port = health_port(agent.tail) if args.dock_page else 0
+        page = stack.enter_context(dock_page(args, port))
         deadline = time.monotonic() + args.scans * interval * 3 + 60
         while (got := journal_count(db)) < args.scans:
             if not agent.alive():
@@ -289,6 +296,7 @@ def latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise BenchError(f"the ledger has {got} of {args.scans} movements; timed out")
             time.sleep(0.2)
+        page_report = close_page(page)
         agent.stop()
         ledger.stop()
     rows = journal_times(db)
@@ -313,7 +321,25 @@ def latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "scan_to_ledger_min_ms": round(min(scan_ms), 3),
             "scan_to_ledger_p90_ms": round(pct(scan_ms, 90), 3),
         },
+        "dock_page_latency": page_report,
     }
+
+
+@contextlib.contextmanager
+def dock_page(args: argparse.Namespace, port: int) -> Iterator[PagePoller | None]:
+    """With ``--dock-page``, a tablet polling the agent's dock page while the phase runs."""
+    if not args.dock_page:
+        yield None
+        return
+    with PagePoller(port) as poller:
+        yield poller
+
+
+def close_page(page: PagePoller | None) -> dict[str, Any] | None:
+    if page is None:
+        return None
+    page.stop()
+    return page.report()
 
 
 # ---- numbers and machine -----------------------------------------------------------------
@@ -365,6 +391,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the agent (repeatable), e.g. MALLOC_ARENA_MAX=2",
     )
+    p.add_argument(
+        "--dock-page",
+        action="store_true",
+        help="keep the dock page open (GET / once, then /dock/board every second) in phases 3-4",
+    )
     p.add_argument("--dir", type=Path, default=None, help="where to make the temp dir")
     p.add_argument("--quick", action="store_true", help="a fast smoke run; options given still win")
     args = p.parse_args(argv)
@@ -388,7 +419,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     started = time.perf_counter()
     memory = footprint(args, tmp)
     delivery = latency(args, tmp)
-    out: dict[str, Any] = {"bench": "footprint"}
+    out: dict[str, Any] = {"bench": "footprint", "dock_page_open": args.dock_page}
     for key in ("rss_mb", "pending", "startup_s"):
         out[key] = memory.pop(key)
     for key in ("scan_to_ledger_p50_ms", "scan_to_ledger_p99_ms"):

@@ -27,6 +27,7 @@ from starlette.types import Lifespan
 from agent.logs import event
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
+from ledger.pages import routes as dashboard_routes
 from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
 
 MiB = 1024 * 1024
@@ -116,6 +117,7 @@ def create_app(
         Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *dashboard_routes(store, silent_after_s),  # the site dashboard (ledger/pages)
     ]
     return Starlette(
         routes=routes,

@@ -297,6 +297,46 @@ def ledger_agents(
     _table(("agent", "last contact", "highest seq", "gaps", "last hour", "last error"), rows)
 
 
+@ledger.group("user")
+def user() -> None:
+    """Site-dashboard users (the ledger's / page), with scrypt-hashed passwords."""
+
+
+@user.command("add")
+@click.argument("name")
+@_db_options
+@click.option(
+    "--from-file",
+    "secret_file",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="Read the user's password from this file ('-': standard input, or a prompt on a "
+    "terminal); never from the command line.",
+)
+@_user_errors
+def ledger_user_add(
+    name: str,
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    secret_file: Any,
+) -> None:
+    """Create a dashboard user, or set a new password (which logs the user out)."""
+    if secret_file.isatty():
+        import getpass
+
+        secret = getpass.getpass(f"password for {name}: ")
+    else:
+        secret = secret_file.readline().rstrip("\r\n")
+    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        try:
+            store.add_user(name, secret)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"user {name}: password set; log in at the ledger's / page")
+
+
 def _gaps_text(missing: int, gaps: list[list[int]]) -> str:
     if not missing:
         return "none"

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,6 +34,7 @@ from agent.model import Movement
 from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
 
 AGENT_ID = "demo-dock"
+DEMO_USER = "demo"
 LOCATION = "DOCK-1"
 PORTAL_LOCATION = "DOOR-2"
 PORTAL_SCENARIO = "portal-inbound"
@@ -53,12 +55,13 @@ def demo_config(
     speed: float,
     repeat: bool,
     reader_port: int | None = None,
+    health_port: int = 0,
 ) -> Any:
     table: dict[str, Any] = {
         "agent": {"id": AGENT_ID, "state_dir": str(workdir), "log_level": "warning"},
         "outbox": {"max_bytes": "64MiB"},
         "sync": {"url": url, "token_file": str(token_file), "backoff_cap_s": 5.0},
-        "health": {"listen": "127.0.0.1:0"},
+        "health": {"listen": f"127.0.0.1:{health_port}"},
         "devices": [
             {
                 "id": "dock-scanner",
@@ -113,8 +116,10 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
     with tempfile.TemporaryDirectory(prefix="edgetally-demo-") as tmp:
         workdir = Path(tmp)
         db = workdir / "ledger.db"
+        password = secrets.token_urlsafe(9)  # a fresh one each run: the demo is a real login
         with LedgerStore(db) as store:
             token = store.add_agent(AGENT_ID)
+            store.add_user(DEMO_USER, password)
         token_file = workdir / "token"
         write_secret(token_file, token)
         port = free_port()
@@ -140,6 +145,9 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
             ) as client:
                 await _wait_healthy(client, ledger)
                 echo(f"ledger   {url}  (pid {ledger.pid}, {db})")
+                health_port = free_port()
+                echo(f"site dashboard  {url}/  (log in as {DEMO_USER}, password {password})")
+                echo(f"dock page       http://127.0.0.1:{health_port}/  (the agent's, live)")
                 scenario = dataclasses.replace(
                     load_scenario(bundled_scenario(PORTAL_SCENARIO)),
                     speed=max(speed, 1.0) if speed else 10.0,
@@ -150,7 +158,14 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
                 with resources.as_file(resources.files("agent.demo") / "dock.jsonl") as script:
                     async with LlrpEmulator(scenario, host="127.0.0.1", port=0) as reader:
                         config = demo_config(
-                            workdir, url, token_file, script, speed, forever, reader.port
+                            workdir,
+                            url,
+                            token_file,
+                            script,
+                            speed,
+                            forever,
+                            reader.port,
+                            health_port,
                         )
                         daemon = Daemon(config, token)
                         echo(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -20,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+from agent.model import MAX_TEXT
+from ledger.passwords import hash_password, verify_password
 from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
     MAX_INT,
@@ -157,6 +160,57 @@ class SqlStore(ABC):
             rows = db.rows(
                 "SELECT agent FROM tokens WHERE token_sha256 = %s AND revoked_at IS NULL",
                 (sha256(token),),
+            )
+        return None if not rows else str(rows[0][0])
+
+    # -- dashboard users and sessions (issue 13) --------------------------------
+
+    def add_user(self, name: str, password: str) -> None:
+        """Create the user or set a new password (which ends the user's sessions)."""
+        if not isinstance(name, str) or not name or len(name) > MAX_TEXT or name != name.strip():
+            raise ValueError(f"user name: expected non-empty text of at most {MAX_TEXT} chars")
+        hashed = hash_password(password)
+
+        def work(db: Db) -> None:
+            db.run(
+                "INSERT INTO users(name, password_hash, created_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash",
+                (name, hashed, utcnow()),
+            )
+            db.run("DELETE FROM sessions WHERE user_name = %s", (name,))
+
+        self._transact(work)
+
+    def login(self, name: str, password: str, ttl_s: float) -> str | None:
+        """A new session token for the right password, else None; only its sha256 is kept."""
+        with self._reading() as db:
+            rows = db.rows("SELECT password_hash FROM users WHERE name = %s", (name,))
+        if not verify_password(password, str(rows[0][0]) if rows else None):
+            return None
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+
+        def work(db: Db) -> None:
+            db.run("DELETE FROM sessions WHERE expires_at < %s", (now,))
+            db.run(
+                "INSERT INTO sessions(token_sha256, user_name, expires_at) VALUES (%s, %s, %s)",
+                (sha256(token), name, now + ttl_s),
+            )
+
+        self._transact(work)
+        return token
+
+    def session_user(self, token: str, end: bool = False) -> str | None:
+        """The user of a live session token; with ``end``, the session ends (log out)."""
+        if end:
+            self._transact(
+                lambda db: db.run("DELETE FROM sessions WHERE token_sha256 = %s", (sha256(token),))
+            )
+            return None
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT user_name FROM sessions WHERE token_sha256 = %s AND expires_at >= %s",
+                (sha256(token), time.time()),
             )
         return None if not rows else str(rows[0][0])
 

@@ -78,6 +78,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    # -- dashboard users and their sessions (issue 13) ---------------------------------
+    (
+        "0003_users",
+        """
+        CREATE TABLE users(
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE sessions(
+            token_sha256 TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            expires_at DOUBLE PRECISION NOT NULL
+        );
+        """,
+    ),
 )
 
 # A migration added for SQLite must be added here too, under the same name.

@@ -298,6 +298,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
         assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == [
             "0001_initial",
             "0002_fleet",
+            "0003_users",
         ]
         conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
         conn.commit()
