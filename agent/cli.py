@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from agent.config import load_config, read_token
 from agent.errors import EdgeTallyError
+from ledger.cli import ledger as ledger_commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,9 +55,13 @@ def run(config_path: Path) -> None:
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from agent import logs
     from agent.daemon import Daemon
+    from agent.preflight import preflight
 
     config = load_config(config_path)
     token = read_token(config)
+    problems = preflight(config)
+    if problems:
+        raise problems[0]
     logs.setup(config.agent.log_level)
     asyncio.run(Daemon(config, token).run(handle_signals=True))
 
@@ -175,12 +181,20 @@ def sim() -> None:
     show_default=True,
     help="TCP port (LLRP's is 5084).",
 )
+@click.option(
+    "--quirks",
+    default="",
+    metavar="NAME,...",
+    help="Answer like readers seen in the field (comma-separated, or all): events-unsupported, "
+    "delete-all-refused, immediate-never-starts, tid-epcs, partial-frame-at-close. "
+    "Added to the scenario's own quirks.",
+)
 @user_errors
-def sim_llrp(scenario: str, host: str, port: int) -> None:
+def sim_llrp(scenario: str, host: str, port: int, quirks: str) -> None:
     """Run an LLRP reader emulator that sllurp and the LLRP driver connect to."""
     from agent.sim import sim_llrp_command
 
-    sim_llrp_command(scenario, host, port)
+    sim_llrp_command(scenario, host, port, quirks)
 
 
 @main.group()
@@ -206,26 +220,32 @@ state_option = click.option(
     help="At most this many movements.",
 )
 @click.option("--since-seq", type=click.IntRange(0), default=0, help="Start after this seq.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines, for scripts.")
+@click.option(
+    "--oldest-first", is_flag=True, help="Oldest first (the table's default is newest first)."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines in seq order, for scripts.")
 @user_errors
-def outbox_list(config_path: Path, state: Any, limit: int, since_seq: int, as_json: bool) -> None:
-    """Movements in seq order with their state, attempts and the ledger's reason."""
-    from agent.outbox.tools import list_movements
+def outbox_list(
+    config_path: Path, state: Any, limit: int, since_seq: int, oldest_first: bool, as_json: bool
+) -> None:
+    """Movements with their state, time, PO/ASN ref and the ledger's reason; newest first."""
+    from agent.outbox.tools import count_movements, list_movements, table_lines
 
-    rows = list_movements(load_config(config_path).outbox_path, state, limit, since_seq)
+    path = load_config(config_path).outbox_path
     if as_json:
-        for row in rows:
+        for row in list_movements(path, state, limit, since_seq):
             click.echo(json.dumps(row))
         return
+    rows = list_movements(path, state, limit, since_seq, newest_first=not oldest_first)
     if not rows:
         click.echo("no movements" + (f" in state {state}" if state else ""))
-    for r in rows:
-        where = f"{r['from'] or '-'} -> {r['to'] or '-'}"
-        why = f"  ({r['error']})" if r["error"] else ""
-        click.echo(
-            f"{r['seq']:>8}  {r['state']:<9} {r['kind']:<8} {r['item'] or '?':<24} "
-            f"{r['qty']:>6}  {where}  {r['station']}{why}"
-        )
+        return
+    for line in table_lines(rows):
+        click.echo(line)
+    total = count_movements(path, state, since_seq)
+    if total > len(rows):
+        order = "oldest" if oldest_first else "newest"
+        click.echo(f"{len(rows)} of {total} shown ({order} first); --limit {total} for all")
 
 
 @outbox.command("export")
@@ -271,17 +291,29 @@ def config() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @user_errors
 def config_check(file: Path) -> None:
-    """Check a config file (keys, values, token file) and say what is wrong."""
+    """Check a config file (keys, values, token file, state_dir, scripts) and say what is wrong."""
     import os
 
+    from agent.preflight import preflight
+
     cfg = load_config(file)
-    token = "token file readable"
-    if "${CREDENTIALS_DIRECTORY}" in str(cfg.sync.token_file) and not os.environ.get(
+    # Outside the service, a unit's config: systemd gives the token and makes state_dir.
+    for_systemd = "${CREDENTIALS_DIRECTORY}" in str(cfg.sync.token_file) and not os.environ.get(
         "CREDENTIALS_DIRECTORY"
-    ):
+    )
+    problems: list[EdgeTallyError] = [*preflight(cfg, systemd_creates=for_systemd)]
+    token = "token file readable and private"
+    if for_systemd:
         token = "token from systemd's LoadCredential at run time, not checked here"
     else:
-        read_token(cfg)
+        try:
+            read_token(cfg)
+        except EdgeTallyError as exc:
+            problems.append(exc)
+    for problem in problems[:-1]:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        raise problems[-1]
     click.echo(
         f"{file}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), "
         f"{len(cfg.stations)} station(s), outbox {cfg.outbox_path}; {token})"
@@ -296,59 +328,41 @@ def config_show(file: Path) -> None:
     click.echo(json.dumps(load_config(file).shown(), indent=2))
 
 
-@main.group()
-def ledger() -> None:
-    """The reference central ledger."""
+main.add_command(ledger_commands)
 
 
-db_option = click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=Path("ledger.db"),
-    show_default=True,
-    help="The ledger's SQLite file.",
-)
+@contextlib.contextmanager
+def open_secret(path: Path) -> Iterator[_Truncating]:
+    """``path`` opened for a secret (mode 0600), truncated only once the secret is ready;
+    a file it had to create is removed again if the secret never comes."""
+    import os
 
-
-@ledger.command("serve")
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8600,
-    show_default=True,
-    help="Port to listen on.",
-)
-@user_errors
-def ledger_serve(db: Path, host: str, port: int) -> None:
-    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /openapi.json)."""
-    from ledger import serve
-
-    serve(db, host, port)
-
-
-@ledger.command("add-agent")
-@click.argument("agent_id")
-@db_option
-@click.option(
-    "--token-file",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where to write the new token (mode 0600); give this file to the agent.",
-)
-@user_errors
-def ledger_add_agent(agent_id: str, db: Path, token_file: Path) -> None:
-    """Create or replace an agent's token; the token goes to a file, never to the screen."""
-    from ledger import LedgerStore
-
-    store = LedgerStore(db)
+    existed = path.exists()
     try:
-        token = store.add_agent(agent_id)
-    finally:
-        store.close()
-    write_secret(token_file, token)
-    click.echo(f"agent {agent_id}: token written to {token_file}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise click.ClickException(
+            f"--token-file {path}: cannot write it ({exc.strerror})"
+        ) from exc
+    os.fchmod(fd, 0o600)  # a file that was there keeps no wider mode
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        try:
+            yield _Truncating(f)
+        except BaseException:
+            if not existed:
+                path.unlink(missing_ok=True)
+            raise
+
+
+class _Truncating:
+    """Truncates the file at the first write, so a failure before it keeps the old secret."""
+
+    def __init__(self, f: TextIO) -> None:
+        self._f = f
+
+    def write(self, text: str) -> None:
+        self._f.truncate(0)
+        self._f.write(text)
 
 
 def write_secret(path: Path, secret: str) -> None:
@@ -390,5 +404,10 @@ def replay_command(reads: Path, config_path: Path, fmt: str) -> None:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.measure import Measurement
 
-    Console().print(table(list(results)))
+    # As wide as the table needs (a pipe gets 80 columns): GTINs and EPCs are never cut.
+    console = Console()
+    view = table(list(results))
+    wide = Measurement.get(console, console.options.update(width=10_000), view).maximum
+    Console(width=max(console.width, wide)).print(view)

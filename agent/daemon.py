@@ -23,6 +23,7 @@ from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
 from agent.config import Config
 from agent.errors import DriverError, OutboxError
+from agent.flow import FlowLog, Totals
 from agent.logs import event
 from agent.memory import release_freed_heap
 from agent.metrics import Metrics
@@ -40,11 +41,16 @@ _END = object()
 READ_QUEUE_MAX = 10_000
 DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
 TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone quiet)
+TICK_WAITS_MAX = 10  # ticks in a row that may wait for reads still queued (1 s)
 
 
 @dataclass
 class Counters:
-    reads: Counter[str]
+    reads: Counter[str]  # reads stored (rows), by result
+    stored: int = 0  # movements stored, for the flow log
+    # The tag reads (singulations) those rows stand for: an RFID read that folds
+    # repeats counts its seen_count. Stored reads only, as ``reads``.
+    tag_reads: int = 0
 
 
 class Daemon:
@@ -164,6 +170,11 @@ class Daemon:
             ids=self.ids,
             metrics=self.metrics,
         )
+        try:  # before the devices: a port another agent holds stops the start here
+            health = await self.observer.start()
+        except BaseException:
+            await sink.aclose()
+            raise
         async with contextlib.AsyncExitStack() as drivers_open:
             for dev in cfg.devices:
                 driver = DRIVERS[dev.driver](dev.id, dev.options, factory)
@@ -187,7 +198,8 @@ class Daemon:
                 asyncio.create_task(self._prune_loop(outbox), name="prune"),
                 asyncio.create_task(self._alarm_loop(), name="alarms"),
             ]
-            health = await self.observer.start()
+            if cfg.agent.log_flow_s:
+                side.append(asyncio.create_task(self._flow_loop(outbox), name="flow"))
             await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
             self.ready.set()
             self.notifier.ready(self._one_line_status(outbox))
@@ -202,6 +214,7 @@ class Daemon:
             )
             stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
             watched = {rules_task, sync_task, stop_wait, *side, *ticks}
+            side.extend(self._beams(rules))
             failure: BaseException | None = None
             try:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -352,6 +365,11 @@ class Daemon:
                 coalesced[driver, signal] = (read, reason)
             else:
                 signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+        self.counters.tag_reads += sum(
+            (read.seen_count or 1)
+            for (_, read), result in zip(group, stored, strict=True)
+            if read.kind == "tag" and result.error is None
+        )
         now = self.clock.wall()
         for (device, kind), n in tally.items():
             self.counters.reads[kind] += n
@@ -359,6 +377,7 @@ class Daemon:
             self.last_read_at[device] = now
         for mkind, n in moved.items():
             self.metrics.movements.labels(mkind, "stored").inc(n)
+            self.counters.stored += n
         for (device, kind, station), reads in tags_refused.items():
             reasons = {reason for _, reason in reads}
             event(
@@ -462,6 +481,27 @@ class Daemon:
                 shown = line
             await asyncio.sleep(interval if interval is not None else 10.0)
 
+    async def _flow_loop(self, outbox: Outbox) -> None:
+        """One ``flow`` line at info every agent.log_flow_s when something moved."""
+        flow = FlowLog(self._totals(outbox))
+        while True:
+            await asyncio.sleep(self.config.agent.log_flow_s)
+            last = self.syncer.status.last_success_at if self.syncer else None
+            age = None if last is None else round(self.clock.wall() - last, 1)
+            fields = flow.fields(self._totals(outbox), age)
+            if fields is not None:
+                event(log, "flow", **fields)
+
+    def _totals(self, outbox: Outbox) -> Totals:
+        st = self.syncer.status if self.syncer else None
+        return Totals(
+            reads=dict(self.counters.reads),
+            stored=self.counters.stored,
+            delivered=st.delivered if st else 0,
+            rejected=st.rejected if st else 0,
+            pending=outbox.pending_count,
+        )
+
     def _one_line_status(self, outbox: Outbox) -> str:
         """What `systemctl status edgetally` shows."""
         last = self.syncer.status.last_success_at if self.syncer else None
@@ -499,10 +539,24 @@ class Daemon:
         Decisions the outbox refused are held and stored again at the next tick."""
         by_device = {d.device_id: d for d in self.drivers}
         held: list[Tick] = []
+        waited = 0
+        loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
+            due_at = loop.time() + TICK_S
             await asyncio.sleep(TICK_S)
+            # A pass is quiet only if the agent has decided every read that reached it:
+            # a tick that woke late (the loop was stalled, reports may sit unread in a
+            # socket) or finds reads queued waits one tick for them, a few ticks at most
+            # (a reader that floods must not starve the decisions).
+            behind = loop.time() - due_at > TICK_S or not self._reads.empty()
+            if behind and waited < TICK_WAITS_MAX:
+                waited += 1
+                continue
+            waited = 0
             retry = {id(t) for t in held}
-            due = held + rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            fresh = rules.tick(self.clock.mono_ns(), self.clock.boot_id)
+            self._verdicts(fresh)
+            due = held + fresh
             due = [t for t in due if t.decision.movements or t.changes or t.decision.log]
             held = []
             if not due:
@@ -547,6 +601,45 @@ class Daemon:
                         await self._feedback(by_device[device], feedback)
             finally:
                 self._busy -= 1
+
+    def _beams(self, rules: Rules) -> list[asyncio.Task[None]]:
+        """A task per device whose GPI a station watches (a portal's beam sensor)."""
+        wanted = rules.beam_devices()
+        return [
+            asyncio.create_task(self._gpi_loop(rules, d), name=f"gpi:{d.device_id}")
+            for d in self.drivers
+            if d.device_id in wanted
+        ]
+
+    async def _gpi_loop(self, rules: Rules, driver: Driver) -> None:
+        """GPI changes of one reader into the rules, until the driver closes."""
+        # Only the LLRP driver has GPI inputs; the config check makes sure it is one.
+        events = getattr(driver, "gpi_events", None)
+        if events is None:
+            return
+        rules.watch_beam(driver.device_id, self.clock.mono_ns())
+        async for ev in events():
+            rules.gpi(ev.device, ev.port, ev.high, ev.mono_ns)
+
+    def _verdicts(self, ticks: list[Tick]) -> None:
+        """Each portal verdict counted per station; why nothing moved, logged at debug."""
+        debug = log.isEnabledFor(logging.DEBUG)
+        for tick in ticks:
+            d = tick.decision
+            if d.verdict is None:
+                continue
+            self.metrics.portal_passes.labels(tick.station, d.verdict).inc()
+            moved = d.verdict.startswith(("crossed", "duplicate"))
+            if debug and not moved:
+                event(
+                    log,
+                    "portal_no_move",
+                    level=logging.DEBUG,
+                    station=tick.station,
+                    device=tick.device,
+                    verdict=d.verdict,
+                    reason=d.reason,
+                )
 
     async def _prune_loop(self, outbox: Outbox) -> None:
         while True:

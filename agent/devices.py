@@ -9,7 +9,11 @@ not).
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent.config import Config, DeviceSettings
@@ -36,6 +40,8 @@ class Survey:
     problems: dict[str, str]  # driver -> why it could not look (no USB backend, ...)
     unmatched: list[DeviceSettings]  # configured devices nothing found matches
     looked_for: list[str]  # the drivers that looked
+    hints: list[str] = field(default_factory=list)  # why nothing was found, when nothing was
+    configured: list[tuple[str, str, str]] = field(default_factory=list)  # (id, driver, state)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +62,8 @@ class Survey:
             "problems": self.problems,
             "unmatched": [{"device": d.id, "driver": d.driver} for d in self.unmatched],
             "looked_for": self.looked_for,
+            "hints": self.hints,
+            "configured": [{"device": i, "driver": d, "state": st} for i, d, st in self.configured],
         }
 
 
@@ -90,7 +98,49 @@ def survey(config: Config | None) -> Survey:
                     matched_ids.add(dev.id)
             seen.append(Seen(f, matches))
     unmatched = [d for d in configured if d.id not in matched_ids and d.driver in looked]
-    return Survey(seen, problems, unmatched, looked)
+    hints = [] if seen else why_nothing()
+    states = [(d.id, d.driver, st) for d in configured if (st := reach(d)) is not None]
+    return Survey(seen, problems, unmatched, looked, hints, states)
+
+
+def why_nothing(
+    dev: Path = Path("/dev"), can_read: Callable[[Path], bool] = lambda p: os.access(p, os.R_OK)
+) -> list[str]:
+    """Why no scanner was found: no device folders at all, or none this user may open."""
+    out = []
+    inputs = dev / "input"
+    if not inputs.is_dir():
+        out.append(f"no {inputs}: no input devices on this machine (a container or a VM?)")
+    else:
+        nodes = sorted(inputs.glob("event*"))
+        if nodes and not any(can_read(n) for n in nodes):
+            out.append(
+                f"{len(nodes)} input device(s) in {inputs}, none readable by this user: run as "
+                "the service user, or add this user to the edgetally-scanners group"
+            )
+    if not (dev / "serial" / "by-id").is_dir():
+        out.append(f"no {dev / 'serial' / 'by-id'}: no USB serial scanner is plugged in")
+    return out
+
+
+def reach(device: DeviceSettings, timeout_s: float = 1.0) -> str | None:
+    """What can be said of a configured device no bus lists: an LLRP reader's TCP port
+    (reachable or not), a simulated scanner's script (there or not)."""
+    from drivers.llrp_settings import LlrpSettings
+    from drivers.simulated import SimulatedSettings
+
+    options = device.options
+    if isinstance(options, SimulatedSettings):
+        there = "found" if options.script.is_file() else "MISSING"
+        return f"simulated: plays {options.script} ({there})"
+    if isinstance(options, LlrpSettings):
+        where = f"{options.host}:{options.port}"
+        try:
+            with socket.create_connection((options.host, options.port), timeout_s):
+                return f"reader at {where}: reachable (TCP connect)"
+        except OSError as exc:
+            return f"reader at {where}: NOT reachable ({exc.strerror or exc})"
+    return None
 
 
 def render_lines(result: Survey, config: Config | None) -> list[str]:
@@ -126,6 +176,9 @@ def render_lines(result: Survey, config: Config | None) -> list[str]:
                 f"configured device {dev.id} ({dev.driver}) matches nothing plugged in now;"
                 " the agent waits for it"
             )
+    for dev_id, driver, state in result.configured:
+        lines.append(f"configured device {dev_id} ({driver}): {state}")
     if not result.seen and not result.problems:
         lines.append("no scanners or readers found on this machine")
+        lines += [f"  why: {hint}" for hint in result.hints]
     return lines

@@ -4,7 +4,9 @@ Each check is a small function returning Findings; none changes anything.
 What it looks for are the ways an unattended dock PC or Pi loses data or
 stops reporting without anyone noticing: an outbox on tmpfs or a read-only
 mount, a disk too small for the outbox cap, a clock that never synchronised,
-scanners the service cannot open, a ledger it cannot reach.
+scanners the service cannot open, a ledger it cannot reach or that does not know
+the token as this agent's. A FAIL is anything that stops data flowing (the CLI
+exits 1); a WARN is worth a look but does not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import httpx
 from agent.clock import kernel_clock_synced_probe
 from agent.config import Config, read_token
 from agent.errors import EdgeTallyError
+from agent.preflight import check_devices as check_preflight_devices
+from agent.preflight import existing_parent, state_dir_problem
 
 Level = Literal["ok", "warn", "fail"]
 SCANNER_GROUP = "edgetally-scanners"
@@ -78,30 +82,24 @@ def mount_of(path: Path, table: list[Mount]) -> Mount | None:
     return best
 
 
-def existing_parent(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_storage(config: Config, table: list[Mount]) -> Iterator[Finding]:
     state_dir = config.agent.state_dir
     where = existing_parent(state_dir)
-    if where != state_dir:
-        yield Finding(
-            "warn",
-            "state_dir",
-            f"{state_dir} does not exist yet (the agent creates it; systemd's StateDirectory= does)",
-        )
-    elif not os.access(state_dir, os.W_OK):
+    problem = state_dir_problem(state_dir)
+    if problem is not None:
         yield Finding(
             "fail",
             "state_dir",
-            f"{state_dir} is not writable by this user",
-            "run as the service user, or chown the folder to it",
+            problem,
+            "create it for the service user (systemd's StateDirectory= does), or point "
+            "agent.state_dir at a folder it can write",
         )
+    elif where != state_dir:
+        yield Finding("ok", "state_dir", f"{state_dir} does not exist yet; the agent can create it")
     else:
         yield Finding("ok", "state_dir", f"{state_dir} is writable")
+    if not where.is_dir():
+        return  # a file in the way: nothing to say of its mount or space yet
     mount = mount_of(where, table)
     if mount is not None:
         if "ro" in mount.options:
@@ -204,6 +202,9 @@ def check_devices(config: Config) -> Iterator[Finding]:
 
 
 def check_ledger(config: Config, transport: httpx.BaseTransport | None = None) -> Iterator[Finding]:
+    """Prove the ledger is there and the token is this agent's: ``GET /v1/whoami`` answers
+    the token's agent, which must be ``agent.id`` (the ledger refuses every batch of
+    another agent's with 403)."""
     try:
         token = read_token(config)
     except EdgeTallyError as exc:
@@ -212,35 +213,64 @@ def check_ledger(config: Config, transport: httpx.BaseTransport | None = None) -
     url = config.sync.url.rstrip("/")
     try:
         with httpx.Client(timeout=5, verify=config.sync.verify_tls, transport=transport) as client:
-            answer = client.get(f"{url}/healthz")
-            # An authenticated read with no side effect: the agent's last journal entry.
-            auth = client.get(
-                f"{url}/v1/movements",
-                params={"agent": config.agent.id, "limit": 1},
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            health = client.get(f"{url}/healthz")
+            who = client.get(f"{url}/v1/whoami", headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
         yield Finding(
-            "warn",
+            "fail",
             "ledger",
-            f"{url} did not answer ({type(exc).__name__}: {exc}); reads are kept until it does",
-            "check sync.url, the network and the unit's IPAddressAllow=",
+            f"{url} did not answer ({type(exc).__name__}: {exc}); nothing is delivered until it "
+            "does (reads are kept meanwhile)",
+            "check sync.url, the network, the ledger and the unit's IPAddressAllow=",
         )
         return
-    yield Finding(
-        "ok" if answer.status_code == 200 else "warn",
-        "ledger",
-        f"{url}/healthz answered {answer.status_code}",
-    )
-    if auth.status_code in (401, 403):
+    if health.status_code == 200:
+        yield Finding("ok", "ledger", f"{url}/healthz answered 200")
+    else:
         yield Finding(
             "fail",
-            "token",
-            f"the ledger refused the token ({auth.status_code})",
-            "make a new token with `edgetally ledger add-agent` and install it",
+            "ledger",
+            f"{url}/healthz answered {health.status_code}",
+            "check sync.url: the ledger's base URL, e.g. http://ledger:8600",
         )
-    elif auth.status_code < 500:
-        yield Finding("ok", "token", f"the ledger accepts the token ({auth.status_code})")
+    yield _token_finding(config, who)
+
+
+def _token_finding(config: Config, who: httpx.Response) -> Finding:
+    add = f"make a token for it with `edgetally ledger add-agent {config.agent.id}` and install it"
+    if who.status_code in (401, 403):
+        return Finding("fail", "token", f"the ledger refused the token ({who.status_code})", add)
+    if who.status_code != 200:
+        return Finding(
+            "fail",
+            "token",
+            f"GET /v1/whoami answered {who.status_code}: cannot prove the ledger accepts this "
+            "token (is sync.url an EdgeTally ledger, and as new as this agent?)",
+            "check sync.url: the ledger's base URL, e.g. http://ledger:8600",
+        )
+    try:
+        agent = who.json().get("agent")
+    except (ValueError, AttributeError):
+        agent = None
+    if not isinstance(agent, str):
+        return Finding(
+            "fail", "token", "GET /v1/whoami answered 200 without an agent: not an EdgeTally ledger"
+        )
+    if agent != config.agent.id:
+        return Finding(
+            "fail",
+            "token",
+            f"the token belongs to agent {agent!r}, not {config.agent.id!r}: the ledger would "
+            "refuse every batch (403)",
+            add,
+        )
+    return Finding("ok", "token", f"the ledger knows this token as agent {agent!r}")
+
+
+def check_preflight(config: Config) -> Iterator[Finding]:
+    """What `run` refuses before its first read (a simulator's script), as in `config check`."""
+    for problem in check_preflight_devices(config):
+        yield Finding("fail", "config", str(problem))
 
 
 def diagnose(
@@ -251,7 +281,7 @@ def diagnose(
     synced: Callable[[], bool] | None = None,
 ) -> list[Finding]:
     table = mounts(mountinfo)
-    findings = [*check_storage(config, table)]
+    findings = [*check_storage(config, table), *check_preflight(config)]
     findings += check_clock(synced or kernel_clock_synced_probe())
     findings += check_devices(config)
     if not offline:

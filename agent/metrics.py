@@ -57,6 +57,14 @@ class Metrics:
         self.clock_synced = Gauge(
             "edgetally_clock_synced", "1 if the wall clock is synchronised", registry=r
         )
+        self.portal_passes = Counter(
+            "edgetally_portal_passes",
+            "Portal passes judged, by station and verdict (crossed_in, crossed_out, duplicate, "
+            "or why nothing moved: too_few_reads, one_sided, no_order, turned_back, "
+            "interleaved, low_confidence, beam_not_broken)",
+            ["station", "verdict"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

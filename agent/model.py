@@ -18,7 +18,7 @@ from typing import Any, Literal, cast, get_args
 
 import orjson
 
-MovementKind = Literal["receive", "ship", "transfer", "return", "count", "adjust"]
+MovementKind = Literal["receive", "ship", "transfer", "return", "count", "adjust", "count_close"]
 MOVEMENT_KINDS: tuple[str, ...] = get_args(MovementKind)
 ReadKind = Literal["barcode", "tag"]
 FeedbackKind = Literal["good", "bad", "alarm"]
@@ -282,7 +282,11 @@ class Movement:
         iv = _Validator(item_raw, "movement.item")
         item = Item(**{k: iv.text(k) for k in ITEM_FIELDS})
         iv.no_extra(ITEM_FIELDS)
-        if item.key() is None:
+        if kind == "count_close":
+            # "this is all LOCATION holds": about a place, not an item
+            if item.key() is not None:
+                raise ValueError("movement.item: a count_close names no item (expected {})")
+        elif item.key() is None:
             raise ValueError("movement.item: expected at least one of gtin, sku, sscc, epc")
         clock_raw = v.mapping("clock")
         cv = _Validator(clock_raw, "movement.clock")
@@ -300,7 +304,8 @@ class Movement:
             seq=seq,
             kind=kind,
             item=item,
-            qty=v.integer("qty", minimum=1),
+            # A count may find none (0); a count_close's qty is how many items were counted.
+            qty=v.integer("qty", minimum=0 if kind in ("count", "count_close") else 1),
             uom=v.text("uom") or "EA",
             from_=v.text("from"),
             to=v.text("to"),
@@ -344,6 +349,7 @@ _NEEDS = {
     "transfer": ("from", "to"),
     "return": ("to",),
     "count": ("to",),
+    "count_close": ("to",),
 }
 
 

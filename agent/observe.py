@@ -7,9 +7,11 @@ setup and closes its server on stop.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from agent.config import parse_listen
+from agent.errors import ConfigError
 from agent.health import HealthServer, Response, json_response
 from agent.logs import event
 from drivers import Driver
@@ -26,6 +28,9 @@ ALARM_KEYS = (
     "rejected",
     "record_failed",
 )
+
+
+CLOCK_WARNING = "wall clock not synchronised: movements carry clock.synced = false"
 
 
 def _age(now: float, then: float | None) -> float | None:
@@ -50,9 +55,16 @@ class Observer:
         try:
             await server.start()
         except OSError as exc:
-            # Scanning goes on without the endpoint; the log says why.
+            # Refuse to start: an agent without its endpoint is unwatched, and
+            # `status` would show whoever holds the port as this agent.
             event(log, "health_failed", level=logging.ERROR, listen=listen, error=str(exc))
-            return None
+            raise ConfigError(
+                str(self.daemon.config.file),
+                "health.listen",
+                f"an address this agent can listen on; {listen}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc} "
+                "(another agent on this machine? give each its own port)",
+            ) from exc
         self.port = server.port
         return server
 
@@ -68,6 +80,9 @@ class Observer:
         cfg, outbox, syncer = self.daemon.config, self.daemon.outbox, self.daemon.syncer
         assert outbox is not None and syncer is not None
         reasons = []
+        down = self.ledger_down()
+        if down is not None:
+            reasons.append(down)
         used, cap = outbox.used_bytes(), outbox.max_bytes
         if used >= cfg.health.outbox_warn_ratio * cap:
             reasons.append(f"outbox at {used / cap:.0%} of its cap ({used} of {cap} bytes)")
@@ -87,17 +102,43 @@ class Observer:
                 )
                 reasons.append(f"device {driver.device_id} not connected: {why}")
         if cfg.health.require_clock_sync and not self.daemon.clock.synced():
-            reasons.append("wall clock not synchronised: movements carry clock.synced = false")
+            reasons.append(CLOCK_WARNING)
         for key in ("outbox_refusing", "ledger_auth", "ledger_config"):
             alarm = self.daemon.alarms.active().get(key)
             if alarm is not None:
                 reasons.append(alarm.message)
         return reasons
 
+    def ledger_down(self) -> str | None:
+        """The ledger is down once delivery has failed health.ledger_down_attempts times
+        in a row or for health.ledger_down_s: well before the stall alarm."""
+        health, syncer = self.daemon.config.health, self.daemon.syncer
+        assert syncer is not None
+        st = syncer.status
+        if st.failing_since is None:
+            return None
+        failing_s = self.daemon.clock.wall() - st.failing_since
+        if st.failed_attempts < health.ledger_down_attempts and failing_s < health.ledger_down_s:
+            return None
+        return (
+            f"ledger not reachable: {st.failed_attempts} failed attempt(s) over {failing_s:.0f}s; "
+            f"last error: {st.last_error or 'none'}"
+        )
+
+    def health_warnings(self) -> list[str]:
+        """Worth a look, but data still flows: /healthz stays 200 (``degraded``)."""
+        cfg = self.daemon.config
+        if not cfg.health.require_clock_sync and not self.daemon.clock.synced():
+            return [CLOCK_WARNING]
+        return []
+
     async def _healthz(self) -> Response:
         reasons = self.health_reasons()
         if reasons:
             return json_response(503, {"status": "unhealthy", "reasons": reasons})
+        warnings = self.health_warnings()
+        if warnings:
+            return json_response(200, {"status": "degraded", "warnings": warnings})
         return json_response(200, {"status": "ok"})
 
     async def _metrics(self) -> Response:
@@ -131,8 +172,10 @@ class Observer:
         rules = self.daemon.rules.status() if self.daemon.rules is not None else None
         return {
             "agent": cfg.agent.id,
+            "config": str(cfg.file),
             "healthy": not reasons,
             "reasons": reasons,
+            "warnings": self.health_warnings(),
             "uptime_s": round(now - self.daemon.started_at, 3),
             "stations": [
                 {
@@ -156,13 +199,14 @@ class Observer:
                 for d in self.daemon.drivers
             ],
             "outbox": {
-                "path": str(outbox.path),
+                "path": str(outbox.path.absolute()),  # `status` compares it with its config
                 "pending": outbox.pending_count,
                 "oldest_pending_age_s": _age(now, oldest),
                 "bytes": outbox.used_bytes(),
                 "cap_bytes": outbox.max_bytes,
             },
             "reads": dict(self.daemon.counters.reads),
+            "tag_reads": self.daemon.counters.tag_reads,
             "sync": {
                 "delivered": syncer.status.delivered,
                 "rejected": syncer.status.rejected,

@@ -1,6 +1,8 @@
 """Recorded reads: the daemon's ``[record]`` file, and ``edgetally replay`` over it.
 
-A recording is JSON lines of ``Read.to_dict()``. Replay runs each read through
+A recording is JSON lines of ``Read.to_dict()``; a simulator script (the
+``config/scripts/*.jsonl`` the example configs play) is taken too, its reads
+timed by its delays. Replay runs each read through
 identify and the rules of a config with fresh, in-memory state: no outbox, no
 network. The clock comes from the reads themselves (``observed_at``,
 ``mono_ns``, ``boot_id``), so debounce and movement times come out as they did
@@ -15,20 +17,21 @@ which have no read).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from agent.alarms import Alarms
-from agent.clock import Clock, Uuid7
+from agent.clock import Clock, Uuid7, utc_iso
 from agent.config import Config
-from agent.errors import EdgeTallyError
+from agent.errors import DriverError, EdgeTallyError
 from agent.logs import event
-from agent.model import Read
+from agent.model import Movement, Read
 from agent.rules import Context, Rules, Ruling, Tick, identify_for
 
 log = logging.getLogger("edgetally.record")
@@ -168,9 +171,80 @@ def parse_reads(lines: Iterable[str], name: str) -> Iterator[tuple[int, Read]]:
             raise ReplayError(f"{name}:{number}: not a recorded read: {exc}") from exc
 
 
+SCRIPT_START = datetime(2026, 1, 1, tzinfo=UTC)  # a script's reads start here, by its delays
+
+
+def is_script(lines: list[str]) -> bool:
+    """A simulator script (``{"data": ..., "delay": ...}``) rather than a recording:
+    its first line has data but no read id."""
+    for text in lines:
+        if text.strip() and not text.lstrip().startswith("#"):
+            try:
+                first = json.loads(text)
+            except ValueError:
+                return False
+            return (
+                isinstance(first, dict)
+                and "id" not in first
+                and ("data" in first or "data_hex" in first)
+            )
+    return False
+
+
+def script_reads(config: Config, lines: list[str], name: str) -> Iterator[tuple[int, Read]]:
+    """A simulator script's lines as the reads the simulated scanner would make, timed by
+    their delays from SCRIPT_START. A line without ``device`` is the config's simulated
+    device that plays this script (or its only device)."""
+    from drivers.simulated import SimulatedSettings, parse_script
+
+    try:
+        script = parse_script("\n".join(lines), name)
+    except DriverError as exc:
+        raise ReplayError(str(exc)) from exc
+    numbers = [n for n, t in enumerate(lines, 1) if t.strip() and not t.lstrip().startswith("#")]
+    default = _script_device(config, Path(name))
+    mono = 0
+    ids = Uuid7(lambda: SCRIPT_START.timestamp() + mono / 1e9)
+    for number, line in zip(numbers, script, strict=True):
+        mono += int(line.delay * 1e9)
+        device = line.device or default
+        if device is None:
+            devices = [d.id for d in config.devices if isinstance(d.options, SimulatedSettings)]
+            raise ReplayError(
+                f'{name}:{number}: which device read this? Add "device" to the line, or '
+                f"replay with the config whose simulated device plays {name} "
+                f"(this one has {', '.join(devices) or 'no simulated device'})"
+            )
+        at = SCRIPT_START + timedelta(microseconds=mono // 1000)
+        yield (
+            number,
+            Read(
+                id=ids.new(),
+                device=device,
+                kind="barcode",
+                data=line.data,
+                observed_at=utc_iso(at.timestamp()),
+                mono_ns=mono,
+                boot_id="script",
+            ),
+        )
+
+
+def _script_device(config: Config, script: Path) -> str | None:
+    from drivers.simulated import SimulatedSettings
+
+    sims = [d for d in config.devices if isinstance(d.options, SimulatedSettings)]
+    for d in sims:
+        if d.options.script.resolve() == script.resolve():
+            return d.id
+    return sims[0].id if len(sims) == 1 else None
+
+
 def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed | ReplayedTick]:
-    """Each read of a recording decided by ``config``'s rules, in order, with the
-    decisions time made between them."""
+    """Each read of a recording (or of a simulator script) decided by ``config``'s rules,
+    in order, with the decisions time made between them."""
+    lines = list(lines)
+    reads = script_reads(config, lines, name) if is_script(lines) else parse_reads(lines, name)
     now = _ReadClock()
     clock = Clock(
         wall=lambda: now.wall, mono_ns=lambda: now.mono, boot_id="replay", synced=lambda: False
@@ -183,7 +257,7 @@ def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed
     ticking = rules.ticking
     number = ticked = 0
     last: Read | None = None
-    for number, read in parse_reads(lines, name):
+    for number, read in reads:
         now.at(read)
         if ticking and (
             last is None or last.boot_id != read.boot_id or read.mono_ns - ticked >= TICK_NS
@@ -214,10 +288,7 @@ def table(results: Iterable[Replayed | ReplayedTick]) -> Any:
                 "(time)",
                 r.tick.station,
                 d.reason or d.feedback,
-                "\n".join(
-                    f"{m.kind} {m.qty} {m.item.key()} {m.from_ or '-'}→{m.to or '-'}"
-                    for m in d.movements
-                ),
+                "\n".join(_move_text(m) for m in d.movements),
             )
             continue
         d = r.ruling.decision
@@ -225,8 +296,7 @@ def table(results: Iterable[Replayed | ReplayedTick]) -> Any:
         if d.reason and not r.ruling.double:
             result += f": {d.reason}"
         moves = [
-            f"{m.kind} {m.qty} {m.item.key()} {m.from_ or '-'}→{m.to or '-'}"
-            + (f" {','.join(f'{k}={v}' for k, v in m.ref.items())}" if m.ref else "")
+            _move_text(m) + (f" {','.join(f'{k}={v}' for k, v in m.ref.items())}" if m.ref else "")
             for m in d.movements
         ]
         moves += [f"cancel {t.movement_id}" for t in d.cancel]
@@ -239,3 +309,8 @@ def table(results: Iterable[Replayed | ReplayedTick]) -> Any:
             "\n".join(moves),
         )
     return out
+
+
+def _move_text(m: Movement) -> str:
+    what = m.item.key() or "(all else: 0)"  # a count_close names no item
+    return f"{m.kind} {m.qty} {what} {m.from_ or '-'}→{m.to or '-'}"

@@ -75,6 +75,16 @@ def agent_status(config: Config, timeout_s: float = 2.0) -> dict[str, Any]:
     except (httpx.HTTPError, ValueError) as exc:
         report["agent"] = {"reachable": False, "why": f"{url}: {exc or type(exc).__name__}"}
         return report
+    theirs = (live.get("agent"), live.get("outbox", {}).get("path"))
+    if theirs[0] != config.agent.id or Path(str(theirs[1])) != config.outbox_path.absolute():
+        # Another agent holds this port: its data is not this config's.
+        report["agent"] = {
+            "reachable": False,
+            "why": f"{url} is answered by agent {theirs[0]!r} (outbox {theirs[1]}), not this "
+            f"config's {config.agent.id!r} (outbox {config.outbox_path}): is this agent "
+            "running, and with its own health.listen?",
+        }
+        return report
     report["agent"] = {"reachable": True, **live}
     return report
 
@@ -84,11 +94,13 @@ def render(status: dict[str, Any]) -> RenderableType:
     o, s, agent = status["outbox"], status["sync"], status.get("agent", {"reachable": False})
     parts: list[RenderableType] = []
     if agent.get("reachable"):
-        health = (
-            Text("healthy", style="bold green")
-            if agent["healthy"]
-            else Text("needs attention: " + "; ".join(agent["reasons"]), style="bold red")
-        )
+        warnings = agent.get("warnings") or []
+        if not agent["healthy"]:
+            health = Text("needs attention: " + "; ".join(agent["reasons"]), style="bold red")
+        elif warnings:
+            health = Text("degraded: " + "; ".join(warnings), style="bold yellow")
+        else:
+            health = Text("healthy", style="bold green")
         parts.append(Text.assemble(f"agent {agent['agent']}  ", health))
         devices = Table("device", "driver", "connected", "last read", title="devices")
         for d in agent["devices"]:

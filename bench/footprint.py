@@ -115,6 +115,7 @@ def footprint(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         devices.append((name, write_script(work / f"{name}.jsonl", lines), True))
     token = work / "token"
     token.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+    token.chmod(0o600)  # the agent refuses a token others can read
     down = f"http://127.0.0.1:{free_port()}"  # nobody listens: the ledger is down
     shelf = Shelf(args.tags, args.tag_rate_hz)
 
@@ -256,6 +257,7 @@ def latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         token = store.add_agent(AGENT)
     token_file = work / "token"
     token_file.write_text(token + "\n", encoding="utf-8")
+    token_file.chmod(0o600)  # the agent refuses a token others can read
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     interval = args.scan_interval_ms / 1000

@@ -1,15 +1,18 @@
 """The RFID pipeline against its bar (DESIGN §8), side by side in one run.
 
-    python -m bench.rfid [--reads 100000] [--rounds 5] [--profile out.prof] [--quick]
+    python -m bench.rfid [--reads 100000] [--rounds 5] [--tags 20] [--profile out.prof] [--quick]
 
 Prints one JSON object on stdout; progress goes to stderr. Every file lives in
 one temp dir that is removed at the end.
 
 The reader is the LLRP emulator as a real process (``edgetally sim llrp``) in
 ``flood`` mode: once a client's ROSpec starts it writes pre-encoded
-RO_ACCESS_REPORTs (100 SGTIN-96 tags each, antenna, peak RSSI, first/last
-seen, seen count) as fast as the socket takes them, ``--reads`` tags per
-session. Both sides connect to that same process, one after the other, and get
+RO_ACCESS_REPORTs (100 tag reads each: SGTIN-96, antenna, peak RSSI, first/last
+seen, seen count 1) as fast as the socket takes them, ``--reads`` tag reads per
+session. ``--tags`` tags are in the field (20 by default, each on one of the 4
+antennas), read in turn, so a report holds each (tag, antenna) 100 / tags
+times, as a reader that reports every singulation sends them; ``--tags 1000``
+makes every entry of a report a different tag (nothing to fold). Both sides connect to that same process, one after the other, and get
 the same frames; being in its own process, it takes no CPU from either side.
 
 1. sllurp bare decode (``sllurp_decode_reads_per_s``): sllurp's ``LLRPClient``
@@ -28,14 +31,23 @@ the same frames; being in its own process, it takes no CPU from either side.
    would compete with the pipeline for the one loop. In-process rather than a
    ``edgetally run`` child so the count of stored reads is read from the
    daemon's own counters every few ms, not inferred from logs; it is the same
-   code, configured from the same TOML.
+   code, configured from the same TOML. The driver folds the repeats of one
+   (tag, antenna) in a report into one counted read (``fold_repeats``, the
+   default); ``pipeline_unfolded_reads_per_s`` is the same pipeline with
+   ``fold_repeats = false`` (one Read and one row per entry), measured in the
+   same rounds, as the before and after of the fold.
 
-Rates are steady state: the count from the moment ``--warmup`` of the reads
+Rates count tag reads (TagReportData entries), the same unit on every side.
+They are steady state: the count from the moment ``--warmup`` of the reads
 (10%) are through to the last one, over that time, so connect, reader
-configuration and start-up are left out. Rounds alternate which side goes
+configuration and start-up are left out; for the pipeline the last
+``--warmup`` share is left out as well, since what its queues hold when the
+reader stops is stored without waiting for the socket. Rounds alternate which side goes
 first; headline numbers are medians and ``ratio`` is the ratio of medians.
-After each pipeline round the outbox is checked: every read stored with an
-outcome (nothing dropped), and ``movements`` is what the station made.
+After each pipeline round the outbox is checked: the rows' seen counts add up
+to exactly the tag reads sent, every row has an outcome (nothing dropped), and
+``rows_per_tag_read`` is rows stored over tag reads; ``movements`` is what the
+station made.
 ``--profile`` runs one more pipeline round under cProfile and writes it there
 (not counted in the figures).
 """
@@ -88,8 +100,8 @@ def log(message: str) -> None:
 # ---- the reader: the emulator in its own process -------------------------------------------
 
 
-def write_scenario(tmp: Path, reads: int) -> Path:
-    """The bundled flood, ending each session after ``reads`` tag reads."""
+def write_scenario(tmp: Path, reads: int, tags: int = 1000) -> Path:
+    """The bundled flood of ``tags`` tags, ending each session after ``reads`` tag reads."""
     path = tmp / "flood.toml"
     path.write_text(
         'name = "flood"\nseed = 5\n\n'
@@ -100,7 +112,7 @@ def write_scenario(tmp: Path, reads: int) -> Path:
         + '[[tags]]\nname = "population"\ngtin = "00614141123452"\n'
         "company_prefix_length = 7\nserial_start = 100000\ncount = 1000\n"
         'motion = "shelf"\nnear = "outside"\n\n'
-        "[flood]\ntags = 1000\ntags_per_report = 100\nreports_per_write = 10\n"
+        f"[flood]\ntags = {tags}\ntags_per_report = 100\nreports_per_write = 10\n"
         f"total_reads = {reads}\n",
         encoding="utf-8",
     )
@@ -144,9 +156,13 @@ def reader_settings(port: int) -> LlrpSettings:
 
 @dataclass
 class Window:
-    """Counts at two instants: once ``warm`` reads are through, and at the end."""
+    """Counts at two instants: once ``warm`` reads are through, and once all but the last
+    ``cool`` are. The tail is left out as the head is: what the queues hold when the
+    reader stops is stored without waiting for the socket, which is not a rate."""
 
     warm: int
+    cool: int = 0
+    total: int | None = None
     t0: float | None = None
     n0: int = 0
     t1: float | None = None
@@ -155,6 +171,8 @@ class Window:
     def see(self, n: int, now: float) -> None:
         if self.t0 is None and n >= self.warm:
             self.t0, self.n0 = now, n
+        if self.total is not None and self.n1 >= self.total - self.cool:
+            return
         self.t1, self.n1 = now, n
 
     @property
@@ -168,7 +186,22 @@ class Window:
 
 
 async def sllurp_round(port: int, total: int, warm: int) -> float:
-    """sllurp configures the reader and decodes every frame; the tags are counted."""
+    """sllurp configures the reader and decodes every frame; the tags are counted.
+
+    The emulator takes one client at a time, and the pipeline's connection may
+    still be closing: a session it turns down is tried again.
+    """
+    for _ in range(100):
+        try:
+            return await _sllurp_session(port, total, warm)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise
+            await asyncio.sleep(0.1)
+    raise BenchError("the LLRP emulator turned sllurp's session down 100 times")
+
+
+async def _sllurp_session(port: int, total: int, warm: int) -> float:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     client = LLRPClient(reader_config(reader_settings(port)), transport_tx_write=writer.write)
     window = Window(warm)
@@ -211,10 +244,11 @@ def station_table(kind: str) -> str:
     )
 
 
-def write_config(workdir: Path, port: int, station: str) -> Path:
+def write_config(workdir: Path, port: int, station: str, fold: bool = True) -> Path:
     workdir.mkdir()
     token = workdir / "token"
     token.write_text("bench-token", encoding="utf-8")
+    token.chmod(0o600)  # the agent refuses a token others can read
     path = workdir / "agent.toml"
     path.write_text(
         f'[agent]\nid = "{AGENT}"\nstate_dir = "{workdir}"\nlog_level = "info"\n\n'
@@ -223,7 +257,8 @@ def write_config(workdir: Path, port: int, station: str) -> Path:
         "backoff_initial_s = 30\nbackoff_cap_s = 60\n\n"
         '[health]\nlisten = ""\n\n'
         f'[[devices]]\nid = "{DEVICE}"\ndriver = "llrp"\nhost = "127.0.0.1"\nport = {port}\n'
-        "antennas = [1, 2, 3, 4]\n\n" + station_table(station),
+        f"antennas = [1, 2, 3, 4]\nfold_repeats = {'true' if fold else 'false'}\n\n"
+        + station_table(station),
         encoding="utf-8",
     )
     return path
@@ -236,11 +271,12 @@ async def pipeline_round(
     total: int,
     warm: int,
     profile: cProfile.Profile | None = None,
-) -> tuple[float, int]:
-    """The daemon on the flood until ``total`` reads are stored; (rate, movements)."""
-    daemon = Daemon(load_config(write_config(workdir, port, station)), "bench-token")
-    window = Window(warm)
-    counts = daemon.counters.reads
+    fold: bool = True,
+) -> tuple[float, int, int]:
+    """The daemon on the flood until ``total`` tag reads are stored; (rate, movements, rows)."""
+    daemon = Daemon(load_config(write_config(workdir, port, station, fold)), "bench-token")
+    window = Window(warm, warm, total)
+    counters = daemon.counters
     if profile is not None:
         profile.enable()
     task = asyncio.create_task(daemon.run(), name="daemon")
@@ -251,7 +287,7 @@ async def pipeline_round(
                 if task.done():
                     await task
                     raise BenchError("the daemon stopped before the flood ended")
-                n = counts.total()
+                n = counters.tag_reads
                 window.see(n, time.perf_counter())
                 if n >= total:
                     break
@@ -262,15 +298,18 @@ async def pipeline_round(
         await asyncio.wait_for(task, 60)
     db = workdir / "outbox.db"
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        reads, without = conn.execute(
-            "SELECT count(*), count(*) - count(outcome) FROM reads WHERE device = ?", (DEVICE,)
+        rows, reads, without = conn.execute(
+            "SELECT count(*), sum(coalesce(seen_count, 1)), count(*) - count(outcome)"
+            " FROM reads WHERE device = ?",
+            (DEVICE,),
         ).fetchone()
         movements = conn.execute("SELECT count(*) FROM movements").fetchone()[0]
     if reads != total or without:
         raise BenchError(
-            f"the outbox holds {reads} reads ({without} without an outcome) of {total} sent"
+            f"the outbox holds {rows} rows for {reads} tag reads ({without} without an "
+            f"outcome) of {total} sent"
         )
-    return window.rate, int(movements)
+    return window.rate, int(movements), int(rows)
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -289,40 +328,60 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     warm = max(1, int(total * args.warmup))
     with (
         open(os.devnull, "w", encoding="utf-8") as sink,
-        emulator(write_scenario(tmp, total)) as port,
+        emulator(write_scenario(tmp, total, args.tags)) as port,
     ):
         logs.setup("info", stream=sink)  # the daemon's JSON logs, formatted and thrown away
         bare: list[float] = []
         pipe: list[float] = []
+        unfolded: list[float] = []
         moves: list[int] = []
+        rows: list[int] = []
+        rows_unfolded: list[int] = []
+        sides = ["sllurp", "pipeline", *(["unfolded"] if args.unfolded else [])]
         for r in range(args.rounds):
-            order = ("sllurp", "pipeline") if r % 2 == 0 else ("pipeline", "sllurp")
+            order = sides[r % len(sides) :] + sides[: r % len(sides)]
             for side in order:
                 if side == "sllurp":
                     bare.append(await sllurp_round(port, total, warm))
-                else:
-                    rate, made = await pipeline_round(
-                        tmp / f"round-{r}", port, args.station, total, warm
-                    )
-                    pipe.append(rate)
+                    continue
+                fold = side == "pipeline"
+                rate, made, stored = await pipeline_round(
+                    tmp / f"round-{r}-{side}", port, args.station, total, warm, fold=fold
+                )
+                (pipe if fold else unfolded).append(rate)
+                (rows if fold else rows_unfolded).append(stored)
+                if fold:
                     moves.append(made)
             log(
                 f"round {r + 1}/{args.rounds}: sllurp {bare[-1]:,.0f} reads/s, "
-                f"pipeline {pipe[-1]:,.0f} reads/s, {moves[-1]} movements"
+                f"pipeline {pipe[-1]:,.0f} reads/s ({rows[-1]:,} rows), {moves[-1]} movements"
+                + (f"; unfolded {unfolded[-1]:,.0f} reads/s" if unfolded else "")
             )
         if args.profile is not None:
             profile = cProfile.Profile()
             await pipeline_round(tmp / "profiled", port, args.station, total, warm, profile)
+            log("profiled round: folded")
             profile.dump_stats(args.profile)
             stats = pstats.Stats(profile, stream=sys.stderr)
             stats.sort_stats("tottime").print_stats(25)
             log(f"profile of one pipeline round written to {args.profile}")
         logging.getLogger("edgetally").handlers.clear()
     bare_med, pipe_med = statistics.median(bare), statistics.median(pipe)
+    before: dict[str, Any] = {}
+    if unfolded:
+        unf_med = statistics.median(unfolded)
+        before = {
+            "pipeline_unfolded_reads_per_s": round(unf_med),
+            "ratio_unfolded": round(unf_med / bare_med, 3),
+            "rows_per_tag_read_unfolded": round(statistics.median(rows_unfolded) / total, 4),
+        }
     return {
         "sllurp_decode_reads_per_s": round(bare_med),
         "pipeline_reads_per_s": round(pipe_med),
         "ratio": round(pipe_med / bare_med, 3),
+        "rows_per_tag_read": round(statistics.median(rows) / total, 4),
+        **before,
+        "tags_in_field": args.tags,
         "movements": int(statistics.median(moves)),
         "bars": {
             "ratio_min": RATIO_BAR,
@@ -333,6 +392,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "per_round": {
             "sllurp_decode_reads_per_s": [round(x) for x in bare],
             "pipeline_reads_per_s": [round(x) for x in pipe],
+            "pipeline_unfolded_reads_per_s": [round(x) for x in unfolded],
+            "rows": rows,
+            "rows_unfolded": rows_unfolded,
             "movements": moves,
         },
         "rounds": args.rounds,
@@ -362,6 +424,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="portal" if "portal" in STATIONS else "receiving",
         help="the station on the reader",
     )
+    p.add_argument("--tags", type=int, default=20, help="tags in the reader's field")
+    p.add_argument(
+        "--no-unfolded",
+        dest="unfolded",
+        action="store_false",
+        help="leave out the pipeline with fold_repeats = false",
+    )
     p.add_argument("--profile", type=Path, help="run one more pipeline round under cProfile")
     p.add_argument("--dir", type=Path, help="where the temp dir goes (default: the system's)")
     p.add_argument("--quick", action="store_true", help="a short run for the test suite")
@@ -370,6 +439,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.reads, args.rounds = 5_000, 1
     if args.reads < 1000 or args.rounds < 1 or not 0 <= args.warmup < 0.9:
         p.error("--reads >= 1000, --rounds >= 1 and 0 <= --warmup < 0.9")
+    if not 1 <= args.tags <= 1000:
+        p.error("--tags: 1 to 1000")
     return args
 
 

@@ -131,6 +131,12 @@ class Driver(abc.ABC):
         return []
 
     @classmethod
+    def preflight(cls, settings: Any) -> None:
+        """Check what can be checked without opening the device (a script file that
+        must exist); raise DriverError naming it. `config check` and `run` call this."""
+        return None
+
+    @classmethod
     def matches(cls, settings: Any, found: Found) -> tuple[bool, str]:
         """Whether a device of config ``settings`` is ``found``, and why (shown to the user)."""
         return False, f"not a {found.driver} device"

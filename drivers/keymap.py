@@ -24,6 +24,13 @@ add what scanners do that desktops do not:
   missing from the layout) types the character on Alt's release: below 32 the
   control code itself (Alt+029 is GS), with a leading 0 the Windows-1252
   character, else the code page 437 one, as Windows does.
+- **Ctrl+Alt is AltGr where the layout has an AltGr.** Windows treats Ctrl +
+  (left) Alt as AltGr, and scanners set up for Windows hosts type ``@`` on a
+  German layout as Ctrl+LeftAlt+Q. On a layout whose right Alt is AltGr
+  (ISO_Level3_Shift: de, fr, gb...), Ctrl+Alt+key types what AltGr+key types
+  there, when that is a character other than the key's own; otherwise (``us``
+  has no AltGr, or the key has nothing on that level) Control applies as
+  below.
 - **Auto-repeat (value 2) types nothing**: repeats are made by the kernel when
   a key is held past its delay; a scanner never means them.
 
@@ -44,6 +51,8 @@ XKB_OFFSET = 8  # evdev keycode + 8 = XKB keycode (the X11 convention)
 _DOWN = xkb.KeyDirection.XKB_KEY_DOWN
 _UP = xkb.KeyDirection.XKB_KEY_UP
 _EFFECTIVE = xkb.StateComponent.XKB_STATE_MODS_EFFECTIVE
+_LOCKED = xkb.StateComponent.XKB_STATE_MODS_LOCKED
+_LEVEL3_SHIFT = 0xFE03  # ISO_Level3_Shift: AltGr
 
 # Control + the key at this US position -> C0 code; the convention of ASCII
 # terminals that scanners follow for the separators of GS1 and ISO 15434 data.
@@ -103,6 +112,17 @@ class Layout:
             raise LayoutError(
                 f"keyboard layout {shown!r} is not in the XKB database (/usr/share/X11/xkb){hint}"
             ) from exc
+
+        # The key that is AltGr on this layout (evdev code), if it has one.
+        state = self.keymap.state_new()
+        self.altgr_key = next(
+            (
+                code
+                for code in (ecodes.KEY_RIGHTALT,)
+                if state.key_get_one_sym(code + XKB_OFFSET) == _LEVEL3_SHIFT
+            ),
+            None,
+        )
 
     @property
     def name(self) -> str:
@@ -169,6 +189,10 @@ class KeyDecoder:
         if self._active("Mod1") and code in _KEYPAD_DIGITS and self._alt_code is not None:
             self._alt_code.append(_KEYPAD_DIGITS[code])
             return ""
+        if self._active("Control") and self._active("Mod1"):
+            altgr = self._windows_altgr(keycode)
+            if altgr is not None:
+                return altgr
         text: str = self._state.key_get_string(keycode)
         if self._active("Control"):
             if len(text) == 1 and (ord(text) < 0x20 or text == "\x7f"):
@@ -179,6 +203,26 @@ class KeyDecoder:
             self._alt_code = None  # Alt with another key: not an Alt code
             return None
         return text or None
+
+    def _windows_altgr(self, keycode: int) -> str | None:
+        """What AltGr+key types here (Shift and Caps Lock as they are), if the layout
+        has an AltGr and it types a character other than the key's own."""
+        altgr = self.layout.altgr_key
+        if altgr is None:
+            return None
+        scratch = self._fresh()
+        if self._active("Shift"):
+            scratch.update_key(ecodes.KEY_LEFTSHIFT + XKB_OFFSET, _DOWN)
+        if self._state.mod_name_is_active("Lock", _LOCKED):
+            caps = ecodes.KEY_CAPSLOCK + XKB_OFFSET
+            scratch.update_key(caps, _DOWN)
+            scratch.update_key(caps, _UP)
+        plain: str = scratch.key_get_string(keycode)
+        scratch.update_key(altgr + XKB_OFFSET, _DOWN)
+        text: str = scratch.key_get_string(keycode)
+        if len(text) == 1 and text != plain and text.isprintable():
+            return text
+        return None
 
     def _alt_release(self) -> str | None:
         digits, self._alt_code = self._alt_code, None

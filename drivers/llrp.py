@@ -15,11 +15,16 @@ daemon's loop: one task per reader, started by ``open()`` and awaited by
 - Reconnect: full-jitter exponential backoff (tenacity's
   ``wait_random_exponential``) from ``reconnect_initial_s`` up to
   ``reconnect_max_s``; the count starts again once the reader inventories.
-- Errors: a reader that rejects a step is reported with the LLRP status and
-  its message ("reader rejected SET_READER_CONFIG: P_FieldError: ..."), and a
-  refused TCP connection says that an Impinj reader on firmware 8+ must be in
-  LLRP mode.
-- Reads: one ``Read`` (kind "tag") per tag report entry, through a bounded
+- Errors: a reader that rejects a required step is reported with the LLRP
+  status and its message ("reader rejected ADD_ROSPEC: M_ParameterError: ...");
+  a refused optional step is logged once and skipped, a refused DELETE_ROSPEC 0
+  falls back to deleting our own ROSpec, and an enabled ROSpec that never
+  starts gets a START_ROSPEC (``llrp_setup``: which steps, and why). What a
+  reader needed is kept in ``quirks``. A refused TCP connection says that an
+  Impinj reader on firmware 8+ must be in LLRP mode.
+- Reads: one ``Read`` (kind "tag") per tag and antenna in each report, its
+  repeated entries folded into one counted read (``llrp_report``; or one per
+  entry with ``fold_repeats = false``), through a bounded
   queue: when the daemon falls behind, the driver stops reading the socket
   (the reader buffers) instead of growing memory or dropping tags; each such
   stall is counted (``stalls``) and logged.
@@ -46,7 +51,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sllurp.llrp import LLRPClient, LLRPReaderState
+from sllurp.llrp import LLRPMessage, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 from tenacity import wait_random_exponential
 
@@ -72,7 +77,9 @@ from drivers.llrp_link import (
     rejection,
     tag_reads,
 )
+from drivers.llrp_report import folded_tag_reads
 from drivers.llrp_settings import LlrpSettings, reader_config
+from drivers.llrp_setup import ROSPEC_ID, Answer, Client, Setup, rospec_started
 from drivers.reopen import reopen_wait
 
 log = logging.getLogger("edgetally.drivers.llrp")
@@ -81,7 +88,6 @@ READY_MAX = 4096  # reads waiting for the daemon; past this the socket is left u
 GPI_MAX = 256  # GPI events waiting; past this the oldest are dropped, counted and logged
 TIMES_KEPT = 1024  # the latest tag reads, for ``times`` (status and tests)
 CLOSE_TIMEOUT_S = 2.0  # for the polite stop at close; then the socket is closed anyway
-OWN_IDS = 0x80000000  # message ids for frames sent outside sllurp (GPO writes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +129,11 @@ class LlrpReader(Driver):
         self._gpi: asyncio.Queue[GpiEvent | None] = asyncio.Queue(GPI_MAX)
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._client: LLRPClient | None = None
+        self._client: Client | None = None
         self._closing = False
         self._failures = 0
-        self._ours: set[int] = set()
-        self._next_id = OWN_IDS
+        self._setup = Setup(device_id, self.where, settings.start_trigger, settings.start_window_s)
+        self._start_timer: asyncio.TimerHandle | None = None
         self._pulses: dict[int, asyncio.TimerHandle] = {}
         self.watchdog = Watchdog(settings.keepalive_s, settings.keepalive_misses, now())
         self.offset = ClockOffset()
@@ -141,6 +147,8 @@ class LlrpReader(Driver):
         self.gpi_dropped = 0
         self.discarded = 0  # reads that arrived after close began: nobody takes them
         self.reader_state = "disconnected"
+        # What this reader needed that a plain one does not: step -> what was done.
+        self.quirks = self._setup.quirks
         self.close_timeout_s = CLOSE_TIMEOUT_S
         self._crash: BaseException | None = None
 
@@ -307,9 +315,12 @@ class LlrpReader(Driver):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self._writer = writer
-        self._ours.clear()
-        self._client = LLRPClient(
-            reader_config(s), transport_tx_write=self._write, state_change_callback=self._on_state
+        self._setup.connected()
+        self._client = Client(
+            reader_config(s),
+            transport_tx_write=self._write,
+            state_change_callback=self._on_state,
+            start_trigger=s.start_trigger,
         )
         self.watchdog.heard(self._now())
         if self.problem is None or self.problem.startswith("connecting"):
@@ -326,6 +337,9 @@ class LlrpReader(Driver):
             for handle in self._pulses.values():
                 handle.cancel()
             self._pulses.clear()
+            if self._start_timer is not None:
+                self._start_timer.cancel()
+                self._start_timer = None
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
@@ -336,9 +350,10 @@ class LlrpReader(Driver):
         length = frame_length(header)
         if length == HEADER_LEN:
             return header
-        return header + await self._exactly(reader, length - HEADER_LEN)
+        return header + await self._exactly(reader, length - HEADER_LEN, HEADER_LEN)
 
-    async def _exactly(self, reader: asyncio.StreamReader, n: int) -> bytes:
+    async def _exactly(self, reader: asyncio.StreamReader, n: int, have: int = 0) -> bytes:
+        """``n`` more bytes of a frame of which ``have`` came already."""
         timeout = self.watchdog.remaining(self._now())
         try:
             if timeout <= 0:
@@ -348,7 +363,9 @@ class LlrpReader(Driver):
         except TimeoutError as exc:
             raise LinkError(self.watchdog.why(self._now())) from exc
         except asyncio.IncompleteReadError as exc:
-            mid = " in the middle of a frame" if exc.partial or n != HEADER_LEN else ""
+            # What came of an unfinished frame is dropped here, never decoded: no bad read.
+            got = have + len(exc.partial)
+            mid = f" ({got} bytes of an unfinished frame dropped)" if got else ""
             raise LinkError(f"the reader closed the connection{mid}") from exc
         except OSError as exc:
             raise LinkError(f"connection to {self.where} lost: {exc.strerror or exc}") from exc
@@ -368,22 +385,37 @@ class LlrpReader(Driver):
             client.send_KEEPALIVE_ACK()
             return
         msg_id = body.get("ID")
-        if msg_id in self._ours:  # the answer to a GPO write of ours, not sllurp's business
-            self._ours.discard(msg_id)
-            why = rejection(name, body)
-            if why is not None:
-                event(
-                    log, "llrp_gpo_failed", level=logging.WARNING, device=self.device_id, error=why
-                )
+        setup = self._setup
+        own = setup.own(msg_id) if name != "READER_EVENT_NOTIFICATION" else None
+        if own is not None:  # the answer to a frame of ours, not sllurp's business
+            self._act(setup.own_answer(own, name, body, self._closing))
             return
         if name == "CLOSE_CONNECTION_RESPONSE":
             raise LinkError("connection closed")
         if name == "READER_EVENT_NOTIFICATION":
             self._reader_event(body)
-        if not self._closing:
+        else:
             why = rejection(name, body)
-            if why is not None:
-                raise LinkError(why)
+            if why is None:
+                setup.sent.answer(msg_id)
+            else:
+                answer = setup.refused(name, msg_id, why, self._closing)
+                if answer is not None:
+                    self._act(answer)
+                    return
+        self._feed(msg)
+
+    def _act(self, answer: Answer) -> None:
+        if answer.send is not None:
+            self._write(answer.send)
+        if answer.feed is not None:
+            self._feed(answer.feed)
+
+    def _feed(self, msg: LLRPMessage) -> None:
+        """sllurp's state machine takes a message; its errors become LinkErrors."""
+        client = self._client
+        assert client is not None
+        name = msg.msgname
         try:
             client.handleMessage(msg)
         except ReaderConfigurationError as exc:
@@ -397,6 +429,8 @@ class LlrpReader(Driver):
         refused = refused_session(body)
         if refused is not None:
             raise LinkError(refused)
+        if rospec_started(body) == ROSPEC_ID:
+            self._setup.start.heard_start()
         data = body.get("ReaderEventNotificationData")
         if isinstance(data, dict) and "ConnectionCloseEvent" in data and not self._closing:
             raise LinkError("the reader closed the session (ConnectionCloseEvent)")
@@ -420,6 +454,7 @@ class LlrpReader(Driver):
             self._gpi.put_nowait(ev)
 
     async def _report(self, body: dict[str, Any]) -> None:
+        self._setup.start.heard_start()
         tags = body.get("TagReportData") or []
         if not isinstance(tags, list):
             tags = [tags]
@@ -427,7 +462,10 @@ class LlrpReader(Driver):
         newest = newest_seen(tags)
         if newest is not None:
             self.offset.observe(int(factory.clock.wall() * 1e6), newest)
-        reads, _ = tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
+        if self.settings.fold_repeats:
+            reads = folded_tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
+        else:
+            reads, _ = tag_reads(self.device_id, tags, factory.batch(), self.offset.offset_us)
         self._recent.extend(reads)
         if self._closing:
             self.discarded += len(reads)
@@ -455,6 +493,7 @@ class LlrpReader(Driver):
         writer = self._writer
         if writer is None or writer.is_closing():
             raise LinkError(f"not connected to {self.where}")
+        self._setup.sent.note(data)
         writer.write(data)
 
     def _on_state(self, state: int) -> None:
@@ -475,6 +514,21 @@ class LlrpReader(Driver):
             for port in (self.settings.gpo_good, self.settings.gpo_bad, self.settings.gpo_alarm):
                 if port is not None:
                     self._send_gpo(port, False)  # a pulse cut short by a lost link ends here
+            setup = self._setup
+            if setup.start.enabled(self._now()):
+                self._write(setup.own_frame("start", "START_ROSPEC"))
+            else:
+                loop = asyncio.get_running_loop()
+                self._start_timer = loop.call_later(setup.start.window_s, self._start_check)
+
+    def _start_check(self) -> None:
+        self._start_timer = None
+        if self._closing or self._writer is None:
+            return
+        frame = self._setup.start_needed(self._now())
+        if frame is not None:
+            with contextlib.suppress(LinkError):
+                self._write(frame)
 
     def _stop_politely(self) -> None:
         client = self._client
@@ -489,11 +543,7 @@ class LlrpReader(Driver):
             self._client.sendMessage({"CLOSE_CONNECTION": {}})
 
     def _send_gpo(self, port: int, high: bool) -> None:
-        self._next_id = self._next_id + 1 if self._next_id < 0xFFFFFFFF else OWN_IDS
-        if len(self._ours) > 256:  # a reader that never answers GPO writes
-            self._ours.clear()
-        self._ours.add(self._next_id)
-        self._write(gpo_frame(self._next_id, port, high))
+        self._write(gpo_frame(self._setup.own_id("gpo"), port, high))
 
     def _pulse_end(self, port: int) -> None:
         self._pulses.pop(port, None)

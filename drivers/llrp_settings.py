@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from sllurp.llrp import LLRPReaderConfig
 
+from drivers.llrp_setup import StartTrigger
+
 SearchMode = Literal["reader-selected", "single-target", "dual-target", "single-target-suppression"]
 # Impinj Octane LLRP, ImpinjInventorySearchMode: the value sent for each name.
 SEARCH_MODES: dict[str, int] = {
@@ -134,6 +136,28 @@ class LlrpSettings:
         default=None,
         metadata={"help": "GPI port of a beam sensor, reported as events", "minimum": 1},
     )
+    start_trigger: StartTrigger = field(
+        default="immediate",
+        metadata={
+            "help": "how our ROSpec starts: immediate (when enabled; START_ROSPEC only if "
+            "no report comes within start_window_s) or explicit (always START_ROSPEC)"
+        },
+    )
+    start_window_s: float = field(
+        default=3.0,
+        metadata={
+            "help": "immediate start trigger: no report or ROSpec start event this long "
+            "after ENABLE_ROSPEC, and the driver sends START_ROSPEC",
+            "minimum": 0.05,
+            "maximum": 600,
+        },
+    )
+    fold_repeats: bool = field(
+        default=True,
+        metadata={
+            "help": "one counted read per tag and antenna in each report (seen_count summed)"
+        },
+    )
 
     def check(self) -> list[tuple[str, str]]:
         """Problems that span keys, as (key, what is expected)."""
@@ -183,6 +207,7 @@ def reader_config(s: LlrpSettings) -> LLRPReaderConfig:
     config = LLRPReaderConfig(values)
     events = dict(config.event_selector)
     events["GPIEvent"] = s.gpi_port is not None
+    events["ROSpecEvent"] = True  # "ROSpec started" tells the start window it ran
     config.event_selector = events
     config.gpi_ports_config = {s.gpi_port: True} if s.gpi_port is not None else {}
     return config

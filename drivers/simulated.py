@@ -91,6 +91,15 @@ def parse_script(text: str, name: str) -> list[ScriptLine]:
     return out
 
 
+def load_script(path: Path) -> list[ScriptLine]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise DriverError(f"cannot read script {path}: {reason}") from exc
+    return parse_script(text, str(path))
+
+
 class SimulatedScanner(Driver):
     Settings = SimulatedSettings
 
@@ -101,13 +110,15 @@ class SimulatedScanner(Driver):
         self.given: deque[Feedback] = deque(maxlen=256)  # the latest, for tests; bounded memory
         self._ack: IO[str] | None = None
 
+    @classmethod
+    def preflight(cls, settings: SimulatedSettings) -> None:
+        load_script(settings.script)
+
     async def open(self) -> None:
-        path = self.settings.script
         try:
-            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DriverError(f"device {self.device_id}: cannot read script {path}: {exc}") from exc
-        self.lines = parse_script(text, str(path))
+            self.lines = await asyncio.to_thread(load_script, self.settings.script)
+        except DriverError as exc:
+            raise DriverError(f"device {self.device_id}: {exc}") from exc
         self.present = True
         if self.settings.ack_log is not None:
             self._ack = open(self.settings.ack_log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115

@@ -10,7 +10,10 @@ never look like the ledger's (5xx). Storage trouble (locked, disk full) is a
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
+from collections import Counter
 from typing import Any, NoReturn
 
 from starlette.applications import Starlette
@@ -19,18 +22,30 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Lifespan
 
+from agent.logs import event
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
-from ledger.store import MAX_INT, MAX_PAGE, LedgerStore
+from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
 
 MiB = 1024 * 1024
+log = logging.getLogger("edgetally.ledger")
+SILENT_AFTER_S = 900.0
 
 
 def create_app(
-    store: LedgerStore, max_body_bytes: int = 8 * MiB, max_batch: int = 10_000
+    store: SqlStore,
+    max_body_bytes: int = 8 * MiB,
+    max_batch: int = 10_000,
+    silent_after_s: float = SILENT_AFTER_S,
+    lifespan: Lifespan[Starlette] | None = None,
 ) -> Starlette:
-    """The ledger app; the caller owns ``store`` and closes it after the server stops."""
+    """The ledger app; the caller owns ``store`` and closes it after the server stops.
+
+    ``silent_after_s``: an agent not heard from for longer is shown ``silent``
+    in the fleet view and raises a ledger alarm (once per silence).
+    """
 
     async def post_movements(request: Request) -> Response:
         agent = await _authenticate(request, store)
@@ -49,7 +64,9 @@ def create_app(
             _fail(413, f"body.movements: at most {max_batch} movements per request")
         if body["agent"] != agent:
             _fail(403, "body.agent is not the agent of this token")
+        started = time.perf_counter()
         results = await run_in_threadpool(store.apply_batch, agent, movements)
+        _access_log(agent, results, time.perf_counter() - started)
         return JSONResponse({"results": results})
 
     async def get_stock(request: Request) -> Response:
@@ -67,6 +84,23 @@ def create_app(
         entries, next_pos = await run_in_threadpool(store.journal, agent, since, limit)
         return JSONResponse({"movements": entries, "next": next_pos})
 
+    async def whoami(request: Request) -> Response:
+        """The token's agent: what `edgetally doctor` compares with its config's agent.id."""
+        return JSONResponse({"agent": await _authenticate(request, store)})
+
+    async def get_agents(request: Request) -> Response:
+        await _authenticate(request, store)
+        await run_in_threadpool(store.check_silence, silent_after_s)
+        agents = await run_in_threadpool(store.agents, silent_after_s)
+        return JSONResponse(
+            {"silent_after_s": silent_after_s, "agents": [a.to_dict() for a in agents]}
+        )
+
+    async def get_alarms(request: Request) -> Response:
+        await _authenticate(request, store)
+        limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
+        return JSONResponse({"alarms": await run_in_threadpool(store.alarms, limit)})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -77,16 +111,36 @@ def create_app(
         Route("/v1/movements", post_movements, methods=["POST"]),
         Route("/v1/movements", get_movements, methods=["GET"]),
         Route("/v1/stock", get_stock, methods=["GET"]),
+        Route("/v1/whoami", whoami, methods=["GET"]),
+        Route("/v1/agents", get_agents, methods=["GET"]),
+        Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
+        lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,
             sqlite3.OperationalError: _storage_error,
+            LedgerUnavailable: _storage_error,
             ClientDisconnect: _client_gone,
         },
+    )
+
+
+def _access_log(agent: str, results: list[dict[str, Any]], seconds: float) -> None:
+    """One line per batch: who sent how many, what became of them, how long it took."""
+    statuses = Counter(r["status"] for r in results)
+    event(
+        log,
+        "batch",
+        agent=agent,
+        count=len(results),
+        applied=statuses["applied"],
+        duplicate=statuses["duplicate"],
+        rejected=statuses["rejected"],
+        ms=round(seconds * 1000, 1),
     )
 
 
@@ -105,7 +159,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _storage_error(request: Request, exc: Exception) -> Response:
-    """Locked, busy or full: the ledger's trouble, not the client's; worth a retry."""
+    """Locked, busy, full or the database down: the ledger's trouble, not the client's;
+    worth a retry."""
     return await _http_error(request, _unavailable())
 
 
@@ -114,7 +169,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-async def _authenticate(request: Request, store: LedgerStore) -> str:
+async def _authenticate(request: Request, store: SqlStore) -> str:
     """The token's agent, or 401 with a ``WWW-Authenticate: Bearer`` challenge."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()

@@ -56,7 +56,10 @@ SCHEMAS: dict[str, Any] = {
         "description": (
             "One inventory movement. `id` is the idempotency key: the ledger applies each "
             "id at most once. receive/return need `to`, ship needs `from`, transfer both, "
-            "count `to` (the counted on-hand there), adjust exactly one of them."
+            "count `to` (the counted on-hand there), adjust exactly one of them. A "
+            "count_close (item `{}`, `to`, `evidence.counted`: the item keys the session "
+            "counted, `qty` how many) says `to` holds nothing else: every other item "
+            "there goes to 0 through a count-variance adjust. A count's qty may be 0."
         ),
         "required": [
             "id",
@@ -77,9 +80,11 @@ SCHEMAS: dict[str, Any] = {
             },
             "agent": _TEXT,
             "seq": {"type": ["integer", "null"], "minimum": 1, "maximum": _SAFE_INT},
-            "kind": {"enum": ["receive", "ship", "transfer", "return", "count", "adjust"]},
+            "kind": {
+                "enum": ["receive", "ship", "transfer", "return", "count", "adjust", "count_close"]
+            },
             "item": _ref("Item"),
-            "qty": {"type": "integer", "minimum": 1, "maximum": _SAFE_INT},
+            "qty": {"type": "integer", "minimum": 0, "maximum": _SAFE_INT},
             "uom": {**_OPT_TEXT, "default": "EA"},
             "from": _OPT_TEXT,
             "to": _OPT_TEXT,
@@ -110,8 +115,15 @@ SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "description": "The movement's id; null if it had no usable id",
             },
-            "status": {"enum": ["applied", "duplicate", "rejected"]},
-            "reason": {"type": "string", "description": "Why, when rejected"},
+            "status": {
+                "enum": ["applied", "duplicate", "rejected", "conflict"],
+                "description": (
+                    "`duplicate`: this id was applied before with the same content. "
+                    "`conflict`: this id was applied before with other content; nothing is "
+                    "overwritten and the ledger raises an alarm (an agent treats it as rejected)."
+                ),
+            },
+            "reason": {"type": "string", "description": "Why, when rejected or a conflict"},
         },
     },
     "JournalEntry": {
@@ -135,6 +147,48 @@ SCHEMAS: dict[str, Any] = {
             "item": {"type": "string"},
             "location": {"type": "string"},
             "qty": {"type": "integer", "description": "May be negative"},
+        },
+    },
+    "Agent": {
+        "type": "object",
+        "description": "One agent as the ledger sees it (the fleet view).",
+        "required": ["agent", "last_contact", "highest_seq", "missing", "gaps", "silent"],
+        "properties": {
+            "agent": {"type": "string"},
+            "last_contact": {"type": ["string", "null"], "description": "Last batch received"},
+            "highest_seq": {"type": ["integer", "null"]},
+            "missing": {
+                "type": "integer",
+                "description": "Seq numbers below the highest never journaled",
+            },
+            "gaps": {
+                "type": "array",
+                "description": "The first 100 missing ranges, [first, last]",
+                "items": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+            },
+            "movements_last_hour": {"type": "integer"},
+            "last_error": {"type": ["string", "null"], "description": "Last refusal or conflict"},
+            "last_error_at": {"type": ["string", "null"]},
+            "active_tokens": {"type": "integer"},
+            "silent": {
+                "type": "boolean",
+                "description": "No contact for longer than silent_after_s",
+            },
+        },
+    },
+    "Alarm": {
+        "type": "object",
+        "required": ["at", "agent", "kind", "detail"],
+        "properties": {
+            "at": {"type": "string"},
+            "agent": {"type": "string"},
+            "kind": {"enum": ["conflict", "silent"]},
+            "detail": {"type": "string"},
         },
     },
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
@@ -188,7 +242,7 @@ OPENAPI: dict[str, Any] = {
                     "403": _error("`agent` is not the agent of the token"),
                     "413": _error("Body too large: send a smaller batch"),
                     "415": _error("Content-Type is not application/json"),
-                    "503": _error("Storage busy or unavailable: retry"),
+                    "503": _error("Storage busy or the database down: retry (`Retry-After`)"),
                 },
             },
             "get": {
@@ -242,6 +296,69 @@ OPENAPI: dict[str, Any] = {
                             "type": "object",
                             "required": ["stock"],
                             "properties": {"stock": {"type": "array", "items": _ref("StockRow")}},
+                        },
+                    ),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
+        "/v1/whoami": {
+            "get": {
+                "summary": "The agent this token belongs to (a pre-flight check: doctor)",
+                "responses": {
+                    "200": _ok(
+                        "The token's agent",
+                        {
+                            "type": "object",
+                            "required": ["agent"],
+                            "properties": {"agent": _TEXT},
+                        },
+                    ),
+                    "401": _AUTH_ERRORS["401"],
+                },
+            },
+        },
+        "/v1/agents": {
+            "get": {
+                "summary": "The fleet: every agent, its last contact, seq gaps and last error",
+                "responses": {
+                    "200": _ok(
+                        "Agents by id",
+                        {
+                            "type": "object",
+                            "required": ["silent_after_s", "agents"],
+                            "properties": {
+                                "silent_after_s": {"type": "number"},
+                                "agents": {"type": "array", "items": _ref("Agent")},
+                            },
+                        },
+                    ),
+                    **_AUTH_ERRORS,
+                },
+            },
+        },
+        "/v1/alarms": {
+            "get": {
+                "summary": "Ledger alarms (conflicting duplicates, silent agents), newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1000,
+                            "default": 100,
+                        },
+                    }
+                ],
+                "responses": {
+                    "200": _ok(
+                        "Alarms",
+                        {
+                            "type": "object",
+                            "required": ["alarms"],
+                            "properties": {"alarms": {"type": "array", "items": _ref("Alarm")}},
                         },
                     ),
                     **_AUTH_ERRORS,

@@ -51,6 +51,42 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # Tokens become their own table (several per agent over time, revocable);
+        # agents keep what the fleet view needs; alarms are kept, once each.
+        "0002_fleet",
+        """
+        CREATE TABLE tokens(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agent TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE INDEX tokens_agent ON tokens(agent);
+        INSERT INTO tokens(agent, token_sha256, created_at)
+            SELECT agent, token_sha256, '' FROM agents;
+        CREATE TABLE agents_new(
+            agent TEXT PRIMARY KEY,
+            last_contact TEXT,
+            last_error TEXT,
+            last_error_at TEXT
+        );
+        INSERT INTO agents_new(agent) SELECT agent FROM agents;
+        DROP TABLE agents;
+        ALTER TABLE agents_new RENAME TO agents;
+        CREATE INDEX journal_agent_seq ON journal(agent, seq);
+        CREATE TABLE alarms(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            UNIQUE (agent, kind, key)
+        );
+        """,
+    ),
 )
 
 

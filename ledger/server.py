@@ -4,44 +4,208 @@ uvicorn already stops gracefully on those signals (in-flight requests finish),
 but then raises the signal again so the process dies of it; that would skip
 closing the store and make systemd see a kill, not a stop. So ``serve``
 installs quiet handlers for uvicorn to restore and returns normally.
+
+With ``workers > 1`` (PostgreSQL only) uvicorn's supervisor shares one socket
+among N worker processes and starts a worker again when one dies; each worker
+opens its own store (its own connection pool) from `ServeOptions` handed over
+in the environment, since uvicorn builds the app in the worker from an import
+string.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import os
 import signal
+import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
-from ledger.app import create_app
+from agent import logs
+from agent.logs import event
+from ledger.app import SILENT_AFTER_S, create_app
 from ledger.schema import LedgerError
-from ledger.store import LedgerStore
+from ledger.store import LedgerUnavailable, SqlStore, is_postgres_url, open_store
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_ENV = "EDGETALLY_LEDGER_WORKER"
+log = logging.getLogger("edgetally.ledger")
 
 
-def serve(db_path: Path, host: str, port: int, log_level: str = "warning") -> None:
-    """Serve the ledger in ``db_path`` on ``host:port``; blocks until told to stop."""
-    store = LedgerStore(db_path)
+class _Server(uvicorn.Server):
+    """uvicorn's server with our start line: where it listens, on what file, for whom."""
+
+    def __init__(self, config: uvicorn.Config, store: SqlStore) -> None:
+        super().__init__(config)
+        self._store = store
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return  # the bind failed; serve() says so
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        event(
+            log,
+            "ledger_listening",
+            url=f"http://{shown}:{port}",
+            database=self._store.name.removeprefix("ledger "),
+            agents=len({t.agent for t in self._store.tokens() if t.revoked_at is None}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    db: str
+    host: str = "127.0.0.1"
+    port: int = 8600
+    workers: int = 1
+    password_file: str | None = None
+    silent_after_s: float = SILENT_AFTER_S
+    pool_size: int = 8
+    log_level: str = "warning"
+
+
+def serve(
+    db_path: Path | str,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    *,
+    workers: int = 1,
+    password_file: Path | None = None,
+    silent_after_s: float = SILENT_AFTER_S,
+    pool_size: int = 8,
+) -> None:
+    """Serve the ledger in ``db_path`` (a SQLite file or a PostgreSQL URL) on ``host:port``;
+    blocks until told to stop. Our JSON lines (the start line, one per batch) go to
+    stdout; uvicorn's own log stays at ``log_level``."""
+    opts = ServeOptions(
+        db=str(db_path),
+        host=host,
+        port=port,
+        workers=workers,
+        password_file=None if password_file is None else str(password_file),
+        silent_after_s=silent_after_s,
+        pool_size=pool_size,
+        log_level=log_level,
+    )
+    if workers > 1 and not is_postgres_url(opts.db):
+        raise LedgerError(
+            f"--workers {workers}: several ledger processes need a PostgreSQL --db "
+            "(postgresql://…); a SQLite file has one writer"
+        )
+    # Open (and migrate) once here, so a bad --db is one clear error before any worker starts.
+    store = _open(opts)
+    logs.setup("info")
+    if workers > 1:
+        store.close()
+        _serve_workers(opts)
+        return
     try:
         config = uvicorn.Config(
-            create_app(store),
+            _app(store, opts),
             host=host,
             port=port,
             log_level=log_level,
-            lifespan="off",
+            lifespan="on",
             timeout_graceful_shutdown=10,
         )
         with _stop_quietly():
             try:
-                uvicorn.Server(config).run()
+                _Server(config, store).run()
             except SystemExit as exc:  # uvicorn's answer to a failed bind
                 raise LedgerError(f"the ledger could not listen on {host}:{port}") from exc
     finally:
         store.close()
+
+
+def _open(opts: ServeOptions) -> SqlStore:
+    password_file = None if opts.password_file is None else Path(opts.password_file)
+    db: str | Path = opts.db if is_postgres_url(opts.db) else Path(opts.db)
+    return open_store(db, password_file, opts.pool_size)
+
+
+def _serve_workers(opts: ServeOptions) -> None:
+    os.environ[_ENV] = json.dumps(asdict(opts))
+    config = uvicorn.Config(
+        "ledger.server:worker_app",
+        factory=True,
+        host=opts.host,
+        port=opts.port,
+        workers=opts.workers,
+        log_level=opts.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    try:
+        sock = config.bind_socket()
+    except SystemExit as exc:
+        raise LedgerError(f"the ledger could not listen on {opts.host}:{opts.port}") from exc
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process; its lifespan opens and closes the worker's store."""
+    opts = ServeOptions(**json.loads(os.environ[_ENV]))
+    holder: list[SqlStore] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _watching(holder[0], opts.silent_after_s):
+            yield
+        holder[0].close()
+
+    store = _open(opts)
+    holder.append(store)
+    return create_app(store, silent_after_s=opts.silent_after_s, lifespan=lifespan)
+
+
+def _app(store: SqlStore, opts: ServeOptions) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _watching(store, opts.silent_after_s):
+            yield
+
+    return create_app(store, silent_after_s=opts.silent_after_s, lifespan=lifespan)
+
+
+@asynccontextmanager
+async def _watching(store: SqlStore, silent_after_s: float) -> AsyncIterator[None]:
+    """The silent-agent watchdog, owned by the server's lifespan and stopped with it.
+
+    Every process runs one; the alarm table keeps each silence once.
+    """
+
+    async def watch() -> None:
+        period = max(1.0, min(30.0, silent_after_s / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await asyncio.to_thread(store.check_silence, silent_after_s)
+            except LedgerUnavailable as exc:
+                log.warning("silence check skipped: %s", exc)
+
+    task = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import click
+import pytest
 
 from agent.cli import main
 from agent.config import load_config, settings_table
@@ -65,3 +66,17 @@ def test_example_configs_load(tmp_path: Path) -> None:
     for path in sorted((ROOT / "config").glob("*.toml")):
         cfg = load_config(path)
         assert cfg.stations, f"{path.name} has no station"
+
+
+def test_example_configs_pass_config_check_and_say_nothing_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    for path in sorted((ROOT / "config").glob("*.toml")):
+        out = CliRunner().invoke(main, ["config", "check", str(path)])
+        assert out.exit_code == 0, f"{path.name}: {out.output}"
+        text = path.read_text().lower()
+        for stale in ("drivers land", "have not landed", "not yet implemented", "todo"):
+            assert stale not in text, f"{path.name} says {stale!r}"

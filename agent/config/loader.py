@@ -36,6 +36,12 @@ T = TypeVar("T")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+ID_RULE = "letters, digits, . _ : - (at most 64)"
+
+
+def valid_id(value: str) -> bool:
+    """Whether ``value`` is an id as agent.id and devices[].id take (the ledger CLI asks)."""
+    return bool(_ID_RE.match(value))
 
 
 _TOP = {
@@ -139,6 +145,17 @@ def _cross_check(
                     f"each device in one station; {dev_id!r} is already in {bound[dev_id]!r}",
                 )
             bound[dev_id] = st.name
+        beam = st.beam
+        if beam is not None:
+            device, port = beam
+            options = next((d.options for d in devices if d.id == device), None)
+            if getattr(options, "gpi_port", None) != port:
+                raise ConfigError(
+                    file,
+                    f"stations[{i}].beam_gpi",
+                    f"the gpi_port of device {device!r} (an llrp reader reports only that "
+                    f"GPI): set gpi_port = {port} there",
+                )
 
 
 def _array_of_tables(value: Any, key: str, file: str) -> list[dict[str, Any]]:
@@ -244,7 +261,7 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
         if not isinstance(value, str) or not (value or meta.get("listen")):
             raise ConfigError(file, key, f"a non-empty string, got {value!r}")
         if meta.get("id") and not _ID_RE.match(value):
-            raise ConfigError(file, key, f"letters, digits, . _ : - (at most 64), got {value!r}")
+            raise ConfigError(file, key, f"{ID_RULE}, got {value!r}")
         if meta.get("listen") and value:
             parse_listen(value, file, key)
         if meta.get("url"):

@@ -25,6 +25,14 @@ class AgentSettings:
     log_level: Literal["debug", "info", "warning", "error"] = field(
         default="info", metadata=_help("log level of the JSON logs on stdout")
     )
+    log_flow_s: float = field(
+        default=10.0,
+        metadata=_help(
+            "seconds between `flow` log lines (reads, movements stored and delivered since "
+            "the last; only when something moved); 0: off",
+            minimum=0,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,25 @@ class HealthSettings:
         metadata=_help("outbox use (of max_bytes) that makes /healthz 503", minimum=0.01),
     )
     require_clock_sync: bool = field(
-        default=True, metadata=_help("an unsynchronised wall clock makes /healthz 503")
+        default=False,
+        metadata=_help(
+            "an unsynchronised wall clock makes /healthz 503; off: it is a warning "
+            "(/healthz 200 `degraded`, and in `status`)"
+        ),
+    )
+    ledger_down_attempts: int = field(
+        default=3,
+        metadata=_help(
+            "failed delivery attempts in a row that make /healthz 503 (the ledger is down)",
+            minimum=1,
+        ),
+    )
+    ledger_down_s: float = field(
+        default=30.0,
+        metadata=_help(
+            "seconds of failing delivery that make /healthz 503, if fewer attempts fit in them",
+            minimum=0.1,
+        ),
     )
 
 

@@ -57,6 +57,14 @@ class StationSettings:
         default="reject",
         metadata=_help("codes that are not GS1, EPC, a location or a command: refuse, or a SKU"),
     )
+    raw_tag_ids: bool = field(
+        default=False,
+        metadata=_help(
+            "RFID: a tag whose EPC is a TID or no GS1 scheme (E200..., E280...) is a house "
+            "item key, urn:epc:raw:BITS.xHEX (closed-loop assets); off: an unknown, "
+            "its hex kept"
+        ),
+    )
     pairing: bool = field(
         default=True, metadata=_help("handhelds may join this station with PAIR:<name>")
     )
@@ -135,6 +143,33 @@ class StationSettings:
             maximum=30 * 86400000,
         ),
     )
+    beam_gpi: int | None = field(
+        default=None,
+        metadata=_help(
+            "portal only: GPI port of a beam sensor across the door; set, a pass moves stock "
+            "only if the beam was broken during it (the reader's device needs the same "
+            "gpi_port)",
+            minimum=1,
+            maximum=65535,
+        ),
+    )
+    beam_device: str | None = field(
+        default=None,
+        metadata=_help("portal only: the device whose GPI is the beam; unset: the only device"),
+    )
+    beam_broken: Literal["high", "low"] = field(
+        default="high",
+        metadata=_help("portal only: the GPI level while the beam is broken"),
+    )
+    beam_margin_ms: int = field(
+        default=500,
+        metadata=_help(
+            "portal only: how long before a pass's first read or after its last the beam "
+            "may have been broken and still count for it",
+            minimum=0,
+            maximum=60000,
+        ),
+    )
     antenna_locations: list[str] = field(
         default_factory=list,
         metadata=_help(
@@ -192,6 +227,14 @@ class StationSettings:
         ),
     )
 
+    @property
+    def beam(self) -> tuple[str, int] | None:
+        """(device, GPI port) of the portal's beam sensor, if it has one."""
+        if self.beam_gpi is None:
+            return None
+        device = self.beam_device or (self.devices[0] if self.devices else "")
+        return device, self.beam_gpi
+
     def check(self) -> list[tuple[str, str]]:
         """Keys each RFID kind needs, and RFID keys set on a kind that does not use them."""
         problems: list[tuple[str, str]] = []
@@ -224,6 +267,14 @@ class StationSettings:
                 )
             if self.outside_location is not None and self.outside_location == self.location:
                 problems.append(("outside_location", "a location other than `location`"))
+            if self.beam_gpi is not None and self.beam_device is None and len(self.devices) != 1:
+                problems.append(
+                    ("beam_device", "the device whose GPI is the beam (one of `devices`)")
+                )
+            if self.beam_device is not None and self.beam_device not in self.devices:
+                problems.append(("beam_device", f"one of `devices` {self.devices}"))
+            if self.beam_device is not None and self.beam_gpi is None:
+                problems.append(("beam_gpi", "the beam's GPI port, with beam_device"))
         if self.kind == "zone":
             if not self.antenna_locations:
                 problems.append(
@@ -259,6 +310,10 @@ _RFID_ONLY = {
     "class_level": ("portal",),
     "outside_location": ("portal",),
     "dedup_ms": ("portal",),
+    "beam_gpi": ("portal",),
+    "beam_device": ("portal",),
+    "beam_broken": ("portal",),
+    "beam_margin_ms": ("portal",),
     "antenna_locations": ("zone",),
     "zone_from_location": ("zone",),
     "departed_location": ("zone",),

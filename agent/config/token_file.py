@@ -19,6 +19,7 @@ def token_path(config: Config) -> Path:
 def read_token(config: Config) -> str:
     """Read the bearer token from its file; the error never shows the token."""
     path = token_path(config)
+    _refuse_shared(config, path)
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -33,3 +34,19 @@ def read_token(config: Config) -> str:
             str(config.file), "sync.token_file", f"{path} to hold one token on one line"
         )
     return token
+
+
+def _refuse_shared(config: Config, path: Path) -> None:
+    """Refuse a token others can read, as ssh refuses such a private key."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return  # the read that follows says why
+    if mode & 0o044:
+        who = {0o040: "its group", 0o004: "others", 0o044: "its group and others"}[mode & 0o044]
+        raise ConfigError(
+            str(config.file),
+            "sync.token_file",
+            f"a file only its owner can read; {path} has mode {mode:04o}, readable by {who}: "
+            f"run `chmod 600 {path}`",
+        )

@@ -132,6 +132,7 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
                 str(port),
             ],
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # its JSON lines; the demo shows the stock itself
         )
         try:
             async with httpx.AsyncClient(
@@ -162,7 +163,7 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
                             "driven in through the door"
                         )
                         echo("")
-                        echo(f"{'location':<10} {'item':<22} {'on hand':>8}")
+                        echo(f"{'location':<10} {'item or pallet':<28} {'on hand':>8}")
                         return await _run(daemon, client, forever, echo, pallet)
         finally:
             ledger.send_signal(signal.SIGTERM)
@@ -218,9 +219,12 @@ async def _run(
         return 1
     if stock == expected:
         where = ", ".join(sorted({loc for loc, _ in stock}))
+        pallets = {k: q for k, q in stock.items() if is_sscc(k[1])}
+        items = {k: q for k, q in stock.items() if k not in pallets}
         echo(
-            f"ledger on hand matches the agent's outbox: {sum(stock.values())} units "
-            f"of {len(stock)} items at {where}; all {pallet} cases through the portal received"
+            f"ledger on hand matches the agent's outbox: {sum(items.values())} units "
+            f"of {len(items)} items and {sum(pallets.values())} pallet(s) at {where}; "
+            f"all {pallet} cases through the portal received"
         )
         return 0
     echo(f"MISMATCH: ledger {stock} vs outbox {expected}")
@@ -260,7 +264,7 @@ async def _watch_stock(client: httpx.AsyncClient, daemon: Any, echo: Callable[[s
             for key, qty in sorted(now.items()):
                 if seen.get(key) != qty:
                     delta = qty - seen.get(key, 0)
-                    echo(f"{key[0]:<10} {key[1]:<22} {qty:>8}   ({delta:+d})")
+                    echo(f"{key[0]:<10} {_label(key[1]):<28} {qty:>8}   ({delta:+d})")
             seen = now
         new = daemon.counters.reads["bad"] - bad_seen
         if new > 0:
@@ -269,6 +273,20 @@ async def _watch_stock(client: httpx.AsyncClient, daemon: Any, echo: Callable[[s
                 echo(f"{'bad read':<10} {feedback.reason}  (kept in the outbox, scanner told)")
             bad_seen += new
         await asyncio.sleep(0.25)
+
+
+def is_sscc(key: str) -> bool:
+    """An 18-digit key with a valid GS1 check digit: a pallet's SSCC (on-hand is kept by
+    GTIN-14 for items, so nothing else is 18 digits)."""
+    if len(key) != 18 or not (key.isascii() and key.isdigit()):
+        return False
+    body = [int(d) for d in key[:-1]]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == int(key[-1])
+
+
+def _label(key: str) -> str:
+    return f"pallet SSCC {key}" if is_sscc(key) else key
 
 
 def _outbox_on_hand(daemon: Any) -> dict[tuple[str, str], int]:

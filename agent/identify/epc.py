@@ -47,11 +47,7 @@ def identify_epc(data: bytes, gln_is_location: bool = True) -> Identity:
     """What tag data means. Never raises: anything undecodable is an unknown with the hex."""
     if data[:8].lower() == b"urn:epc:":
         return _from_uri(data)
-    if len(data) % 2 == 0 and all(b in _HEX for b in data):
-        hex_text = data.decode("ascii").upper()
-        raw = data.decode("ascii")
-    else:
-        hex_text = raw = data.hex().upper()
+    hex_text, raw = _hex(data)
     if len(hex_text) > MAX_EPC_HEX:
         return _unknown(raw, f"EPC: longer than {MAX_EPC_HEX // 2} bytes")
     header = hex_text[:2]
@@ -65,6 +61,36 @@ def identify_epc(data: bytes, gln_is_location: bool = True) -> Identity:
     except EPC_ERRORS as exc:
         return _unknown(raw, f"EPC: {_reason(exc)}")
     return _identity(raw, scheme, gln_is_location)
+
+
+def raw_tag_key(data: bytes) -> Identity | None:
+    """A tag that is no EPC (a TID, a header no GS1 scheme uses) as a house item key, the
+    EPC Tag Data Standard's raw URI ``urn:epc:raw:<bits>.x<HEX>``: for sites that tag
+    their own assets (the station's ``raw_tag_ids``). None for what stays unknown: a
+    GS1 header that did not decode (a misread, not a house tag), an unprogrammed or
+    empty tag, or data too long for an EPC."""
+    if not data or data[:8].lower() == b"urn:epc:":
+        return None
+    hex_text, raw = _hex(data)
+    header = hex_text[:2]
+    if len(hex_text) > MAX_EPC_HEX or header == "00":
+        return None
+    if header in _TID_CLASSES:
+        why = f"a TID ({_TID_CLASSES[header]} class id {header}) taken as a house item key"
+    elif header not in TAG_ENCODABLE_HEX_HEADERS:
+        why = f"header {header}, no EPC scheme: taken as a house item key"
+    else:
+        return None
+    uri = f"urn:epc:raw:{len(hex_text) * 4}.x{hex_text}"
+    return Identity(kind="epc", raw=raw, epc=uri, warnings=(why,))
+
+
+def _hex(data: bytes) -> tuple[str, str]:
+    """(upper-case hex, the raw text kept): hex text as it came, bytes as hex."""
+    if len(data) % 2 == 0 and all(b in _HEX for b in data):
+        return data.decode("ascii").upper(), data.decode("ascii")
+    hex_text = data.hex().upper()
+    return hex_text, hex_text
 
 
 def _from_uri(data: bytes) -> Identity:
@@ -116,4 +142,4 @@ def _unknown(raw: str, error: str) -> Identity:
     return Identity(kind="unknown", raw=raw, error=error)
 
 
-__all__ = ["EPC_ERRORS", "identify_epc"]
+__all__ = ["EPC_ERRORS", "identify_epc", "raw_tag_key"]

@@ -29,7 +29,12 @@ class Lifecycle(OutboxCore):
     def _open(self) -> None:
         if self._state != "unopened":
             raise OutboxError(f"outbox {self.path} was already {self._state}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission: say which folder
+            raise OutboxError(
+                f"outbox {self.path}: cannot create its folder {self.path.parent} ({exc.strerror})"
+            ) from exc
         self._lock.acquire()
         try:
             self._open_locked()

@@ -32,15 +32,37 @@ def _reader(path: Path) -> sqlite3.Connection:
         raise OutboxError(f"cannot read the outbox {path}: {exc}") from exc
 
 
-def list_movements(
-    path: Path, state: State | None = None, limit: int = 50, since_seq: int = 0
-) -> list[dict[str, Any]]:
-    """Movements in seq order from ``since_seq`` on: the columns a person needs to act."""
+def count_movements(path: Path, state: State | None = None, since_seq: int = 0) -> int:
+    """How many movements ``list_movements`` could show (its "50 of 60 shown")."""
     conn = _reader(path)
+    try:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM movements WHERE seq > ? AND (? IS NULL OR state = ?)",
+            (since_seq, state, state),
+        ).fetchone()
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot read the outbox {path}: {exc}") from exc
+    finally:
+        conn.close()
+    return int(n)
+
+
+def list_movements(
+    path: Path,
+    state: State | None = None,
+    limit: int = 50,
+    since_seq: int = 0,
+    newest_first: bool = False,
+) -> list[dict[str, Any]]:
+    """Movements from ``since_seq`` on, in seq order or newest first: the columns a person
+    needs to act."""
+    conn = _reader(path)
+    order = "DESC" if newest_first else "ASC"
     try:
         rows = conn.execute(
             "SELECT seq, id, kind, state, attempts, last_error, created_at, payload"
-            " FROM movements WHERE seq > ? AND (? IS NULL OR state = ?) ORDER BY seq LIMIT ?",
+            " FROM movements WHERE seq > ? AND (? IS NULL OR state = ?)"
+            f" ORDER BY seq {order} LIMIT ?",
             (since_seq, state, state, limit),
         ).fetchall()
     except sqlite3.Error as exc:
@@ -62,11 +84,53 @@ def list_movements(
                 "from": body.get("from"),
                 "to": body.get("to"),
                 "station": body.get("station"),
+                "ref": body.get("ref") or {},
+                "observed_at": body.get("observed_at"),
                 "attempts": attempts,
                 "error": error,
                 "created_at": created_at,
             }
         )
+    return out
+
+
+_COLUMNS = ("seq", "state", "kind", "item", "qty", "from -> to", "ref", "observed (UTC)", "station")
+
+
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """``outbox list`` for a person: a header, then one line per movement; the ledger's
+    reason (or the last error and attempts) after the columns. Columns are as wide as
+    their widest value, so GTINs, SSCCs and EPCs are never cut."""
+    cells = [
+        (
+            str(r["seq"]),
+            r["state"],
+            r["kind"],
+            r["item"] or ("(location)" if r["kind"] == "count_close" else "?"),
+            str(r["qty"]),
+            f"{r['from'] or '-'} -> {r['to'] or '-'}",
+            " ".join(f"{k}={v}" for k, v in sorted(r["ref"].items())) or "-",
+            (r["observed_at"] or "-").replace("T", " ").rstrip("Z")[:19],
+            r["station"] or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in [_COLUMNS, *cells]) for i in range(len(_COLUMNS))]
+    right = {0, 4}  # numbers
+
+    def line(values: tuple[str, ...]) -> str:
+        return "  ".join(
+            v.rjust(w) if i in right else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    out = [line(_COLUMNS)]
+    for r, c in zip(rows, cells, strict=True):
+        why = ""
+        if r["error"]:
+            tries = f"{r['attempts']} attempt(s): " if r["state"] == "pending" else ""
+            why = f"  ({tries}{r['error']})"
+        out.append(line(c) + why)
     return out
 
 

@@ -10,6 +10,12 @@ A lone job commits at once; under a burst the queue fills while a commit is
 in flight, so the next transaction carries many jobs for one fsync. A job
 that fails alone rolls back the whole transaction (no savepoint is opened for
 it); jobs that share a transaction each get a SAVEPOINT.
+
+A job whose caller went away (its future cancelled while queued, as a
+stopping daemon cancels the sync task's settle) still runs and commits or
+rolls back like any other; only its answer is dropped. The future is marked
+running when its group is taken (``set_running_or_notify_cancel``), so it can
+no longer be cancelled under the writer and resolving it cannot fail.
 """
 
 from __future__ import annotations
@@ -50,6 +56,18 @@ Job = Callable[[Transaction], T]
 class _Item(Generic[T]):
     job: Job[T]
     future: Future[T]
+    waited: bool = True  # False: cancelled before the writer took it; nobody hears
+
+    def take(self) -> None:
+        self.waited = self.future.set_running_or_notify_cancel()
+
+    def answer(self, ok: bool, value: Any) -> None:
+        if not self.waited:
+            return
+        if ok:
+            self.future.set_result(value)
+        else:
+            self.future.set_exception(value)
 
 
 _STOP = object()
@@ -93,6 +111,11 @@ class Writer:
         self._queue.put(_STOP)
         self._thread.join()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the writer thread is running (status and the tests look)."""
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -109,6 +132,8 @@ class Writer:
                     stopping = True
                     break
                 group.append(nxt)
+            for item in group:
+                item.take()
             self._commit_group(group)
 
     def _commit_group(self, group: list[_Item[Any]]) -> None:
@@ -157,10 +182,7 @@ class Writer:
         for fn in tx._done:
             fn()
         for item, (ok, value) in zip(group, outcomes, strict=True):
-            if ok:
-                item.future.set_result(value)
-            else:
-                item.future.set_exception(value)
+            item.answer(ok, value)
 
     def _fail_all(self, group: list[_Item[Any]], exc: BaseException, tx: Transaction) -> None:
         if self._conn.in_transaction:
@@ -168,4 +190,4 @@ class Writer:
         for undo in reversed(tx._undo):
             undo()
         for item in group:
-            item.future.set_exception(exc)
+            item.answer(False, exc)

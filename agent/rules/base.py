@@ -41,6 +41,10 @@ class Decision:
     state: Mapping[str, Any] = field(default_factory=dict)
     cancel: tuple[CancelTarget, ...] = ()
     log: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # A pass judged by time (portal): its verdict in one word (crossed_in, duplicate,
+    # interleaved, ...), counted per station in the metrics; a verdict that moves
+    # nothing is logged at debug with the reason, and stored nowhere.
+    verdict: str | None = None
 
 
 def bad(reason: str, state: Mapping[str, Any] | None = None) -> Decision:
@@ -124,6 +128,16 @@ class Station(abc.ABC):
         """An unknown code: None refuses it (bad read). RFID stations keep foreign tags
         (a TID, an unprogrammed tag) as ignored good reads: a portal must not blare at them."""
         return None
+
+    def inputs(self) -> frozenset[str]:
+        """Devices whose GPI inputs this station watches (a portal's beam sensor)."""
+        return frozenset()
+
+    def watch_inputs(self, mono_ns: int) -> None:  # noqa: B027 - optional hook
+        """The daemon listens to the inputs from ``mono_ns`` on."""
+
+    def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:  # noqa: B027
+        """A GPI input changed (optional hook)."""
 
     def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Rebuild what the station keeps in memory from its stored state."""
@@ -213,8 +227,8 @@ class Station(abc.ABC):
         The time is the read's (not now): the movement happened when the unit was
         scanned, and a replay of recorded reads gives the same times.
         """
-        if qty <= 0:
-            raise ValueError(f"station {self.name}: a movement needs a positive qty, got {qty}")
+        if qty < (0 if kind in ("count", "count_close") else 1):
+            raise ValueError(f"station {self.name}: a {kind} needs a positive qty, got {qty}")
         return Movement(
             id=self.ctx.ids.new(),
             agent=self.ctx.agent,

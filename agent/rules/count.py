@@ -2,7 +2,9 @@
 
 Item scans only add to the session's tally (one state row per item, so a
 restart mid-count resumes it); END posts one ``count`` per item with the
-counted quantity into that location, and the ledger posts the variance. A
+counted quantity into that location, then one ``count_close`` that says the
+location holds nothing else: the ledger posts the variance of each count, and
+takes every item it holds there that nobody counted to 0 (shrinkage). A
 serialised unit is counted once per session. Items are tallied by the key the
 ledger keeps on-hand by (GTIN, else SKU, SSCC, EPC).
 """
@@ -82,7 +84,7 @@ class Count(Station):
         tallies = sorted(k for k in state if k.startswith(COUNTED))
         if not session or not location:
             return bad("no count is open: scan a location label first")
-        movements = tuple(
+        counts = tuple(
             self.movement(
                 "count",
                 read,
@@ -94,6 +96,19 @@ class Count(Station):
             )
             for k in tallies
         )
+        # After the counts (in seq order): LOCATION holds nothing else; the ledger
+        # takes every item it holds there and nobody counted to 0.
+        close = self.movement(
+            "count_close",
+            read,
+            Item(),
+            len(counts),
+            to=location,
+            ref={"count_session": str(session)},
+            operator=state.get("operator"),
+            evidence={"counted": [k[len(COUNTED) :] for k in tallies]},
+        )
+        movements = (*counts, close)
         changes: dict[str, Any] = {
             **session_keys(state, COUNTED),
             "session": None,
@@ -108,5 +123,5 @@ class Count(Station):
             ],
             "state": {},
         }
-        reason = f"count of {location} closed: {len(movements)} item(s)"
+        reason = f"count of {location} closed: {len(counts)} item(s)"
         return Decision(movements=movements, state=changes, reason=reason)

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.config import Config, StationSettings
 from agent.identify import Identifier, identify
+from agent.identify.epc import raw_tag_key
 from agent.identify.settings import COMMAND_NAMES
 from agent.model import MAX_TEXT, Identity, Read
 from agent.rules.base import ITEM_KINDS, Context, Decision, Station, bad
@@ -140,6 +141,22 @@ class Rules:
         _apply(state, decision.state)
         return Ruling(name, identity, decision, {name: decision.state} if decision.state else {})
 
+    def beam_devices(self) -> set[str]:
+        """Devices whose GPI inputs a station watches (a portal's beam sensor)."""
+        return {d for st in self.stations.values() for d in st.inputs()}
+
+    def watch_beam(self, device: str, mono_ns: int) -> None:
+        """The daemon listens to ``device``'s GPI from now on."""
+        for st in self.stations.values():
+            if device in st.inputs():
+                st.watch_inputs(mono_ns)
+
+    def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:
+        """A GPI change (a beam broken or cleared), for the stations that watch it."""
+        for st in self.stations.values():
+            if device in st.inputs():
+                st.gpi(device, port, high, mono_ns)
+
     @property
     def ticking(self) -> bool:
         """Whether any station decides on the clock (the daemon then runs a tick task)."""
@@ -175,7 +192,7 @@ class Rules:
             name = self.station_of(read.device)
             if name is None or not self.stations[name].ticks or read.kind != "tag":
                 continue
-            identity = self.identify(read)
+            identity = self._policy(self.stations[name], read, self.identify(read))
             if identity.kind == "epc":
                 taken += self.stations[name].resume(read, identity, self.state[name])
         return taken
@@ -201,7 +218,10 @@ class Rules:
 
     @staticmethod
     def _policy(station: Station, read: Read, identity: Identity) -> Identity:
-        """``unknown = "accept-as-sku"``: printable text that is no misread GS1 or command."""
+        """``unknown = "accept-as-sku"``: printable text that is no misread GS1 or command;
+        ``raw_tag_ids``: a tag that is no EPC (a TID...) as a house item key."""
+        if identity.kind == "unknown" and read.kind == "tag" and station.settings.raw_tag_ids:
+            return (raw_tag_key(read.data) if read.fault is None else None) or identity
         if identity.kind != "unknown" or station.settings.unknown != "accept-as-sku":
             return identity
         if read.fault is not None:

@@ -8,7 +8,9 @@ when the tag has been quiet for ``quiet_ms`` (or read without pause for
 (``receive`` into ``location``, or a ``transfer`` from ``outside_location``),
 inside -> outside is ``out`` (``ship`` from ``location``, or a ``transfer`` to
 ``outside_location``). One side only, a turn-back, or a confidence below
-``min_confidence`` moves nothing (``tracks.direction`` says how).
+``min_confidence`` moves nothing (``tracks.direction`` says how); every closed
+track's verdict goes out as ``Decision.verdict`` (the daemon counts it per
+station and logs the reason of each that moved nothing at debug).
 
 Serial dedup: each decided crossing is one state row per tag and direction
 (``crossed:<in|out>:<epc>``) stored with its movement. Crossing the same way
@@ -16,6 +18,15 @@ again within ``dedup_ms``, with no crossing back between, moves nothing (a
 second reader on the same door, a restart that rebuilt a decided pass). Rows
 are pruned after ``dedup_ms``. With ``class_level``, the crossings of one GTIN
 that close within ``quiet_ms`` of each other become one movement with a qty.
+
+Beam gate (``beam_gpi``): a beam sensor across the door on a reader's GPI
+makes a pass count only if the beam was broken at some time from
+``beam_margin_ms`` before its first read to as long after its last (on the
+agent's clock: GPI events and reads are both stamped on arrival). A tag
+carried past the door on the outside, or a pallet parked by it, then moves
+nothing (verdict ``beam_not_broken``). Passes that began before the daemon
+was listening to the GPI (rebuilt after a restart) are not gated: their beam
+events are gone, and a crossing is not dropped for it.
 
 Memory: a track per tag in the field, dropped once decided; at ``max_tracks``
 the longest-open track is decided early with what it has (counted as
@@ -27,7 +38,7 @@ boot (a reboot) are closed at once: their times cannot be compared with ours.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,11 +76,19 @@ class Portal(Station):
         self._max_age = settings.max_track_ms * 1_000_000
         self._dedup = settings.dedup_ms * 1_000_000
         self._tracks: dict[bytes, Track] = {}
+        # per reader: its newest last-seen stamp (µs, its clock) and when that read arrived
+        self._progress: dict[str, tuple[int, int]] = {}
         self._due: list[Track] = []  # ended in the read path; decided at the next tick
         self._batches: dict[tuple[Direction, str], _Batch] = {}
         self._held: dict[str, Direction] = {}  # epc -> way, decided and waiting in a batch
         self._next_prune = 0
         self.counts: Counter[str] = Counter()
+        beam = settings.beam
+        self._beam_device, self._beam_port = beam if beam is not None else ("", 0)
+        self._beam_high = settings.beam_broken == "high"
+        self._beam_margin = settings.beam_margin_ms * 1_000_000
+        self._beam_since: int | None = None  # listening to the GPI since (mono_ns)
+        self._broken: deque[list[int | None]] = deque()  # [from, until or None], oldest first
         inside = settings.location
         assert inside is not None  # config check: required for a portal
         outside = settings.outside_location
@@ -89,6 +108,11 @@ class Portal(Station):
             return Decision(
                 reason=f"ignored: antenna {read.antenna} is on neither side of this portal"
             )
+        stamp = read.reader_last_seen_us
+        if stamp is not None:
+            seen = self._progress.get(read.device)
+            if seen is None or stamp >= seen[0]:
+                self._progress[read.device] = (stamp, read.mono_ns)
         key = read.data
         track = self._tracks.get(key)
         if track is None or self._ended(track, read.mono_ns, read.boot_id):
@@ -118,16 +142,64 @@ class Portal(Station):
         return True
 
     def _ended(self, track: Track, now: int, boot_id: str) -> bool:
-        return (
-            track.boot_id != boot_id
-            or now - track.last.mono_ns >= self._quiet
-            or now - track.first.mono_ns >= self._max_age
-        )
+        """Whether a pass is over: quiet for ``quiet_ms``, or open for ``max_track_ms``.
+
+        Quiet is on the reader's clock when the tag's last read has a stamp: the
+        reader has since reported other tags ``quiet_ms`` later (an agent that falls
+        behind sees the reader's time advance as slowly as it decodes, so a pass is
+        not cut in two by the agent's own lag), or the reader has reported nothing
+        at all for ``quiet_ms`` of the agent's time (the field emptied). Else quiet
+        is on the agent's clock, from the read's arrival.
+        """
+        if track.boot_id != boot_id or now - track.first.mono_ns >= self._max_age:
+            return True
+        last = track.last
+        stamp = last.reader_last_seen_us
+        seen = self._progress.get(last.device) if stamp is not None else None
+        if seen is None or stamp is None:
+            return now - last.mono_ns >= self._quiet
+        newest, arrived = seen
+        return (newest - stamp) * 1000 >= self._quiet or now - arrived >= self._quiet
 
     def _evict(self) -> None:
         oldest = next(iter(self._tracks))
         self._due.append(self._tracks.pop(oldest))
         self.counts["evicted"] += 1
+
+    # ---- the beam sensor -------------------------------------------------------------
+
+    def inputs(self) -> frozenset[str]:
+        return frozenset((self._beam_device,)) if self._beam_device else frozenset()
+
+    def watch_inputs(self, mono_ns: int) -> None:
+        self._beam_since = mono_ns
+
+    def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:
+        if device != self._beam_device or port != self._beam_port:
+            return
+        broken = high == self._beam_high
+        last = self._broken[-1] if self._broken else None
+        if broken and (last is None or last[1] is not None):
+            self._broken.append([mono_ns, None])
+        elif not broken and last is not None and last[1] is None:
+            last[1] = mono_ns
+        keep = self._max_age + self._quiet + 2 * self._beam_margin
+        while len(self._broken) > 1 and (self._broken[0][1] or mono_ns) < mono_ns - keep:
+            self._broken.popleft()
+
+    def _beam(self, track: Track) -> str | None:
+        """How the beam judged a pass: "broken", "not broken", "not watched"; None: no beam."""
+        if not self._beam_device:
+            return None
+        if self._beam_since is None or track.first.mono_ns < self._beam_since:
+            return "not watched"
+        lo = track.first.mono_ns - self._beam_margin
+        hi = track.last.mono_ns + self._beam_margin
+        for start, end in self._broken:
+            assert start is not None
+            if start <= hi and (end is None or end >= lo):
+                return "broken"
+        return "not broken"
 
     # ---- the clock path -------------------------------------------------------------
 
@@ -169,16 +241,31 @@ class Portal(Station):
     def _close(self, track: Track, get: Any, changes: dict[str, Any], out: list[Closed]) -> None:
         verdict = direction(track, self.settings.min_reads)
         way = verdict.direction
-        if way is None or verdict.confidence < self.settings.min_confidence:
-            self.counts["no_move"] += 1
-            return
         epc = track.identity.epc
         assert epc is not None
+        if way is not None and verdict.confidence < self.settings.min_confidence:
+            code = "low_confidence"
+            why = f"confidence {verdict.confidence} below {self.settings.min_confidence}"
+            verdict = Verdict(None, verdict.confidence, why, verdict.votes, code)
+            way = None
+        beam = self._beam(track) if way is not None else None
+        if beam == "not broken":
+            why = f"the beam on GPI {self._beam_port} was not broken during the pass"
+            verdict = Verdict(None, verdict.confidence, why, verdict.votes, "beam_not_broken")
+            way = None
+        if way is None:
+            self.counts["no_move"] += 1
+            self.counts[f"no_move_{verdict.code}"] += 1
+            decision = Decision(reason=f"{epc}: {verdict.why}", verdict=verdict.code)
+            out.append(Closed(track.last.device, decision))
+            return
         if self._duplicate(epc, way, track, get):
             self.counts["duplicate"] += 1
             fields = {"station": self.name, "epc": epc, "direction": way}
             reason = f"{epc} already crossed {way}"
-            decision = Decision(reason=reason, log=(("portal_duplicate", fields),))
+            decision = Decision(
+                reason=reason, log=(("portal_duplicate", fields),), verdict="duplicate"
+            )
             out.append(Closed(track.last.device, decision))
             return
         self.counts[f"crossed_{way}"] += 1
@@ -198,6 +285,8 @@ class Portal(Station):
             batch.tracks.append((track, verdict))
             batch.joined_ns = max(batch.joined_ns, track.last.mono_ns)
             self._held[epc] = way
+            counted = Decision(reason=f"{epc} crossed {way}", verdict=f"crossed_{way}")
+            out.append(Closed(track.last.device, counted))
             if len(batch.tracks) >= BATCH_MAX:
                 del self._batches[bkey]
                 out.append(self._flush(bkey, batch, changes))
@@ -205,6 +294,9 @@ class Portal(Station):
         row = _row(track)
         changes[f"{CROSSED}{way}:{epc}"] = row
         kind, from_, to = self._kinds[way]
+        shown = evidence(track, verdict)
+        if beam is not None:
+            shown["beam"] = beam
         movement = self.movement(
             kind,
             track.last,
@@ -212,10 +304,13 @@ class Portal(Station):
             1,
             from_=from_,
             to=to,
-            evidence=evidence(track, verdict),
+            evidence=shown,
         )
         decision = Decision(
-            movements=(movement,), reason=f"{epc} crossed {way}", state={_key(way, epc): row}
+            movements=(movement,),
+            reason=f"{epc} crossed {way}",
+            state={_key(way, epc): row},
+            verdict=f"crossed_{way}",
         )
         out.append(Closed(track.last.device, decision))
 

@@ -5,8 +5,24 @@ a dict lookup and a few integer updates: a track keeps running summaries per
 side (reads, first/last seen, peak RSSI and when, the read-weighted mean time)
 and a handful of read ids as evidence, never the reads themselves.
 
-Times are the agent's monotonic ``mono_ns`` at receipt, within one ``boot_id``:
-a wall clock step cannot reorder reads, and replay sees the same times.
+Times: one clock per track. A pass is judged on the reader's own stamps
+(``reader_first_seen_us`` / ``reader_last_seen_us``) when its first read has
+them: readers batch reports, and a loaded agent receives them late and
+bunched, so the time a read reached the agent says little about when the tag
+was under the antenna. A track whose first read has no stamps is judged on the
+agent's monotonic ``mono_ns`` at receipt. ``max_track_ms`` stays on ``mono_ns``;
+the quiet window is on the reader's clock where it can be (``Portal._ended``).
+Replay sees the same times. Inside a reader-clock track:
+
+- a read from a second reader of the station is moved onto the first
+  reader's clock by the difference of their offsets (``reader_offset_us``,
+  agent clock minus reader clock), fixed per reader for the track when it is
+  first seen, so a later change of the estimate cannot reorder the pass;
+- a read without stamps (or a reader whose offset is not known) is placed by
+  its ``mono_ns`` relative to the track's first read.
+
+A read that folds repeats (``seen_count`` > 1, first and last seen apart)
+counts from its first stamp to its last, its weight at the middle.
 
 The verdict (``direction``):
 
@@ -59,17 +75,23 @@ class Side:
         self.sum_t = 0
         self.antennas: set[int] = set()
 
-    def add(self, t: int, n: int, rssi: float | None, antenna: int) -> None:
+    def add(self, t0: int, t1: int, n: int, rssi: float | None, antenna: int) -> None:
+        """A read seen from ``t0`` to ``t1`` (equal for a single read), ``n`` times."""
         if self.count == 0:
-            self.first = t
-        self.last = t
+            self.first, self.last = t0, t1
+        else:
+            if t0 < self.first:
+                self.first = t0
+            if t1 > self.last:
+                self.last = t1
         self.count += n
+        t = (t0 + t1) // 2
         self.sum_t += t * n
         if rssi is not None:
             if rssi > self.peak:
                 self.peak, self.peak_first, self.peak_last = rssi, t, t
             elif rssi == self.peak:
-                self.peak_last = t
+                self.peak_last = max(self.peak_last, t)
         if antenna not in self.antennas:
             self.antennas.add(antenna)
 
@@ -99,7 +121,18 @@ class Side:
 class Track:
     """One tag's reads since it was first seen (or since its last verdict)."""
 
-    __slots__ = ("first", "head", "identity", "last", "rows", "sides", "tail")
+    __slots__ = (
+        "first",
+        "head",
+        "host_shift",
+        "identity",
+        "last",
+        "offsets",
+        "reader_clock",
+        "rows",
+        "sides",
+        "tail",
+    )
 
     def __init__(self, read: Read, identity: Identity) -> None:
         self.identity = identity
@@ -109,9 +142,43 @@ class Track:
         self.sides = (Side(), Side())
         self.head: list[str] = []
         self.tail: deque[str] = deque(maxlen=IDS_KEPT)
+        stamp = _stamp(read)
+        self.reader_clock = stamp is not None
+        # track time = mono_ns + host_shift for reads placed by the agent's clock
+        self.host_shift = 0 if stamp is None else stamp * 1000 - read.mono_ns
+        # per reader: ns to add to its stamps to put them on the first reader's clock
+        self.offsets: dict[str, int | None] = {read.device: 0}
+
+    def times(self, read: Read) -> tuple[int, int]:
+        """When ``read`` saw the tag, from first to last, on this track's clock (ns)."""
+        if self.reader_clock:
+            last, first = read.reader_last_seen_us, read.reader_first_seen_us
+            if last is not None or first is not None:
+                shift = self._shift(read)
+                if shift is not None:
+                    lo = first if first is not None else last
+                    hi = last if last is not None else first
+                    assert lo is not None and hi is not None
+                    if hi < lo:
+                        lo, hi = hi, lo
+                    return lo * 1000 + shift, hi * 1000 + shift
+        t = read.mono_ns + self.host_shift
+        return t, t
+
+    def _shift(self, read: Read) -> int | None:
+        offsets = self.offsets
+        device = read.device
+        if device in offsets:
+            return offsets[device]
+        base = self.first.reader_offset_us
+        mine = read.reader_offset_us
+        shift = None if base is None or mine is None else (mine - base) * 1000
+        offsets[device] = shift
+        return shift
 
     def add(self, read: Read, side: int) -> None:
-        self.sides[side].add(read.mono_ns, read.seen_count or 1, read.rssi, read.antenna or 0)
+        t0, t1 = self.times(read)
+        self.sides[side].add(t0, t1, read.seen_count or 1, read.rssi, read.antenna or 0)
         self.last = read
         self.rows += 1
         if len(self.head) < IDS_KEPT:
@@ -122,6 +189,15 @@ class Track:
     @property
     def boot_id(self) -> str:
         return self.first.boot_id
+
+    @property
+    def start(self) -> int:
+        """The pass's first and last read, on the track's clock."""
+        return min(s.first for s in self.sides if s.count)
+
+    @property
+    def end(self) -> int:
+        return max(s.last for s in self.sides if s.count)
 
     def read_ids(self) -> list[str]:
         return [*self.head, *self.tail]
@@ -135,6 +211,9 @@ class Verdict:
     confidence: float
     why: str
     votes: dict[str, bool]
+    # why in one word, for the metrics: crossed, too_few_reads, one_sided, no_order,
+    # turned_back, interleaved (the portal adds low_confidence and beam_not_broken)
+    code: str = "crossed"
 
 
 def direction(track: Track, min_reads: int) -> Verdict:
@@ -146,7 +225,7 @@ def direction(track: Track, min_reads: int) -> Verdict:
             f"seen on the {' and '.join(seen) or 'no'} side: too few reads to cross "
             f"(outside {out.count}, inside {inn.count}, {min_reads} needed on each)"
         )
-        return Verdict(None, 0.0, why, {})
+        return Verdict(None, 0.0, why, {}, "too_few_reads")
     weak, strong = sorted((out.count, inn.count))
     if weak < MIN_BALANCE * strong:
         side = SIDES[OUTSIDE if out.count < inn.count else INSIDE]
@@ -154,22 +233,24 @@ def direction(track: Track, min_reads: int) -> Verdict:
             f"{weak} reads on the {side} against {strong} on the other side: "
             "cross-reads of a tag that stayed on one side"
         )
-        return Verdict(None, 0.0, why, {})
+        return Verdict(None, 0.0, why, {}, "one_sided")
     if out.first == inn.first or out.last == inn.last:
-        return Verdict(None, 0.0, "first or last read on both sides at once: no order", {})
+        why = "first or last read on both sides at once: no order"
+        return Verdict(None, 0.0, why, {}, "no_order")
     start = OUTSIDE if out.first < inn.first else INSIDE
     end = INSIDE if inn.last > out.last else OUTSIDE
     if start == end:
-        return Verdict(None, 0.0, f"first and last read on the {SIDES[start]}: no net crossing", {})
+        why = f"first and last read on the {SIDES[start]}: no net crossing"
+        return Verdict(None, 0.0, why, {}, "turned_back")
     a, b = track.sides[start], track.sides[end]  # from, to
-    span = max(track.last.mono_ns - track.first.mono_ns, 1)
+    span = max(track.end - track.start, 1)
     separation = (b.mean - a.mean) / span
     if separation < MIN_SEPARATION:
         why = (
             f"the sides' reads interleave (mean times {separation:.2f} of the pass apart, "
             f"{MIN_SEPARATION} needed): a tag held in the field, not a crossing"
         )
-        return Verdict(None, 0.0, why, {})
+        return Verdict(None, 0.0, why, {}, "interleaved")
     votes = {
         "first": a.first < b.first,
         "last": a.last < b.last,
@@ -183,18 +264,19 @@ def direction(track: Track, min_reads: int) -> Verdict:
 
 def evidence(track: Track, verdict: Verdict) -> dict[str, Any]:
     """Bounded evidence of one pass: read ids from its head and tail, per-side summaries."""
-    t0 = track.first.mono_ns
+    t0 = track.start
     out: dict[str, Any] = {
         "read_ids": track.read_ids(),
         "reads": sum(s.count for s in track.sides),
         "report_rows": track.rows,
         "raw": track.identity.raw,
         "antennas": sorted(track.sides[0].antennas | track.sides[1].antennas),
+        "clock": "reader" if track.reader_clock else "agent",
         "outside": track.sides[OUTSIDE].evidence(t0),
         "inside": track.sides[INSIDE].evidence(t0),
         "pass": {
             "boot_id": track.boot_id,
-            "first_mono_ns": t0,
+            "first_mono_ns": track.first.mono_ns,
             "last_mono_ns": track.last.mono_ns,
             "first_at": track.first.observed_at,
         },
@@ -204,6 +286,13 @@ def evidence(track: Track, verdict: Verdict) -> dict[str, Any]:
         out["confidence"] = verdict.confidence
         out["votes"] = verdict.votes
     return out
+
+
+def _stamp(read: Read) -> int | None:
+    """The read's reader stamp (µs) that anchors a track's clock, if any."""
+    if read.reader_first_seen_us is not None:
+        return read.reader_first_seen_us
+    return read.reader_last_seen_us
 
 
 def _ms(ns: float) -> int:

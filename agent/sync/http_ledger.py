@@ -146,11 +146,7 @@ class HttpLedgerSink:
         try:
             doc: Any = response.json()
             raw = doc["results"]
-            results = [
-                Result(str(r["id"]), r["status"], r.get("reason"))
-                for r in raw
-                if r.get("status") in ("applied", "duplicate", "rejected")
-            ]
+            results = [_result(r) for r in raw if r.get("status") in _KNOWN]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # The batch may have been applied; resending is safe (ids are idempotent).
             raise SyncTransient(f"ledger {self.url} answered 200 with an unreadable body") from exc
@@ -161,6 +157,20 @@ class HttpLedgerSink:
                 f"ledger {self.url} answered for {len(batch) - len(missing)} of {len(batch)} movements"
             )
         return results
+
+
+# `conflict`: the ledger holds another movement under this id. It will never take
+# ours, so to the outbox it is a rejection (kept, alarmed, not blocking the rest),
+# with the reason saying which kind. Any other status is not an answer for that
+# movement: the batch is sent again (ids are idempotent).
+_KNOWN = ("applied", "duplicate", "rejected", "conflict")
+
+
+def _result(r: Any) -> Result:
+    if r["status"] == "conflict":
+        reason = r.get("reason") or "id already used for a different movement"
+        return Result(str(r["id"]), "rejected", f"conflict: {reason}")
+    return Result(str(r["id"]), r["status"], r.get("reason"))
 
 
 def _is_ledger_error(response: httpx.Response) -> bool:

@@ -45,6 +45,9 @@ class SyncStatus:
     delivered: int = 0
     rejected: int = 0
     retries: int = 0
+    # The failures since the last answer from the ledger (health: is it down?).
+    failed_attempts: int = 0
+    failing_since: float | None = None
 
 
 class Syncer:
@@ -158,6 +161,9 @@ class Syncer:
             self.status.retries += 1
             self.metrics.retries.inc()
             self.status.last_error, self.status.last_error_at = message, self._wall()
+            self.status.failed_attempts += 1
+            if self.status.failing_since is None:
+                self.status.failing_since = self._wall()
             event(
                 log,
                 "sync_failed",
@@ -210,6 +216,7 @@ class Syncer:
         self.metrics.last_success.set(self._wall())
         self.status.delivered += sum(1 for _, s, _ in rows if s == "delivered")
         self.status.last_success_at = self._wall()
+        self.status.failed_attempts, self.status.failing_since = 0, None
         self.alarms.clear("ledger_auth")
         self.alarms.clear("ledger_config")
 
@@ -220,6 +227,7 @@ class Syncer:
             return
         for p in batch:
             self.metrics.movements.labels(p.kind, "rejected").inc()
+        self.status.failed_attempts, self.status.failing_since = 0, None  # it answered
 
     async def _store_settled(self, rows: list[tuple[int, str, str | None]]) -> bool:
         """The ledger answered: settling also resets the stored attempt count.

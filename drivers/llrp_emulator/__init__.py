@@ -13,6 +13,12 @@ portal, park near it, sit on a shelf or leave, and faults. ``timeline()`` is
 the pure model: deterministic for a seed and independent of how the time is
 cut into windows, so tests check it without sockets.
 
+Quirks (``quirks = [...]`` in a scenario, ``edgetally sim llrp --quirks``):
+ways real readers answer unlike sllurp expects, each one seen in the field
+(``scenario.QUIRKS``; the README's "Reader compatibility" table says what the
+LLRP driver does about each). ``faults.unsupported`` answers any named request
+with ERROR_MESSAGE (M_UnsupportedMessage).
+
 Clocks: tag motion runs on scenario time, which starts when the first ROSpec
 starts on a connection and runs ``speed`` times faster than the wall clock;
 faults count scenario seconds from the moment the client connected.
@@ -26,15 +32,18 @@ from __future__ import annotations
 
 from drivers.llrp_emulator.scenario import (
     DEFAULT_X,
+    QUIRKS,
     Antenna,
     Faults,
     Flood,
     Malformed,
     Motion,
+    Quirk,
     Scenario,
     TagGroup,
     bundled_scenario,
     load_scenario,
+    parse_quirks,
     scenario_from_dict,
     sgtin96,
 )
@@ -46,6 +55,7 @@ from drivers.llrp_emulator.session import (
     MAX_TAGS_PER_REPORT,
     READER_MAC,
     ConnectionRecord,
+    tid_of,
 )
 from drivers.llrp_emulator.tagmodel import (
     Observation,
@@ -55,6 +65,7 @@ from drivers.llrp_emulator.tagmodel import (
 __all__ = [
     "DEFAULT_X",
     "MAX_TAGS_PER_REPORT",
+    "QUIRKS",
     "READER_MAC",
     "Antenna",
     "ConnectionRecord",
@@ -64,12 +75,15 @@ __all__ = [
     "Malformed",
     "Motion",
     "Observation",
+    "Quirk",
     "Scenario",
     "TagGroup",
     "bundled_scenario",
     "load_scenario",
+    "parse_quirks",
     "scenario_from_dict",
     "serve",
     "sgtin96",
+    "tid_of",
     "timeline",
 ]

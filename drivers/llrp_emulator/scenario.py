@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import tomllib
@@ -15,6 +16,22 @@ from agent.errors import ConfigError
 Motion = Literal["pass", "parked", "shelf", "leave"]
 Malformed = Literal["unknown_type", "short_length", "bad_parameter", "truncated_parameter"]
 DEFAULT_X = {"outside": -1.0, "inside": 1.0}
+# Ways real readers answer differently from what sllurp expects (issue 17): each one
+# is a behaviour seen on a reader, turned on by name (``quirks = [...]``, ``--quirks``).
+Quirk = Literal[
+    "events-unsupported",  # ERROR_MESSAGE (M_UnsupportedMessage) to ENABLE_EVENTS_AND_REPORTS
+    "delete-all-refused",  # DELETE_ROSPEC with ROSpecID 0 gets a parameter error "no ROSpec 0"
+    "immediate-never-starts",  # an Immediate start trigger enables the ROSpec but never starts it
+    "tid-epcs",  # tags answer with a TID-like E280... id instead of their EPC
+    "partial-frame-at-close",  # the reader writes 2 bytes of a frame, then closes the connection
+]
+QUIRKS: tuple[Quirk, ...] = (
+    "events-unsupported",
+    "delete-all-refused",
+    "immediate-never-starts",
+    "tid-epcs",
+    "partial-frame-at-close",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +65,8 @@ class Faults:
     drop_connection_at_s: float | None = None  # the reader drops the TCP connection
     malformed_frame_at_s: float | None = None
     malformed: Malformed = "unknown_type"
+    # Requests the reader answers with ERROR_MESSAGE (M_UnsupportedMessage), by LLRP name.
+    unsupported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,8 @@ class Scenario:
     report_interval_s: float = 0.1  # wall seconds between reports when the ROSpec sets no boundary
     faults: Faults = field(default_factory=Faults)
     flood: Flood | None = None
+    beam_gpi: int | None = None  # a beam sensor across the door on this GPI port (beam.py)
+    quirks: frozenset[Quirk] = frozenset()
 
     @property
     def max_antenna(self) -> int:
@@ -235,6 +256,8 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
             "tags",
             "faults",
             "flood",
+            "beam_gpi",
+            "quirks",
         }
     )
     antennas = []
@@ -292,6 +315,7 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
                 "drop_connection_at_s",
                 "malformed_frame_at_s",
                 "malformed",
+                "unsupported",
             }
         )
         kinds = ("unknown_type", "short_length", "bad_parameter", "truncated_parameter")
@@ -301,6 +325,7 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
             ft.num("drop_connection_at_s", None, 0),
             ft.num("malformed_frame_at_s", None, 0),
             ft.text("malformed", "unknown_type", kinds),  # type: ignore[arg-type]
+            _unsupported(ft),
         )
     flood = None
     if "flood" in top.obj:
@@ -324,7 +349,41 @@ def scenario_from_dict(obj: object, source: str = "scenario") -> Scenario:
         report_interval_s=top.req_num("report_interval_s", 0.1, 0.001, 60),
         faults=faults,
         flood=flood,
+        beam_gpi=top.integer("beam_gpi", None, 1, 65535),
+        quirks=parse_quirks(top.obj.get("quirks", []), source, "quirks"),
     )
+
+
+def parse_quirks(value: object, source: str, key: str) -> frozenset[Quirk]:
+    """Quirk names (a list, or one comma-separated text as the CLI takes); ``all`` = every one."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(source, key, f"expected a list of quirk names ({', '.join(QUIRKS)})")
+    out: set[Quirk] = set()
+    for name in (n.strip() for n in names):
+        if name == "all":
+            out.update(QUIRKS)
+        elif name in QUIRKS:
+            out.add(name)
+        elif name:
+            close = difflib.get_close_matches(name, QUIRKS, 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                source, key, f"unknown quirk {name!r}{hint}: expected {', '.join(QUIRKS)} or all"
+            )
+    return frozenset(out)
+
+
+def _unsupported(t: _Table) -> tuple[str, ...]:
+    from drivers.llrp_frames import MESSAGE_NAMES
+
+    names = t.obj.get("unsupported", [])
+    known = sorted(n for n in MESSAGE_NAMES.values() if not n.endswith("_RESPONSE"))
+    if not isinstance(names, list) or not all(isinstance(n, str) and n in known for n in names):
+        raise ConfigError(
+            t.source, t.key("unsupported"), f"expected a list of LLRP request names ({known[0]}...)"
+        )
+    return tuple(names)
 
 
 def load_scenario(path: str | Path) -> Scenario:

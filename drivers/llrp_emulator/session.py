@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from drivers import llrp_frames as f
+from drivers.llrp_emulator.beam import Beam, gpi_event
 from drivers.llrp_emulator.flood import write_flood
 from drivers.llrp_emulator.scenario import Malformed
 from drivers.llrp_emulator.tagmodel import timeline
@@ -18,6 +20,14 @@ if TYPE_CHECKING:
 
 MAX_TAGS_PER_REPORT = 500  # keeps a frame near 20 KiB when the client sets no N
 READER_MAC = bytes.fromhex("0016250000ee")
+# The partial-frame-at-close quirk: the first 2 bytes of an RO_ACCESS_REPORT header.
+PARTIAL_FRAME = f.HEADER.pack((1 << 10) | f.RO_ACCESS_REPORT, 10, 0)[:2]
+
+
+def tid_of(epc: bytes) -> bytes:
+    """The tid-epcs quirk: a 96-bit TID-like id (class E2, mask designer 801, model 160)
+    that stands for one EPC, the same every time."""
+    return bytes.fromhex("e2801160") + hashlib.blake2b(epc, digest_size=8).digest()
 
 
 @dataclass
@@ -70,6 +80,10 @@ class Session:
         self.epoch_us = 0
         self.hung = False
         self.closing = asyncio.Event()
+        self.beam = Beam(self.scenario) if self.scenario.beam_gpi is not None else None
+        self.beam_seen_s = 0.0
+        self.quirks = self.scenario.quirks
+        self.partial_sent = False
 
     # time
     def fault_s(self) -> float:
@@ -115,6 +129,7 @@ class Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._partial_frame()
             self.writer.close()
             with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
@@ -179,6 +194,11 @@ class Session:
 
     def _dispatch(self, msg: f.Message) -> f.Message | None:
         mid = msg.msg_id
+        if msg.name in self.scenario.faults.unsupported or (
+            msg.kind == f.ENABLE_EVENTS_AND_REPORTS and "events-unsupported" in self.quirks
+        ):
+            text = f"{msg.name} is not supported"
+            return f.StatusResponse(f.ERROR_MESSAGE, mid, f.status(f.M_UNSUPPORTED_MESSAGE, text))
         if isinstance(msg, f.GetReaderCapabilities):
             return self._capabilities(msg)
         if isinstance(msg, f.GetReaderConfig):
@@ -248,7 +268,13 @@ class Session:
             msg.msg_id,
             f.LLRPStatus(),
             general if 1 in want else None,
-            f.LLRPCapabilities(max_rospecs=8, max_specs_per_rospec=4) if 2 in want else None,
+            f.LLRPCapabilities(
+                supports_event_and_report_holding="events-unsupported" in self.quirks,
+                max_rospecs=8,
+                max_specs_per_rospec=4,
+            )
+            if 2 in want
+            else None,
             f.RegulatoryCapabilities(840, 1, band) if 3 in want else None,
             f.C1G2LLRPCapabilities() if 4 in want else None,
         )
@@ -338,6 +364,8 @@ class Session:
             return f.status(
                 f.M_FIELD_ERROR, f"no AccessSpec {sid} (AccessSpecs are not supported)", 0
             )
+        if sid == 0 and kind == f.DELETE_ROSPEC and "delete-all-refused" in self.quirks:
+            return f.status(f.M_PARAMETER_ERROR, "no ROSpec 0", 0)
         if sid == 0 and kind in (f.START_ROSPEC, f.STOP_ROSPEC):
             return f.status(f.M_FIELD_ERROR, "ROSpecID 0 is not allowed here", 0)
         if sid and sid not in self.rospecs:
@@ -349,7 +377,8 @@ class Session:
         for run in runs:
             if kind == f.ENABLE_ROSPEC and run.state == f.ROSPEC_DISABLED:
                 run.state = f.ROSPEC_INACTIVE
-                if run.spec.boundary.start.trigger == 1:  # Immediate
+                immediate = run.spec.boundary.start.trigger == 1
+                if immediate and "immediate-never-starts" not in self.quirks:
                     self._start(run, now)
             elif kind == f.START_ROSPEC and run.state == f.ROSPEC_INACTIVE:
                 self._start(run, now)
@@ -405,9 +434,10 @@ class Session:
         antennas = None if 0 in wanted else frozenset(wanted)
         sel = (run.spec.report or self.default_report).selector
         rid = run.spec.rospec_id
+        tid = "tid-epcs" in self.quirks
         tags = [
             f.TagReportData(
-                o.epc,
+                tid_of(o.epc) if tid else o.epc,
                 epc96=len(o.epc) == 12,
                 rospec_id=rid if sel.rospec_id else None,
                 spec_index=1 if sel.spec_index else None,
@@ -445,7 +475,18 @@ class Session:
                 elif now >= run.next_report_wall:
                     self._report(run, now)
                     run.next_report_wall = now + self._interval(run)
+            if self.beam is not None and self.clock_start is not None:
+                self._beam(now)
             await asyncio.sleep(0.005)
+
+    def _beam(self, now: float) -> None:
+        """A GPIEvent when the beam changes, if the client asked for GPI events (type 1)."""
+        assert self.beam is not None and self.beam.port is not None
+        s1 = self.scene_s(now)
+        changes, self.beam_seen_s = self.beam.changes(self.beam_seen_s, s1), s1
+        if self.events.get(1):
+            for high in changes:
+                self.send(self.event(gpi_event(self.beam.port, high)))
 
     async def _keepalives(self) -> None:
         stop_at = self.scenario.faults.stop_keepalives_at_s
@@ -483,9 +524,19 @@ class Session:
                 self.send_raw(_malformed(faults.malformed, self.reader_id()))
             else:
                 self.record.closed = "dropped (fault)"
-                self.writer.transport.abort()
+                if "partial-frame-at-close" in self.quirks:
+                    self._partial_frame()
+                    self.writer.close()  # after the partial frame: FIN, not RST
+                else:
+                    self.writer.transport.abort()
                 self.closing.set()
                 return
+
+    def _partial_frame(self) -> None:
+        """partial-frame-at-close: the start of a frame the reader never finishes."""
+        if "partial-frame-at-close" in self.quirks and not self.partial_sent:
+            self.partial_sent = True
+            self.send_raw(PARTIAL_FRAME)
 
     def send_raw(self, data: bytes) -> None:
         if not self.writer.is_closing() and not self.hung:
@@ -495,6 +546,7 @@ class Session:
         """The reader closes the connection: it says so with a ConnectionCloseEvent first."""
         if not self.writer.is_closing():
             self.send(self.event(f.ConnectionCloseEvent()))
+            self._partial_frame()
             with contextlib.suppress(OSError):
                 await self.writer.drain()
         self.record.closed = self.record.closed or "reader closed"

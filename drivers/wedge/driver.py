@@ -1,4 +1,11 @@
-"""The wedge driver: follows udev for its scanner, grabs it, decodes its keys into reads."""
+"""The wedge driver: follows udev for its scanner, grabs it, decodes its keys into reads.
+
+A scanner may expose several event nodes (a keyboard and a consumer-control
+interface, or two HID keyboard interfaces): every node that matches the
+configured identity is opened and grabbed, and their keys go through one
+decoder and one scan assembler, as one device. The device is present while
+any of its nodes is; a node that goes away is closed on its own.
+"""
 
 from __future__ import annotations
 
@@ -52,10 +59,9 @@ class WedgeScanner(Driver):
         self._sleep = sleep
         self._layout: Layout | None = None
         self._hotplug: Hotplug | None = None
-        self._dev: EventDevice | None = None
-        self._dev_path: str | None = None
+        self._devs: dict[str, EventDevice] = {}  # path -> open node
         self._assembler: ScanAssembler | None = None
-        self._candidate: Found | None = None
+        self._candidates: dict[str, Found] = {}  # matching nodes not opened yet
         self._ready: deque[Scan] = deque()
         self._waiter: asyncio.Future[set[str]] | None = None
         self.problem = f"waiting for {settings.identity()}"
@@ -87,13 +93,13 @@ class WedgeScanner(Driver):
             found = self._system.devices()
         except OSError as exc:
             raise DriverError(f"device {self.device_id}: cannot watch udev: {exc}") from exc
-        self._candidate = self._first_match(found)
+        self._candidates = self._matching(found)
         event(
             log,
             "wedge_open",
             device=self.device_id,
             identity=self.settings.identity(),
-            found=self._candidate.path if self._candidate else None,
+            found=sorted(self._candidates) or None,
         )
 
     async def close(self) -> None:
@@ -103,13 +109,17 @@ class WedgeScanner(Driver):
             self._hotplug = None
         self._wake(set())
 
-    def _first_match(self, found: Sequence[Found]) -> Found | None:
+    def _matching(self, found: Sequence[Found]) -> dict[str, Found]:
+        """Every node of the configured scanner in ``found`` that is not open yet."""
+        out: dict[str, Found] = {}
         for f in found:
+            if not f.path or f.path in self._devs:
+                continue
             ok, why = self.matches(self.settings, f)
             if ok:
                 event(log, "wedge_match", device=self.device_id, path=f.path, why=why)
-                return f
-        return None
+                out[f.path] = f
+        return out
 
     async def reads(self) -> AsyncIterator[Read]:
         try:
@@ -119,15 +129,16 @@ class WedgeScanner(Driver):
                     yield self.read_factory.make(
                         self.device_id, scan.data, symbology=scan.symbology, fault=scan.fault
                     )
-                elif self._dev is None:
-                    if self._candidate is not None:
-                        found, self._candidate = self._candidate, None
-                        await self._attach(found)
-                    else:
-                        await self._wait(None)
+                elif self._candidates:
+                    found = list(self._candidates.values())
+                    self._candidates.clear()
+                    for f in found:
+                        await self._attach(f)
+                elif not self._devs:
+                    await self._wait(None)
                 else:
                     self._drain()
-                    if not self._ready and self._dev is not None:
+                    if not self._ready and self._devs:
                         assembler = self._assembler
                         assert assembler is not None
                         timeout = self.settings.inter_key_timeout_ms / 1000
@@ -182,52 +193,69 @@ class WedgeScanner(Driver):
                 why = "another program holds it" if exc.errno == errno.EBUSY else exc.strerror
                 self._waiting(f"cannot grab {path}: {why}")
                 return
-        self._dev, self._dev_path = dev, path
-        self._assembler = ScanAssembler(self._layout.decoder(), self.settings)
+        if not self._devs:  # the first node: a fresh keyboard state for the device
+            self._assembler = ScanAssembler(self._layout.decoder(), self.settings)
+        self._devs[path] = dev
         self.present, self.problem = True, None
-        event(log, "wedge_attached", device=self.device_id, path=path, device_name=found.name)
+        event(
+            log,
+            "wedge_attached",
+            device=self.device_id,
+            path=path,
+            device_name=found.name,
+            nodes=len(self._devs),
+        )
 
     def _waiting(self, why: str) -> None:
+        """A node could not be opened or went away; the device waits if none is left."""
+        if self._devs:
+            event(log, "wedge_node_lost", level=logging.WARNING, device=self.device_id, problem=why)
+            return
         self.present = False
         self.problem = f"waiting for {self.settings.identity()}: {why}"
         event(log, "wedge_waiting", level=logging.WARNING, device=self.device_id, problem=why)
 
-    def _detach(self) -> None:
-        dev, self._dev = self._dev, None
-        if dev is None:
-            return
-        try:
-            if self.settings.grab:
-                with contextlib.suppress(OSError):  # ENODEV: a gone device holds no grab
-                    dev.ungrab()
-        finally:
-            dev.close()
-            self.present = False
+    def _detach(self, path: str | None = None) -> None:
+        """Ungrab and close one node (``path``) or all of them."""
+        paths = list(self._devs) if path is None else [path]
+        for p in paths:
+            dev = self._devs.pop(p, None)
+            if dev is None:
+                continue
+            try:
+                if self.settings.grab:
+                    with contextlib.suppress(OSError):  # ENODEV: a gone device holds no grab
+                        dev.ungrab()
+            finally:
+                dev.close()
+        self.present = bool(self._devs)
 
-    def _gone(self, why: str) -> None:
-        if self._assembler is not None and (scan := self._assembler.gone()) is not None:
+    def _gone(self, path: str, why: str) -> None:
+        self._detach(path)
+        if (
+            not self._devs
+            and self._assembler is not None
+            and (scan := self._assembler.gone()) is not None
+        ):
             self._ready.append(scan)
-        path = self._dev_path
-        self._detach()
         self._waiting(f"{path} went away ({why})")
 
     def _drain(self) -> None:
-        """Read every event waiting on the device into scans."""
-        dev, assembler = self._dev, self._assembler
-        assert dev is not None and assembler is not None
-        try:
-            events = list(dev.read())
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno == errno.ENODEV:
-                self._gone("unplugged")
-                return
-            raise DriverError(
-                f"device {self.device_id}: reading {self._dev_path} failed: {exc}"
-            ) from exc
-        for ev in events:
-            self._ready.extend(assembler.feed(ev))
+        """Read every event waiting on the device's nodes into scans."""
+        assembler = self._assembler
+        assert assembler is not None
+        for path, dev in list(self._devs.items()):
+            try:
+                events = list(dev.read())
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENODEV:
+                    self._gone(path, "unplugged")
+                    continue
+                raise DriverError(f"device {self.device_id}: reading {path} failed: {exc}") from exc
+            for ev in events:
+                self._ready.extend(assembler.feed(ev))
 
     # -- waiting: the device's and udev's file descriptors, only while we wait
 
@@ -243,9 +271,9 @@ class WedgeScanner(Driver):
             self._wake(ready)
 
         fds = []
-        if self._dev is not None:
-            fds.append(self._dev.fd)
-            loop.add_reader(self._dev.fd, on, "device")
+        for dev in self._devs.values():
+            fds.append(dev.fd)
+            loop.add_reader(dev.fd, on, "device")
         if self._hotplug is not None:
             fds.append(self._hotplug.fileno())
             loop.add_reader(fds[-1], on, "udev")
@@ -272,16 +300,12 @@ class WedgeScanner(Driver):
         except OSError as exc:
             # ENOBUFS: udev events were lost in a storm; ask for the whole list again.
             event(log, "udev_overrun", level=logging.WARNING, device=self.device_id, error=str(exc))
-            if self._dev is None:
-                self._candidate = self._first_match(self._system.devices())
+            self._candidates = self._matching(self._system.devices())
             return
         for change in changes:
             if change.action == "remove":
-                if self._dev is not None and change.path == self._dev_path:
-                    self._gone("removed")
-                elif self._candidate is not None and change.path == self._candidate.path:
-                    self._candidate = None
-            elif change.found is not None and self._dev is None:
-                match = self._first_match([change.found])
-                if match is not None:
-                    self._candidate = match
+                if change.path in self._devs:
+                    self._gone(change.path, "removed")
+                self._candidates.pop(change.path, None)
+            elif change.found is not None:
+                self._candidates.update(self._matching([change.found]))

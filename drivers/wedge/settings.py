@@ -92,6 +92,17 @@ class WedgeSettings:
         return ", ".join(parts)
 
 
+# udev's input by-id links: usb-<ID_SERIAL>[-if<NN>]-event-<kbd|mouse|...> or
+# usb-<ID_SERIAL>-event-if<NN>; the part before is the USB device, whatever its interface.
+_BY_ID_NODE = re.compile(r"^(?P<usb>/dev/input/by-id/.+?)(?:-if\d+)?-event-(?:if\d+|[a-z]+)$")
+
+
+def usb_device(link: str) -> str | None:
+    """The USB device a by-id event link names, without its interface and node kind."""
+    m = _BY_ID_NODE.match(link)
+    return m.group("usb") if m else None
+
+
 def match(settings: WedgeSettings, found: Found) -> tuple[bool, str]:
     """Whether ``found`` is the configured scanner, and why: every configured identity must hold."""
     if found.driver != "wedge":
@@ -101,7 +112,13 @@ def match(settings: WedgeSettings, found: Found) -> tuple[bool, str]:
     if s.path is not None:
         links = found.details.get("by_id", "").split(" ")
         ok = s.path in links or s.path == found.path
-        checks.append((ok, f"path {s.path} {'is' if ok else 'is not'} this device"))
+        if ok:
+            checks.append((True, f"path {s.path} is this device"))
+        else:
+            usb = usb_device(s.path)
+            ok = usb is not None and any(usb_device(link) == usb for link in links)
+            shown = "another event node of this device" if ok else "not this device"
+            checks.append((ok, f"path {s.path} is {shown}"))
     if s.vid_pid is not None:
         have = found.details.get("vid_pid", "none")
         ok = have == s.vid_pid.lower()

@@ -455,6 +455,27 @@ def config_with_token(tmp_path: Path) -> Config:
 
 def test_token_is_read_and_stripped(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("  Zq9xK7pW3mV8\n")
+    (tmp_path / "token").chmod(0o600)
+    assert read_token(config_with_token(tmp_path)) == "Zq9xK7pW3mV8"
+
+
+@pytest.mark.parametrize(
+    ("mode", "who"),
+    [(0o644, "its group and others"), (0o604, "others"), (0o640, "its group")],
+)
+def test_a_token_others_can_read_is_refused_with_the_chmod_to_run(
+    tmp_path: Path, mode: int, who: str
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("Zq9xK7pW3mV8\n")
+    token.chmod(mode)
+    with pytest.raises(ConfigError) as err:
+        read_token(config_with_token(tmp_path))
+    assert err.value.key == "sync.token_file"
+    assert f"has mode {mode:04o}, readable by {who}" in str(err.value)
+    assert f"run `chmod 600 {token}`" in str(err.value)
+    assert "Zq9xK7pW3mV8" not in str(err.value)
+    token.chmod(0o400)  # read-only for its owner is fine (systemd's credentials are 0400)
     assert read_token(config_with_token(tmp_path)) == "Zq9xK7pW3mV8"
 
 

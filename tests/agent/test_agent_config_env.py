@@ -24,6 +24,7 @@ def test_token_file_from_credentials_directory(
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "ledger-token").write_text("tok-123\n")
+    (creds / "ledger-token").chmod(0o400)  # as systemd's LoadCredential leaves it
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     cfg = load_config(
         write(tmp_path, BASE + "token_file = '${CREDENTIALS_DIRECTORY}/ledger-token'\n")

@@ -130,3 +130,54 @@ def test_cli_runs_with_the_machine_as_it_is() -> None:
     as_json = CliRunner().invoke(main, ["devices", "--json"])
     assert as_json.exit_code == 0
     assert as_json.output.lstrip().startswith("{")
+
+
+def test_why_nothing_was_found_names_the_missing_folders_and_permissions(
+    tmp_path: Path,
+) -> None:
+    from agent.devices import why_nothing
+
+    hints = why_nothing(tmp_path)
+    assert hints == [
+        f"no {tmp_path}/input: no input devices on this machine (a container or a VM?)",
+        f"no {tmp_path}/serial/by-id: no USB serial scanner is plugged in",
+    ]
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "event0").touch()
+    (tmp_path / "input" / "event1").touch()
+    (tmp_path / "serial" / "by-id").mkdir(parents=True)
+    (hint,) = why_nothing(tmp_path, can_read=lambda p: False)
+    assert hint.startswith(f"2 input device(s) in {tmp_path}/input, none readable by this user")
+    assert why_nothing(tmp_path, can_read=lambda p: True) == []
+
+
+def test_configured_readers_and_simulators_are_listed_with_their_reachability(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    with socket.socket() as listening, socket.socket() as closed:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: refuses
+        up, down = listening.getsockname()[1], closed.getsockname()[1]
+        cfg = load_config(
+            write_config(
+                tmp_path,
+                f'[[devices]]\nid = "door"\ndriver = "llrp"\nhost = "127.0.0.1"\nport = {up}\n'
+                f'[[devices]]\nid = "dead"\ndriver = "llrp"\nhost = "127.0.0.1"\nport = {down}\n'
+                '[[devices]]\nid = "sim"\ndriver = "simulated"\nscript = "gone.jsonl"\n',
+            )
+        )
+        lines = render_lines(survey(cfg), cfg)
+    assert f"configured device door (llrp): reader at 127.0.0.1:{up}: reachable (TCP connect)" in (
+        lines
+    )
+    assert (
+        f"configured device dead (llrp): reader at 127.0.0.1:{down}: NOT reachable "
+        "(Connection refused)" in lines
+    )
+    assert (
+        f"configured device sim (simulated): simulated: plays {tmp_path}/gone.jsonl (MISSING)"
+        in (lines)
+    )

@@ -15,6 +15,7 @@ import pytest
 from identify_kit import read
 
 from agent.identify import Identifier, IdentifySettings, identify
+from agent.identify.epc import raw_tag_key
 from agent.model import Identity, Read
 
 SGTIN_96 = "3074257BF7194E4000001A85"
@@ -212,3 +213,26 @@ def test_sgln_without_gln_locations_keeps_the_gln_only() -> None:
     off = Identifier(IdentifySettings(gln_is_location=False))
     got = off.identify(tag(bytes.fromhex("3274257BF460720000000190")))
     assert (got.kind, got.gln, got.location) == ("epc", "0614141123452", None)
+
+
+# What raw_tag_ids accepts of NOT_EPC: TIDs and headers no EPC scheme uses, never a
+# GS1 header that failed to decode, an unprogrammed tag, a URI or an over-long read.
+RAW_KEYS = {
+    "E2801160600002054CC2096F": "urn:epc:raw:96.xE2801160600002054CC2096F",
+    "E2003412012345678901": "urn:epc:raw:80.xE2003412012345678901",
+    "E0040150A1B2C3D4": "urn:epc:raw:64.xE0040150A1B2C3D4",
+    "FF" * 12: f"urn:epc:raw:96.x{'FF' * 12}",
+}
+
+
+@pytest.mark.parametrize(("data", "raw", "reason"), NOT_EPC)
+def test_raw_tag_keys_are_tids_and_non_gs1_headers_only(data: bytes, raw: str, reason: str) -> None:
+    got = raw_tag_key(data)
+    if raw not in RAW_KEYS:
+        assert got is None
+        return
+    assert got is not None
+    assert (got.kind, got.raw, got.epc) == ("epc", raw, RAW_KEYS[raw])
+    assert got.item().key() == RAW_KEYS[raw]  # the ledger keeps on-hand per tag
+    assert "house item key" in got.warnings[0]
+    assert raw_tag_key(bytes.fromhex(SGTIN_96)) is None  # a GS1 EPC is never raw

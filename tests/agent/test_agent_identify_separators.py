@@ -98,6 +98,12 @@ CLEAN = [
 ]
 
 
+# Random 20-character serials (the full length of AI 21), as pharmaceutical packs carry
+# them: "10" + a letter inside is chance, not a lost lot (about 1 in 100 of them).
+FULL_SERIALS = ["CU1WQD10YWSV2P7JDVH6", "HTTX10SZ55JQWZCTJTTK", "KA210IMAWJY0KKGMVQ8B"]
+CLEAN += [f"01{GTIN}21{serial}" for serial in FULL_SERIALS]
+
+
 @pytest.mark.parametrize("data", CLEAN)
 def test_ordinary_lots_and_serials_do_not_warn(data: str) -> None:
     got = REJECT.identify(read(data))
@@ -126,3 +132,16 @@ def test_hri_and_digital_link_are_delimited_and_never_warn() -> None:
     assert (hri.kind, hri.lot, hri.warnings) == ("gtin", "ABC12321XYZ", ())
     link = REJECT.identify(read(f"https://id.gs1.org/01/{GTIN}/10/ABC12321XYZ"))
     assert (link.kind, link.lot, link.warnings) == ("gtin", "ABC12321XYZ", ())
+
+
+def test_a_full_length_serial_still_shows_a_hidden_date_or_key() -> None:
+    # Weak evidence (10 + a letter) is not enough in a full-length serial; a valid
+    # date or check digit is, at any length.
+    dated = REJECT.identify(read(f"01{GTIN}21ABCDEFGHIJKL17271231"))
+    assert dated.kind == "unknown" and dated.error is not None and "AI 17 '271231'" in dated.error
+
+
+def test_a_full_length_lot_still_shows_a_hidden_serial() -> None:
+    # Lots are not issued at a fixed width: a lot and a serial joined into 20 characters.
+    got = REJECT.identify(read(f"01{GTIN}10ABCDEFGH21XYZ1234567"))
+    assert got.kind == "unknown" and got.error is not None and "AI 21 'XYZ1234567'" in got.error

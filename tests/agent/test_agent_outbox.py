@@ -690,3 +690,10 @@ def test_a_killed_agent_leaves_no_stale_lock(path: Path) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
     Outbox.open(path, "dock-3", 1 << 20).close()
+
+
+def test_an_outbox_whose_folder_is_a_file_is_our_error_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("")
+    with pytest.raises(OutboxError, match=f"cannot create its folder {blocker}"):
+        Outbox.open(blocker / "outbox.db", AGENT, BIG)

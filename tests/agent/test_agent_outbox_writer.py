@@ -166,3 +166,49 @@ def test_group_max_bounds_a_group(db: Path) -> None:
     finally:
         w.stop()
         conn.close()
+
+
+def test_a_job_whose_caller_went_away_is_still_committed_and_the_writer_lives(
+    writer: Writer, db: Path
+) -> None:
+    """A stopping daemon cancels the future of a commit it no longer waits for (the sync
+    task's settle): the job still runs and commits, the writer resolves the others."""
+    gate, held = hold(writer)
+    gone = writer.submit(insert(1))
+    assert gone.cancel()  # still queued: the caller goes away
+    kept = writer.submit(insert(2))
+    gate.release.set()
+    held.result(30)
+    assert kept.result(30) == 2
+    assert writer.submit(insert(3)).result(30) == 3  # the thread is alive and serving
+    assert writer.alive
+    assert rows(db) == [1, 2, 3]
+    assert gone.cancelled()
+
+
+def test_a_lone_job_whose_caller_went_away_is_committed(writer: Writer, db: Path) -> None:
+    gate, held = hold(writer)
+    gone = writer.submit(insert(5))
+    gone.cancel()
+    gate.release.set()
+    held.result(30)
+    writer.submit(lambda tx: None).result(30)
+    assert rows(db) == [5]
+    assert writer.alive
+
+
+def test_a_failing_job_whose_caller_went_away_rolls_back_cleanly(writer: Writer, db: Path) -> None:
+    gate, held = hold(writer)
+
+    def failing(tx: Transaction) -> None:
+        tx.conn.execute("INSERT INTO t(x) VALUES (99)")
+        raise RuntimeError("boom")
+
+    gone = writer.submit(failing)
+    gone.cancel()
+    kept = writer.submit(insert(4))
+    gate.release.set()
+    held.result(30)
+    assert kept.result(30) == 4
+    assert rows(db) == [4]
+    assert writer.alive

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from rules_desk import Desk, gtin14, sgtin
 
@@ -125,3 +126,68 @@ def test_recorder_rotates_at_its_cap(tmp_path: Path) -> None:
     assert old and new and old + new == [r.to_json() for r in reads][-len(old + new) :]
     for f in (path, path.with_name("reads.jsonl.1")):
         assert f.stat().st_size <= size * 10
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTED = ["count", "putaway", "receiving", "returns", "shipping"]
+
+
+def _decisions(results: list[dict]) -> list[tuple]:
+    return [
+        (
+            r["feedback"],
+            [(m["kind"], m["item"], m["qty"], m["from"], m["to"]) for m in r["movements"]],
+        )
+        for r in results
+    ]
+
+
+@pytest.mark.parametrize("name", SCRIPTED)
+def test_every_example_config_replays_its_script_and_its_shipped_recording_alike(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    cfg = str(ROOT / "config" / f"{name}.toml")
+    runs = {}
+    for source in (f"config/scripts/{name}.jsonl", f"config/recordings/{name}.jsonl"):
+        out = CliRunner().invoke(main, ["replay", str(ROOT / source), "--config", cfg])
+        assert out.exit_code == 0, out.output
+        runs[source] = [json.loads(line) for line in out.output.splitlines()]
+    script, recording = runs.values()
+    assert _decisions(script) == _decisions(recording)
+    assert any(r["movements"] for r in script)  # the session moves stock
+    assert all(r["feedback"] == "good" or r["reason"] for r in script)
+
+
+def test_a_script_line_without_a_device_needs_the_config_that_plays_it(tmp_path: Path) -> None:
+    cfg, _ = setup(tmp_path)
+    cfg.write_text(
+        cfg.read_text().replace(
+            "[[stations]]",
+            '[[devices]]\nid = "d2"\ndriver = "simulated"\nscript = "other.jsonl"\n\n[[stations]]',
+        )
+    )
+    script = tmp_path / "mine.jsonl"
+    script.write_text('{"data": "PO:1"}\n')
+    out = CliRunner().invoke(main, ["replay", str(script), "--config", str(cfg)])
+    assert out.exit_code == 1
+    assert f'{script}:1: which device read this? Add "device"' in out.output
+    assert "d1, d2" in out.output
+    script.write_text('{"device": "d1", "data": "PO:1", "delay": 0.5}\n')
+    out = CliRunner().invoke(main, ["replay", str(script), "--config", str(cfg)])
+    assert out.exit_code == 0 and json.loads(out.output)["feedback"] == "good"
+
+
+def test_replay_table_never_cuts_a_code_in_a_pipe_of_80_columns(tmp_path: Path) -> None:
+    cfg, desk = setup(tmp_path)
+    long_code = sgtin(1, "SERIAL-0123456789-ABCDEF")
+    recording = tmp_path / "reads.jsonl"
+    recording.write_text(
+        "".join(desk.read(c).to_json() + "\n" for c in ("PO:4500012345", long_code))
+    )
+    out = CliRunner().invoke(
+        main, ["replay", str(recording), "--config", str(cfg), "--format", "table"]
+    )
+    assert out.exit_code == 0, out.output
+    assert long_code in out.output and G1 in out.output
+    assert "…" not in out.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from rules_desk import Desk, gtin14, on_hand, open_outbox, sgtin, station
 
 from agent.model import Movement
+from agent.rules.engine import Ruling
 
 G1, G2, G3 = gtin14(1), gtin14(2), gtin14(3)
 SSCC = "376104250021234569"
@@ -151,11 +153,13 @@ def test_count_session_across_a_restart(tmp_path: Path) -> None:
         desk.moves(G1)
         desk.restart()
         ms = desk.moves("END")
-        assert sorted(kinds(ms)) == [
+        assert kinds(ms) == [
             ("count", G1, 3, None, "A-01"),
             ("count", G2, 5, None, "A-01"),
             ("count", G3, 1, None, "A-01"),
+            ("count_close", None, 3, None, "A-01"),  # last: A-01 holds nothing else
         ]
+        assert ms[-1].evidence["counted"] == [G1, G2, G3]
         assert len({m.ref["count_session"] for m in ms}) == 1
         assert all(m.item.serial is None for m in ms)
         assert desk.scan("END").decision.feedback == "bad"  # no count open any more
@@ -168,7 +172,18 @@ def test_count_session_across_a_restart(tmp_path: Path) -> None:
 def test_count_default_location() -> None:
     desk = Desk([station("cc", "count", location="SHELF-1")])
     ms = desk.moves(G1, G1, "END")
-    assert kinds(ms) == [("count", G1, 2, None, "SHELF-1")]
+    assert kinds(ms) == [
+        ("count", G1, 2, None, "SHELF-1"),
+        ("count_close", None, 1, None, "SHELF-1"),
+    ]
+
+
+def test_an_empty_location_counted_closes_with_nothing_counted() -> None:
+    """Scan the location, find nothing, END: the ledger takes all it holds there to 0."""
+    desk = Desk([station("cc", "count")])
+    (close,) = desk.moves("LOC:B-07", "END")
+    assert (close.kind, close.qty, close.to, close.item.to_dict()) == ("count_close", 0, "B-07", {})
+    assert close.evidence["counted"] == []
 
 
 # ---- rules everywhere ---------------------------------------------------------------
@@ -207,6 +222,37 @@ def test_unknown_codes_rejected_or_accepted_as_sku() -> None:
         "010950600013435210ABC12321XYZ",
     ):
         assert desk.scan(misread, "d2").decision.feedback == "bad", misread
+
+
+def test_raw_tag_ids_are_house_item_keys_only_where_the_station_says() -> None:
+    desk = Desk(
+        [
+            station("strict", "receiving", devices=("d1",), location="DOCK-1"),
+            station("assets", "receiving", devices=("d2",), location="DOCK-2", raw_tag_ids=True),
+        ]
+    )
+    tid = bytes.fromhex("E2801160600002054CC2096F")
+
+    def tag(device: str, data: bytes = tid) -> Ruling:
+        read = dataclasses.replace(desk.read(data, device), kind="tag")
+        return desk.rules.decide(device, read)
+
+    r = tag("d1")
+    assert r.identity.kind == "unknown" and r.identity.raw == tid.hex().upper()
+    assert r.decision.feedback == "bad" and "a TID" in (r.decision.reason or "")
+    (m,) = tag("d2").decision.movements
+    assert (m.kind, m.to, m.item.epc) == (
+        "receive",
+        "DOCK-2",
+        "urn:epc:raw:96.x" + tid.hex().upper(),
+    )
+    again = tag("d2")  # one asset, one unit: a second read is a duplicate, not a second receive
+    assert again.decision.feedback == "bad" and "duplicate" in (again.decision.reason or "")
+    # A GS1 header that does not decode is a misread, never a house key.
+    corrupt = tag("d2", bytes.fromhex("3674257BF7194E4000001A85"))
+    assert corrupt.decision.feedback == "bad" and not corrupt.decision.movements
+    # A barcode is never a raw tag id.
+    assert desk.scan("E2801160600002054CC2096F", "d2").decision.feedback == "bad"
 
 
 def test_operator_badge_and_required_operator() -> None:
@@ -253,7 +299,10 @@ def test_cancel_without_outbox_restores_state() -> None:
     c = desk.scan("CANCEL").decision
     assert c.feedback == "good" and c.cancel == ()
     assert desk.scan("CANCEL").decision.feedback == "bad"  # one level of undo
-    assert kinds(desk.moves("END")) == [("count", G1, 1, None, "A-01")]
+    assert kinds(desk.moves("END")) == [
+        ("count", G1, 1, None, "A-01"),
+        ("count_close", None, 1, None, "A-01"),
+    ]
 
 
 @pytest.mark.parametrize(

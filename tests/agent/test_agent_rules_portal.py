@@ -400,3 +400,30 @@ def test_the_shipped_portal_config_loads() -> None:
     (station,) = config.stations
     assert station.kind == "portal" and station.outside_antennas == [1, 2]
     assert config.devices[0].options.port == 5084
+
+
+@pytest.mark.parametrize(
+    ("station", "device", "key", "expected"),
+    [
+        ('beam_gpi = 1\nbeam_device = "r9"', "gpi_port = 1", "beam_device", "one of `devices`"),
+        ("beam_gpi = 2", "gpi_port = 1", "beam_gpi", "set gpi_port = 2 there"),
+        ("beam_gpi = 1", "", "beam_gpi", "the gpi_port of device 'r1'"),
+        ('beam_device = "r1"', "gpi_port = 1", "beam_gpi", "the beam's GPI port"),
+    ],
+)
+def test_beam_config_errors_name_the_key(
+    tmp_path: Path, station: str, device: str, key: str, expected: str
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        _head(tmp_path)
+        + f'[[devices]]\nid = "r1"\ndriver = "llrp"\nhost = "127.0.0.1"\n{device}\n'
+        + '[[stations]]\nname = "door"\nkind = "portal"\nlocation = "DOCK-7"\n'
+        + 'devices = ["r1"]\noutside_antennas = [1]\ninside_antennas = [2]\n'
+        + station
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert key in str(err.value) and expected in str(err.value)

@@ -259,3 +259,20 @@ async def test_a_refusal_that_is_not_about_the_movements_rejects_none(
     assert rig.states() == ["delivered"] * 4  # nothing thrown away; one slow retry
     assert rig.waits == [120.0]
     await rig.close()
+
+
+async def test_conflict_is_kept_as_rejected_with_its_reason_and_an_alarm(tmp_path: Path) -> None:
+    """The ledger holds another movement under the first id: it answers `conflict`;
+    the agent keeps that movement as rejected, alarms, and delivers the rest."""
+    rig = Rig(tmp_path, 3, [])
+    other = {**rig.movements[0].to_dict(), "qty": 5}
+    assert rig.store.apply_batch(AGENT, [other])[0]["status"] == "applied"
+    await rig.syncer.drain()
+    assert rig.states() == ["rejected", "delivered", "delivered"]
+    conn = rig.outbox._rconn
+    assert conn is not None
+    [(reason,)] = conn.execute("SELECT last_error FROM movements WHERE seq = 1").fetchall()
+    assert reason == "conflict: id already used for a different movement"
+    assert "rejected" in rig.alarms.active()
+    assert rig.on_hand() == 5 + 2  # the ledger's movement, not overwritten, and the other two
+    await rig.close()

@@ -24,8 +24,14 @@ def test_quick_run_prints_one_json_object(tmp_path: Path) -> None:
         assert number(result[key]) and result[key] > 0, (key, result[key])
     bare, pipe = result["sllurp_decode_reads_per_s"], result["pipeline_reads_per_s"]
     assert math.isclose(result["ratio"], pipe / bare, rel_tol=0.01, abs_tol=0.001)
-    # 1,000 distinct tags in the flood: each received once, re-reads are duplicates
-    assert result["movements"] == 1000
+    # 20 tags in the field: each received once, re-reads are duplicates
+    assert result["tags_in_field"] == 20
+    assert result["movements"] == 20
+    # 100 entries a report, each (tag, antenna) 5 times: folded, one row per 5 tag reads;
+    # the unfolded pipeline beside it stores a row per tag read. Both store all 5,000.
+    assert result["rows_per_tag_read"] == 0.2
+    assert result["rows_per_tag_read_unfolded"] == 1.0
+    assert number(result["pipeline_unfolded_reads_per_s"])
     assert result["station"] == "receiving"
     assert result["rounds"] == len(result["per_round"]["pipeline_reads_per_s"]) == 1
     assert result["machine"]["versions"]["sllurp"]

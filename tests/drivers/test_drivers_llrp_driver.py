@@ -220,6 +220,7 @@ async def test_a_rejected_step_names_the_llrp_status_and_the_readers_message() -
         assert not driver.present and driver.sessions == 0
     assert driver.errors[0] == (
         "reader rejected ADD_ROSPEC: ParameterError: AISpec antennas [2]: reader has [1, 3]"
+        " (a required step: no inventory without it)"
     )
     assert problem is not None and problem.startswith("reader rejected ADD_ROSPEC")
 

@@ -35,6 +35,21 @@ from drivers.llrp_link import (
     tag_reads,
 )
 from drivers.llrp_settings import SEARCH_MODES, LlrpSettings, reader_config
+from drivers.llrp_setup import (
+    AWAITED,
+    OPTIONAL,
+    REQUIRED,
+    Client,
+    Request,
+    Sent,
+    Setup,
+    StartTrigger,
+    StartWatch,
+    answered,
+    rospec_started,
+    spec_frame,
+    succeeded,
+)
 
 EPC1 = bytes.fromhex("30340242201d8840009a4e21")
 EPC2 = bytes.fromhex("30340242201d8840009a4e22")
@@ -161,12 +176,24 @@ def test_config_file_fills_the_settings(tmp_path: Path) -> None:
         ('host = "r"\nkeepalive_misses = 0', "devices[0].keepalive_misses"),
         ('host = "r"\ntx_power = 30', "devices[0].tx_power"),
         ("port = 5084", "devices[0].host"),
+        ('host = "r"\nstart_window_s = 0', "devices[0].start_window_s"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, options: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         _load(tmp_path, options)
     assert info.value.key == key
+
+
+def test_a_start_trigger_that_is_not_one_says_which_are(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, 'host = "r"\nstart_trigger = "explicitly"')
+    assert info.value.key == "devices[0].start_trigger"
+    assert "explicit" in str(info.value) and "immediate" in str(info.value)
+    ok = _load(tmp_path, 'host = "r"\nstart_trigger = "explicit"\nstart_window_s = 1.5')
+    s = ok.devices[0].options
+    assert isinstance(s, LlrpSettings)
+    assert (s.start_trigger, s.start_window_s) == ("explicit", 1.5)
 
 
 def test_example_config_loads() -> None:
@@ -324,3 +351,105 @@ def test_gpo_frame_is_a_set_reader_config_with_gpo_write_data() -> None:
     off = f.decode_message(gpo_frame(5, 2, False))
     assert isinstance(off, f.SetReaderConfig)
     assert off.other == (f.Tlv(219, struct.pack("!HB", 2, 0)),)
+
+
+# ---- the setup sequence's tolerance (drivers/llrp_setup) ----------------------------------------
+
+
+def test_sent_requests_are_matched_to_their_answers_by_id() -> None:
+    sent = Sent()
+    sent.note(spec_frame("DELETE_ROSPEC", 7, 0))
+    sent.note(struct.pack("!HII", (1 << 10) | 64, 10, 8))  # ENABLE_EVENTS_AND_REPORTS
+    sent.note(struct.pack("!HII", (1 << 10) | 999, 10, 9))  # not a request we track
+    assert sent.answer(8) == Request("ENABLE_EVENTS_AND_REPORTS")
+    assert sent.answer(8) is None  # answered once
+    assert sent.answer(7) == Request("DELETE_ROSPEC", 0)
+    assert sent.answer(9) is None and sent.answer("7") is None
+    for i in range(200):  # bounded: the oldest go first
+        sent.note(struct.pack("!HII", (1 << 10) | 72, 10, 100 + i))
+    assert sent.answer(100) is None and sent.answer(299) == Request("KEEPALIVE_ACK")
+    assert answered("ERROR_MESSAGE", None) is None
+    assert answered("ADD_ROSPEC_RESPONSE", None) == "ADD_ROSPEC"
+
+
+def test_optional_and_required_steps_do_not_overlap() -> None:
+    assert not set(OPTIONAL) & set(REQUIRED)
+    assert set(AWAITED) == set(OPTIONAL)
+
+
+def test_start_watch_asks_for_start_rospec_only_when_nothing_ran() -> None:
+    watch = StartWatch("immediate", 2.0)
+    assert not watch.due(100.0)  # nothing enabled yet
+    assert watch.enabled(10.0) is False
+    assert not watch.due(11.9) and watch.due(12.0)
+    watch.heard_start()
+    assert not watch.due(50.0)
+    watch.reset()
+    assert not watch.due(50.0)
+    explicit = StartWatch("explicit", 2.0)
+    assert explicit.enabled(10.0) is True and not explicit.due(99.0)
+
+
+def test_explicit_start_trigger_makes_the_rospec_wait_for_start() -> None:
+    s = LlrpSettings(host="r")
+    assert reader_config(s).event_selector["ROSpecEvent"] is True  # "ROSpec started" is heard
+
+    def trigger(start: StartTrigger) -> str:
+        rospec = Client(reader_config(s), start_trigger=start).getROSpec()
+        return str(rospec["ROBoundarySpec"]["ROSpecStartTrigger"]["ROSpecStartTriggerType"])
+
+    assert (trigger("immediate"), trigger("explicit")) == ("Immediate", "Null")
+
+
+def test_a_synthesised_success_and_rospec_start_events() -> None:
+    message = succeeded("DELETE_ROSPEC_RESPONSE", 5)
+    assert message.isSuccess() and message.getName() == "DELETE_ROSPEC_RESPONSE"
+    assert (
+        rospec_started(
+            {
+                "ReaderEventNotificationData": {
+                    "ROSpecEvent": {"EventType": "Start_of_ROSpec", "ROSpecID": 1}
+                }
+            }
+        )
+        == 1
+    )
+    assert (
+        rospec_started(
+            {
+                "ReaderEventNotificationData": {
+                    "ROSpecEvent": {"EventType": "End_of_ROSpec", "ROSpecID": 1}
+                }
+            }
+        )
+        is None
+    )
+
+
+def test_setup_skips_only_refusals_of_what_it_sent() -> None:
+    setup = Setup("portal", "r:5084", "immediate", 3.0)
+    why = "reader could not take a message (ERROR_MESSAGE): UnsupportedMessage: no"
+    setup.sent.note(struct.pack("!HII", (1 << 10) | 2, 10, 4))  # GET_READER_CONFIG, id 4
+    answer = setup.refused("ERROR_MESSAGE", 4, why, closing=False)
+    assert answer is not None and answer.send is None and answer.feed is not None
+    assert answer.feed.msgname == "GET_READER_CONFIG_RESPONSE" and answer.feed.isSuccess()
+    assert answer.feed.msgdict["GET_READER_CONFIG_RESPONSE"]["ID"] == 4  # what sllurp waits for
+    assert setup.quirks["GET_READER_CONFIG"].endswith("skipped: nothing in the answer is used")
+    # The same refusal for an id we never sent is a fault; while closing, sllurp's business.
+    with pytest.raises(LinkError, match="ERROR_MESSAGE"):
+        setup.refused("ERROR_MESSAGE", 4, why, closing=False)
+    assert setup.refused("ERROR_MESSAGE", 4, why, closing=True) is None
+    # DELETE_ROSPEC 0 refused: our own DELETE_ROSPEC 1 goes out, its answer stands in.
+    setup.sent.note(spec_frame("DELETE_ROSPEC", 9, 0))
+    fallback = setup.refused("DELETE_ROSPEC_RESPONSE", 9, "reader rejected DELETE_ROSPEC: x", False)
+    assert fallback is not None and fallback.send is not None and fallback.feed is None
+    own_id = struct.unpack_from("!I", fallback.send, 6)[0]
+    assert fallback.send == spec_frame("DELETE_ROSPEC", own_id, 1)
+    own = setup.own(own_id)
+    assert own == ("cleanup", 9)
+    stand_in = setup.own_answer(own, "DELETE_ROSPEC_RESPONSE", {"LLRPStatus": {}}, False).feed
+    assert stand_in is not None and stand_in.msgdict["DELETE_ROSPEC_RESPONSE"]["ID"] == 9
+    # A refused DELETE_ROSPEC of one ROSpec is no cleanup of ours: a fault.
+    setup.sent.note(spec_frame("DELETE_ROSPEC", 10, 5))
+    with pytest.raises(LinkError):
+        setup.refused("DELETE_ROSPEC_RESPONSE", 10, "reader rejected DELETE_ROSPEC: x", False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,14 @@ from driver_kit import eventually
 from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig
 
 from drivers import llrp_frames as f
-from drivers.llrp_emulator import LlrpEmulator, Scenario, scenario_from_dict
+from drivers.llrp_emulator import (
+    LlrpEmulator,
+    Scenario,
+    bundled_scenario,
+    load_scenario,
+    scenario_from_dict,
+)
+from drivers.llrp_emulator.beam import Beam
 
 EPCS = [f"3034257bf40c0e40000{i:05x}" for i in range(1, 21)]
 
@@ -246,3 +254,15 @@ async def test_flood_mode_streams_the_requested_number_of_reads() -> None:
         assert len(tags) == 1000
         assert {t["EPC"].decode() for t in tags} == set(EPCS)
     assert emu.connections[0].tags_reported == 1000
+
+
+def test_the_beam_is_broken_while_the_pallet_goes_through_the_door_only() -> None:
+    inbound = dataclasses.replace(load_scenario(bundled_scenario("portal-inbound")), beam_gpi=1)
+    beam = Beam(inbound)
+    assert beam.changes(0.0, 60.0) == [True, False]  # one pallet: broken once, cleared once
+    steps = [beam.changes(t / 10, (t + 1) / 10) for t in range(600)]
+    assert [c for step in steps for c in step] == [True, False]  # however the time is cut
+    broken_s = sum(beam.broken(t / 100) for t in range(6000)) / 100
+    assert 1.0 < broken_s < 2.0  # a 1.2 m pallet at 1 m/s, and the curtain's depth
+    parked = dataclasses.replace(load_scenario(bundled_scenario("portal-crossread")), beam_gpi=1)
+    assert Beam(parked).changes(0.0, 600.0) == []  # tags parked by the door never break it

@@ -11,6 +11,7 @@ import pytest
 
 from agent.errors import ConfigError
 from drivers.llrp_emulator import (
+    QUIRKS,
     Observation,
     Scenario,
     bundled_scenario,
@@ -148,11 +149,25 @@ def test_bundled_scenarios_load_with_a_200_tag_pallet_for_the_portals() -> None:
             "faults.malformed",
             "one of",
         ),
+        (
+            {"antennas": [{"id": 1, "group": "outside"}], "quirks": ["tid-epc"]},
+            "quirks",
+            "unknown quirk 'tid-epc' (did you mean 'tid-epcs'?)",
+        ),
+        ({"antennas": [{"id": 1, "group": "outside"}], "quirks": "all"}, "", ""),
+        (
+            {"antennas": [{"id": 1, "group": "outside"}], "faults": {"unsupported": ["ADD"]}},
+            "faults.unsupported",
+            "LLRP request names",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_key_and_the_expectation(
     obj: object, key: str, expected: str
 ) -> None:
+    if not key:  # the control: this one is fine
+        assert scenario_from_dict(obj, "ok.toml").quirks == frozenset(QUIRKS)
+        return
     with pytest.raises(ConfigError) as info:
         scenario_from_dict(obj, "bad.toml")
     assert info.value.file == "bad.toml"

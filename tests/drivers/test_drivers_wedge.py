@@ -163,6 +163,30 @@ def test_alt_keypad_codes() -> None:
     assert typed(layout("us").decoder(), alt("0", "1", "4", "1")) == [None]  # no cp1252 char
 
 
+def test_ctrl_left_alt_is_altgr_where_the_layout_has_one() -> None:
+    # Scanners set up for Windows hosts send AltGr as Ctrl + left Alt.
+    def windows(code: int, *more: int) -> Keys:
+        return Keys().tap(code, CTRL, ALT, *more)
+
+    assert text("de", windows(e.KEY_Q)) == "@"
+    assert text("de", windows(e.KEY_E)) == "€"
+    assert text("de", windows(e.KEY_7).tap(e.KEY_0, CTRL, ALT)) == "{}"
+    assert text("fr", windows(e.KEY_0)) == "@"
+    assert text("gb", windows(e.KEY_Q)) == "@"
+    # ...the same characters as the real AltGr key gives
+    for name, code in (("de", e.KEY_Q), ("de", e.KEY_8), ("fr", e.KEY_0), ("gb", e.KEY_4)):
+        assert text(name, windows(code)) == text(name, Keys().tap(code, ALTGR))
+    # and in a scan, beside the GS that Ctrl alone gives
+    keys = Keys().taps(e.KEY_A).tap(e.KEY_Q, CTRL, ALT).tap(e.KEY_RIGHTBRACE, CTRL)
+    assert text("de", keys) == "a@\x1d"
+
+
+def test_ctrl_alt_stays_control_where_the_layout_has_no_altgr_there() -> None:
+    assert layout("us").altgr_key is None
+    assert text("us", Keys().tap(e.KEY_RIGHTBRACE, CTRL, ALT)) == "\x1d"  # us: no AltGr
+    assert text("gb", Keys().tap(e.KEY_RIGHTBRACE, CTRL, ALT)) == "\x1d"  # nothing there on gb
+
+
 def test_each_device_has_its_own_state() -> None:
     shared = layout("us")
     one, two = shared.decoder(), shared.decoder()

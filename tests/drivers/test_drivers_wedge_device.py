@@ -469,3 +469,76 @@ async def test_key_events_become_a_receive_movement_in_the_outbox_and_the_ledger
         assert ledger.on_hand() == {f"DOCK-7/{gtin}": 1}
     finally:
         ledger.stop()
+
+
+# ---- a scanner with several event nodes -----------------------------------------------
+
+HONEYWELL = "/dev/input/by-id/usb-Honeywell_Imaging___Mobility_1900_21034B2F0A"
+
+
+def node(path: str, link: str, name: str = "Honeywell 1900") -> Found:
+    return Found(
+        "wedge", link, name, path, {"vid_pid": "0c2e:0b61", "by_id": link, "serial": "21034B2F0A"}
+    )
+
+
+async def test_a_scanner_with_two_event_nodes_is_read_on_both_as_one_device() -> None:
+    # A keyboard interface and a second HID interface of one scanner: both grabbed,
+    # their keys one stream (a scan that moves from one node to the other stays one).
+    kbd = node("/dev/input/event7", f"{HONEYWELL}-event-kbd")
+    if01 = node("/dev/input/event8", f"{HONEYWELL}-if01-event-kbd", "Honeywell 1900 Keyboard")
+    system = FakeInput(KEYBOARD, kbd, if01)
+    async with wedge(system, vid_pid="0c2e:0b61") as driver:
+        reads = driver.reads()
+        pending = asyncio.ensure_future(next_read(reads))
+        await eventually(lambda: len(system.opened) == 2)
+        d7, d8 = sorted(system.opened, key=lambda d: d.path)
+        assert (d7.path, d8.path) == ("/dev/input/event7", "/dev/input/event8")
+        keys = keys_for("0109506000134352")
+        d7.send(keys[: len(keys) // 2])
+        d8.send(keys[len(keys) // 2 :])
+        assert (await pending).data == b"0109506000134352"
+        # one node goes: the device stays present and reads on the other
+        pending = asyncio.ensure_future(next_read(reads))
+        system.unplug_node("/dev/input/event7")
+        await eventually(lambda: d7.calls == ["grab", "ungrab", "close"])
+        assert driver.present and driver.problem is None
+        d8.send(keys_for("42"))
+        assert (await pending).data == b"42"
+        # it comes back: opened again beside the one still open
+        pending = asyncio.ensure_future(next_read(reads))
+        system.plug(kbd)
+        await eventually(lambda: len(system.opened) == 3)
+        system.opened[2].send(keys_for("7"))
+        assert (await pending).data == b"7"
+        # both go: the device waits
+        pending = asyncio.ensure_future(next_read(reads))
+        system.unplug_node("/dev/input/event8")
+        system.unplug_node("/dev/input/event7")
+        await eventually(lambda: not driver.present)
+        assert driver.problem is not None and "went away" in driver.problem
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+        await reads.aclose()
+    assert [d.calls for d in system.opened] == [["grab", "ungrab", "close"]] * 3
+
+
+async def test_a_by_id_path_takes_the_other_event_nodes_of_the_same_usb_device() -> None:
+    kbd = node("/dev/input/event7", f"{HONEYWELL}-event-kbd")
+    consumer = node("/dev/input/event9", f"{HONEYWELL}-event-if01")
+    other = node(
+        "/dev/input/event5", "/dev/input/by-id/usb-Honeywell_Imaging___Mobility_1900_99-event-kbd"
+    )
+    system = FakeInput(kbd, consumer, other)
+    async with wedge(system, vid_pid=None, path=f"{HONEYWELL}-event-kbd") as driver:
+        reads = driver.reads()
+        pending = asyncio.ensure_future(next_read(reads))
+        await eventually(lambda: len(system.opened) == 2)
+        assert sorted(d.path for d in system.opened) == ["/dev/input/event7", "/dev/input/event9"]
+        system.opened[1].send(keys_for("5"))
+        assert (await pending).data == b"5"
+        await reads.aclose()
+    ok, why = WedgeScanner.matches(WedgeSettings(path=f"{HONEYWELL}-event-kbd"), consumer)
+    assert ok and "another event node of this device" in why
+    assert not WedgeScanner.matches(WedgeSettings(path=f"{HONEYWELL}-event-kbd"), other)[0]

@@ -20,7 +20,7 @@ import pytest
 from agent.cli import write_secret
 from agent.config import load_config
 from agent.daemon import Daemon
-from ledger import LedgerStore
+from ledger import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = "dock-7"
@@ -33,16 +33,33 @@ def free_port() -> int:
 
 
 class LedgerProcess:
-    """`edgetally ledger serve` as a real process; stop and start it again on the same port."""
+    """`edgetally ledger serve` as a real process; stop and start it again on the same port.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.db = workdir / "ledger.db"
+    On a SQLite file in ``workdir`` by default; ``db`` may name a PostgreSQL URL
+    instead (several processes may then share it), served by ``workers`` processes.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        db: str | None = None,
+        workers: int = 1,
+        agent: str | None = AGENT,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.db: str | Path = db if db is not None else workdir / "ledger.db"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token_file = workdir / "token"
-        with LedgerStore(self.db) as store:
-            self.token = store.add_agent(AGENT)
-        write_secret(self.token_file, self.token)
+        self.workers = workers
+        self.extra_args = extra_args
+        self.token = ""
+        if agent is not None:
+            with open_store(self.db) as store:
+                self.token = store.add_agent(agent)
+            write_secret(self.token_file, self.token)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -57,6 +74,9 @@ class LedgerProcess:
                 str(self.db),
                 "--port",
                 str(self.port),
+                "--workers",
+                str(self.workers),
+                *self.extra_args,
             ],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -83,8 +103,8 @@ class LedgerProcess:
         )
 
     def journal(self) -> list[dict[str, Any]]:
-        """Every journal entry, read straight from the ledger's file (works while it is down)."""
-        with LedgerStore(self.db) as store:
+        """Every journal entry, read straight from the ledger's database (works while it is down)."""
+        with open_store(self.db) as store:
             out: list[dict[str, Any]] = []
             since = 0
             while True:
@@ -94,7 +114,7 @@ class LedgerProcess:
                 out.extend(page)
 
     def on_hand(self) -> dict[str, int]:
-        with LedgerStore(self.db) as store:
+        with open_store(self.db) as store:
             return {f"{r['location']}/{r['item']}": r["qty"] for r in store.stock(None, None)}
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from harness import LedgerProcess, free_port, write_config
 
-from agent.cli import main
+from agent.cli import main, write_secret
 from agent.config import load_config
 from agent.doctor import check_clock, diagnose, mount_of, mounts
+from ledger import LedgerStore
 
 
 def mountinfo(tmp_path: Path, *lines: str) -> Path:
@@ -84,14 +89,91 @@ def test_ledger_token_accepted_refused_and_ledger_down(
         ("ok", "ledger"),
         ("ok", "token"),
     ]
+    assert "knows this token as agent 'dock-7'" in by_check(findings, "token")[0].message
     wrong = tmp_path / "wrong-token"
-    wrong.write_text("not-the-token\n")
+    write_secret(wrong, "not-the-token")
     cfg = load_config(config_for(tmp_path, ledger.url, wrong))
     token = by_check(diagnose(cfg, synced=lambda: True), "token")
     assert token[0].level == "fail" and "refused the token (401)" in token[0].message
     cfg = load_config(config_for(tmp_path, f"http://127.0.0.1:{free_port()}", ledger.token_file))
     down = by_check(diagnose(cfg, synced=lambda: True), "ledger")
-    assert down[0].level == "warn" and "did not answer" in down[0].message
+    assert down[0].level == "fail" and "did not answer" in down[0].message
+
+
+def test_another_agents_token_fails_naming_both_agents(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    """The ledger accepts the token for reads, but refuses every batch of it with 403."""
+    other = tmp_path / "other-token"
+    with LedgerStore(ledger.db) as store:
+        write_secret(other, store.add_agent("dock-9"))
+    cfg = load_config(config_for(tmp_path, ledger.url, other))
+    (token,) = by_check(diagnose(cfg, synced=lambda: True), "token")
+    assert token.level == "fail"
+    assert "belongs to agent 'dock-9', not 'dock-7'" in token.message
+    assert "edgetally ledger add-agent dock-7" in (token.fix or "")
+
+
+class _NotALedger(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_a_ledger() -> Iterator[str]:
+    """A web server on loopback that answers /healthz and 404 for the rest (a wrong URL)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotALedger)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_server_answering_404_is_not_a_ledger_that_accepts_the_token(
+    tmp_path: Path, not_a_ledger: str
+) -> None:
+    token = tmp_path / "token"
+    write_secret(token, "t")
+    cfg = config_for(tmp_path, not_a_ledger, token)
+    (finding,) = by_check(diagnose(load_config(cfg), synced=lambda: True), "token")
+    assert finding.level == "fail" and "GET /v1/whoami answered 404" in finding.message
+    out = CliRunner().invoke(main, ["doctor", "--config", str(cfg)])
+    assert out.exit_code == 1, out.output
+
+
+def test_a_state_dir_that_cannot_be_created_fails(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    write_secret(token, "t")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cfg = config_for(tmp_path, "http://127.0.0.1:1", token)
+    cfg.write_text(
+        cfg.read_text().replace(f'state_dir = "{tmp_path}"', f'state_dir = "{blocker}/x"')
+    )
+    (finding,) = by_check(
+        diagnose(load_config(cfg), offline=True, synced=lambda: True), "state_dir"
+    )
+    assert finding.level == "fail" and f"{blocker} is a file" in finding.message
+    out = CliRunner().invoke(main, ["doctor", "--config", str(cfg), "--offline"])
+    assert out.exit_code == 1 and "FAIL  state_dir:" in out.output
+
+
+def test_a_token_others_can_read_fails(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    token.chmod(0o644)
+    cfg = config_for(tmp_path, "http://127.0.0.1:1", token)
+    out = CliRunner().invoke(main, ["doctor", "--config", str(cfg)])
+    assert out.exit_code == 1
+    assert "FAIL  token:" in out.output and f"chmod 600 {token}" in out.output
 
 
 def test_cli_exit_status_says_whether_something_must_be_fixed(tmp_path: Path) -> None:
@@ -101,3 +183,6 @@ def test_cli_exit_status_says_whether_something_must_be_fixed(tmp_path: Path) ->
     assert "FAIL  token:" in out.output and "missing-token" in out.output
     ok = CliRunner().invoke(main, ["doctor", "--config", str(cfg), "--offline"])
     assert "token" not in ok.output
+    write_secret(tmp_path / "missing-token", "t")
+    down = CliRunner().invoke(main, ["doctor", "--config", str(cfg)])
+    assert down.exit_code == 1 and "FAIL  ledger:" in down.output  # nothing would flow

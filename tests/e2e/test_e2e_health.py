@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from harness import (
     ROOT,
     LedgerProcess,
@@ -47,9 +48,10 @@ async def test_healthz_503_while_sync_stalls_then_200_after_the_backlog_drains(
         ledger_down.token_file,
         script,
         extra_sync="stall_alarm_s = 1\n",
-        extra_health="require_clock_sync = false\n",
+        # the stall alone: "ledger down" (tested below) is held off here
+        extra_health="ledger_down_attempts = 100000\nledger_down_s = 100000\n",
     )
-    daemon = make_daemon(cfg, ledger_down.token)
+    daemon = make_daemon(cfg, ledger_down.token, clock=Clock(synced=lambda: True))
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.ready.wait(), 30)
@@ -109,9 +111,21 @@ async def test_unsynchronised_clock_is_a_health_reason_and_in_every_movement(
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.wait_settled(), 60)
-        assert daemon.observer.health_reasons() == [
-            "wall clock not synchronised: movements carry clock.synced = false"
-        ]
+        assert daemon.observer.health_reasons() == []  # a warning, not a failure
+        url = f"http://127.0.0.1:{daemon.observer.port}"
+        async with httpx.AsyncClient(base_url=url) as client:
+            r = await client.get("/healthz")
+            assert (r.status_code, r.json()) == (
+                200,
+                {
+                    "status": "degraded",
+                    "warnings": [
+                        "wall clock not synchronised: movements carry clock.synced = false"
+                    ],
+                },
+            )
+            status = (await client.get("/status")).json()
+            assert status["healthy"] is True and status["warnings"] == r.json()["warnings"]
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 10)
@@ -271,3 +285,128 @@ async def test_daemon_speaks_the_notify_protocol_on_a_real_socket(
     assert len(pings) >= 3
     assert got[-1] == "STOPPING=1", got
     assert not notifier.enabled  # closed with the daemon
+
+
+async def test_a_health_port_another_agent_holds_refuses_the_start_and_status_says_whose(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    port = free_port()
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    cfg1 = write_config(one, ledger.url, ledger.token_file, None, health_listen=f"127.0.0.1:{port}")
+    cfg2 = write_config(two, ledger.url, ledger.token_file, None, health_listen=f"127.0.0.1:{port}")
+    cfg2.write_text(cfg2.read_text().replace('id = "dock-7"', 'id = "dock-8"'))
+    daemon = make_daemon(cfg1, ledger.token)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+
+        def edgetally(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "agent.cli", *args],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        ran = await asyncio.to_thread(edgetally, "run", "--config", str(cfg2))
+        assert ran.returncode == 1
+        line = ran.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"Error: {cfg2}: health.listen: an address this agent can listen")
+        assert f"127.0.0.1:{port}: Address already in use" in line
+        assert "Traceback" not in ran.stderr
+        shown = await asyncio.to_thread(edgetally, "status", "--config", str(cfg2), "--json")
+        assert shown.returncode == 0, shown.stderr
+        agent = json.loads(shown.stdout)["agent"]
+        assert agent["reachable"] is False
+        assert (
+            "is answered by agent 'dock-7'" in agent["why"]
+            and "not this config's 'dock-8'" in (agent["why"])
+        )
+        mine = await asyncio.to_thread(edgetally, "status", "--config", str(cfg1), "--json")
+        assert json.loads(mine.stdout)["agent"]["reachable"] is True
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_require_clock_sync_makes_the_clock_a_failure_again(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    cfg = write_config(
+        tmp_path, ledger.url, ledger.token_file, None, extra_health="require_clock_sync = true\n"
+    )
+    daemon = make_daemon(cfg, ledger.token, clock=Clock(synced=lambda: False))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        assert daemon.observer.health_reasons() == [
+            "wall clock not synchronised: movements carry clock.synced = false"
+        ]
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_ledger_that_is_down_reaches_healthz_well_before_the_stall_alarm(
+    tmp_path: Path, ledger_down: LedgerProcess
+) -> None:
+    script = write_script(tmp_path / "s.jsonl", [{"data": gtin14(1)}])
+    cfg = write_config(
+        tmp_path,
+        ledger_down.url,
+        ledger_down.token_file,
+        script,
+        backoff_initial_s=0.02,
+        backoff_cap_s=0.05,
+        extra_health="ledger_down_attempts = 3\n",
+    )  # stall_alarm_s stays 600
+    daemon = make_daemon(cfg, ledger_down.token, clock=Clock(synced=lambda: True))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        url = f"http://127.0.0.1:{daemon.observer.port}"
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(200):
+                r = await client.get("/healthz")
+                if r.status_code == 503:
+                    break
+                await asyncio.sleep(0.05)
+            [reason] = r.json()["reasons"]
+            assert reason.startswith("ledger not reachable: ")
+            assert daemon.syncer is not None and daemon.syncer.status.failed_attempts >= 3
+            await asyncio.to_thread(ledger_down.start)
+            await asyncio.wait_for(daemon.wait_settled(), 60)
+            r = await client.get("/healthz")
+            assert (r.status_code, r.json()) == (200, {"status": "ok"})
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_the_flow_line_says_data_is_flowing_at_the_default_level(
+    tmp_path: Path, ledger: LedgerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = write_script(tmp_path / "s.jsonl", [{"data": gtin14(i)} for i in range(4)])
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, script)
+    cfg.write_text(
+        cfg.read_text().replace('log_level = "info"', 'log_level = "info"\nlog_flow_s = 0.1')
+    )
+    daemon = make_daemon(cfg, ledger.token, clock=Clock(synced=lambda: True))
+    caplog.set_level(logging.INFO, logger="edgetally")
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.wait_settled(), 60)
+        await asyncio.sleep(0.3)  # the next flow line after the last delivery
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+    flows = [r.fields for r in caplog.records if r.getMessage() == "flow"]  # type: ignore[attr-defined]
+    assert flows, "no flow line at info"
+    assert sum(f["reads"].get("good", 0) for f in flows) == 4
+    assert sum(f["stored"] for f in flows) == 4
+    assert sum(f["delivered"] for f in flows) == 4
+    assert flows[-1]["pending"] == 0

@@ -20,7 +20,9 @@ from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
 SPEED = 5.0
 
 
-def _config(tmp_path: Path, ledger: LedgerProcess, port: int, extra: str = "") -> Path:
+def _config(
+    tmp_path: Path, ledger: LedgerProcess, port: int, extra: str = "", device: str = ""
+) -> Path:
     path = write_config(tmp_path, ledger.url, ledger.token_file, None, health_listen="")
     with path.open("a", encoding="utf-8") as f:
         f.write(
@@ -33,6 +35,7 @@ port = {port}
 antennas = [1, 2, 3, 4]
 keepalive_s = 0.5
 report_timeout_ms = 50
+{device}
 
 [[stations]]
 name = "dock-7-door"
@@ -50,13 +53,31 @@ max_track_ms = 2000
 
 
 async def _run(
-    tmp_path: Path, ledger: LedgerProcess, scenario: str, want: int, seconds: float
+    tmp_path: Path,
+    ledger: LedgerProcess,
+    scenario: str,
+    want: int,
+    seconds: float,
+    beam: bool | None = None,
+    verdicts: Counter[str] | None = None,
+    until_verdicts: int = 0,
 ) -> list[dict[str, object]]:
     """Run the daemon against the emulator until the ledger holds ``want`` movements
-    (or for ``seconds`` when ``want`` is 0), and return the ledger's journal."""
+    (or for ``seconds`` when ``want`` is 0), and return the ledger's journal.
+
+    ``beam``: the portal is gated by a beam sensor on GPI 1, which the emulator
+    breaks as the pallet goes through the door (True) or never (False).
+    ``verdicts`` gets the portal's verdicts as counted in the metrics; with ``want`` 0 the
+    run goes on past ``seconds`` until ``until_verdicts`` passes are judged (a loaded
+    machine starts late)."""
     sc = dataclasses.replace(load_scenario(bundled_scenario(scenario)), speed=SPEED)
+    extra = device = ""
+    if beam is not None:
+        sc = dataclasses.replace(sc, beam_gpi=1 if beam else None)
+        extra, device = "beam_gpi = 1\n", "gpi_port = 1\n"
     async with LlrpEmulator(sc) as emu:
-        daemon = Daemon(load_config(_config(tmp_path, ledger, emu.port)), ledger.token)
+        config = load_config(_config(tmp_path, ledger, emu.port, extra, device))
+        daemon = Daemon(config, ledger.token)
         task = asyncio.create_task(daemon.run())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
@@ -68,12 +89,26 @@ async def _run(
                     if want and len(journal) >= want:
                         break
                     if not want and loop.time() >= deadline:
-                        break
+                        judged = sum(_verdicts(daemon).values())
+                        if judged >= until_verdicts:
+                            break
             await asyncio.sleep(1.0)  # anything more would be a double
         finally:
             daemon.stop()
             await asyncio.wait_for(task, 10)
+    if verdicts is not None:
+        verdicts.update(_verdicts(daemon))
     return await asyncio.to_thread(ledger.journal)
+
+
+def _verdicts(daemon: Daemon) -> Counter[str]:
+    """The portal's verdicts so far, as the metrics count them."""
+    out: Counter[str] = Counter()
+    for metric in daemon.metrics.portal_passes.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                out[sample.labels["verdict"]] += int(sample.value)
+    return out
 
 
 def _epcs(journal: list[dict[str, object]], kind: str) -> set[str]:
@@ -122,11 +157,53 @@ async def test_two_pallets_crossing_opposite_ways_both_reach_the_ledger(
 async def test_a_cross_read_pallet_moves_nothing(tmp_path: Path, ledger: LedgerProcess) -> None:
     # 4 s of wall time is 20 s of a pallet parked by the door: tracks close at
     # max_track_ms (2 s) again and again, each judged, none a crossing.
-    journal = await _run(tmp_path, ledger, "portal-crossread", want=0, seconds=4.0)
+    verdicts: Counter[str] = Counter()
+    journal = await _run(
+        tmp_path,
+        ledger,
+        "portal-crossread",
+        want=0,
+        seconds=4.0,
+        verdicts=verdicts,
+        until_verdicts=100,
+    )
     assert journal == []
+    # every judged pass is counted by why it moved nothing, none as a crossing
+    assert sum(verdicts.values()) >= 100
+    assert not {"crossed_in", "crossed_out"} & set(verdicts)
     db = tmp_path / "outbox.db"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         (reads,) = conn.execute("SELECT count(*) FROM reads").fetchone()
         outcomes = {o for (o,) in conn.execute("SELECT DISTINCT outcome FROM reads")}
     assert reads > 1000  # the reads were there, and every one is kept
     assert outcomes == {"tracked"}
+
+
+async def test_a_beam_gated_portal_moves_a_pallet_only_through_a_broken_beam(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    verdicts: Counter[str] = Counter()
+    journal = await _run(
+        tmp_path, ledger, "portal-inbound", want=200, seconds=0, beam=True, verdicts=verdicts
+    )
+    assert _kinds(journal) == {"receive": 200}
+    assert verdicts["crossed_in"] == 200 and verdicts["beam_not_broken"] == 0
+
+
+async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    # The same pallet by RF, but nothing broke the beam: every pass is refused by it.
+    verdicts: Counter[str] = Counter()
+    journal = await _run(
+        tmp_path,
+        ledger,
+        "portal-inbound",
+        want=0,
+        seconds=3.0,
+        beam=False,
+        verdicts=verdicts,
+        until_verdicts=200,
+    )
+    assert journal == []
+    assert verdicts["beam_not_broken"] == 200

@@ -163,6 +163,7 @@ def test_bad_config_is_one_clear_line(
 def test_token_never_shown_on_a_bad_token_file(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("secret-part one\n")
+    token.chmod(0o600)
     path = tmp_path / "agent.toml"
     path.write_text(f"[agent]\nid = 'a'\n[sync]\nurl = 'http://x'\ntoken_file = '{token}'\n")
     proc = subprocess.run(
@@ -183,10 +184,13 @@ def test_demo_runs_to_the_end_and_the_ledger_matches(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (
-        "ledger on hand matches the agent's outbox: 244 units of 7 items at DOCK-1, DOOR-2; "
+        "ledger on hand matches the agent's outbox: 243 units of 6 items and 1 pallet(s) at "
+        "DOCK-1, DOOR-2; "
         "all 200 cases through the portal received"
     ) in proc.stdout
     assert "Traceback" not in proc.stderr
+    assert "DOCK-1     pallet SSCC 376104250021234569" in proc.stdout  # a pallet, not an item
+    assert '"event"' not in proc.stdout  # the ledger's JSON lines stay out of the demo
 
 
 def test_ledger_serve_refuses_a_taken_port(tmp_path: Path) -> None:

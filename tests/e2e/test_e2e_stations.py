@@ -141,6 +141,48 @@ async def test_count_session_across_a_restart(tmp_path: Path, ledger: LedgerProc
     assert sorted((e["item"]["gtin"], e["qty"]) for e in variances) == [(G1, 3), (G2, 5)]
 
 
+async def test_a_count_closes_its_location_an_item_nobody_counted_goes_to_zero(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    """Stock at A-01 (G1: 5, G2: 3, SSCC pallet: 1), a count that finds 4 of G1 and omits
+    G2 and the pallet: their on-hand at A-01 becomes 0, with the variance in the journal."""
+    stock = '[[stations]]\nname = "put"\nkind = "putaway"\nstaging = "STAGE"\ndevices = ["s-put"]\n'
+    first = config(
+        tmp_path,
+        ledger,
+        {"s-put": lines("LOC:A-01", G1, "QTY:4", G1, G2, "QTY:2", G2, SSCC, "LOC:A-02", G3)},
+        stock,
+    )
+    await run_until_settled(make_daemon(first, ledger.token))
+    assert {k: v for k, v in ledger.on_hand().items() if k.startswith("A-")} == {
+        f"A-01/{G1}": 5,
+        f"A-01/{G2}": 3,
+        f"A-01/{SSCC}": 1,
+        f"A-02/{G3}": 1,
+    }
+    second = config(
+        tmp_path, ledger, {"s-cc": lines("LOC:A-01", G1, "QTY:3", G1, "END")}, COUNT, tag="-2"
+    )
+    await run_until_settled(make_daemon(second, ledger.token))
+    on_hand = ledger.on_hand()
+    assert (on_hand[f"A-01/{G1}"], on_hand[f"A-01/{G2}"], on_hand[f"A-01/{SSCC}"]) == (4, 0, 0)
+    assert on_hand[f"A-02/{G3}"] == 1  # another location is not closed
+    journal = ledger.journal()
+    (close,) = [e for e in journal if e["kind"] == "count_close"]
+    assert (close["to"], close["evidence"]["counted"]) == ("A-01", [G1])
+    variances = {
+        (
+            e["item"].get("gtin") or e["item"].get("sscc"),
+            e["qty"],
+            e["from"],
+            e["evidence"]["counted"],
+        )
+        for e in journal
+        if e["source"] == "ledger"
+    }
+    assert variances == {(G1, 1, "A-01", 4), (G2, 3, "A-01", 0), (SSCC, 1, "A-01", 0)}
+
+
 RCV = '[[stations]]\nname = "rcv"\nkind = "receiving"\nlocation = "DOCK-1"\ndevices = ["s-rcv"]\n'
 
 

@@ -177,7 +177,8 @@ async def test_rejected_movement_does_not_block_the_ones_behind(
 ) -> None:
     clock, ids = Clock(), Uuid7()
     poison_id = ids.new()
-    # The ledger already holds a different movement under this id: the agent's is refused.
+    # The ledger already holds a different movement under this id: the agent's is a
+    # conflict, which the agent keeps as rejected, with an alarm.
     other = _movement(ids, clock, gtin14(1), poison_id).to_dict()
     other["qty"] = 5
     with ledger.client() as client:
@@ -195,7 +196,7 @@ async def test_rejected_movement_does_not_block_the_ones_behind(
     conn = connect(tmp_path / "outbox.db", readonly=True)
     rows = conn.execute("SELECT seq, state, last_error FROM movements ORDER BY seq").fetchall()
     assert [r[1] for r in rows] == ["delivered", "rejected", "delivered", "delivered"]
-    assert rows[1][2] == "id already used for a different movement"
+    assert rows[1][2] == "conflict: id already used for a different movement"
     assert "rejected" in daemon.alarms.active()
     assert ledger.on_hand()[f"DOCK-7/{gtin14(2)}"] == 3
 

@@ -1,4 +1,5 @@
-"""Fixtures for the ledger tests: a real SQLite file, an agent token, an in-process client."""
+"""Fixtures for the ledger tests: a store on each backend (a real SQLite file, a real
+PostgreSQL database), an agent token, an in-process client."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import httpx
 import pytest
 
 from ledger.app import create_app
-from ledger.store import LedgerStore
+from ledger.store import LedgerStore, SqlStore
+from ledger.store.postgres import PgStore
 
 AGENT = "dock-3"
 GTIN = "09506000134352"
@@ -60,19 +62,32 @@ def mv() -> MakeMovement:
     return movement
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """Every test that takes ``store`` runs on both backends."""
+    s: SqlStore
+    if request.param == "sqlite":
+        s = LedgerStore(tmp_path / "ledger.db")
+    else:
+        s = PgStore(request.getfixturevalue("pg_database")())
+    with s:
+        yield s
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[LedgerStore]:
+def sqlite_store(tmp_path: Path) -> Iterator[LedgerStore]:
+    """For what only SQLite has (the file, its pragmas)."""
     with LedgerStore(tmp_path / "ledger.db") as s:
         yield s
 
 
 @pytest.fixture
-def token(store: LedgerStore) -> str:
+def token(store: SqlStore) -> str:
     return store.add_agent(AGENT)
 
 
 @pytest.fixture
-async def client(store: LedgerStore, token: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(store: SqlStore, token: str) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(store))
     async with httpx.AsyncClient(
         transport=transport,

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.sync import http_ledger
 from ledger.app import create_app
-from ledger.store import LedgerStore
+from ledger.store import SqlStore
 
 AGENT = "dock-3"
 
@@ -70,7 +71,7 @@ async def test_count_variance_is_in_the_journal(client: httpx.AsyncClient, mv: A
     [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer wrong-token", "bearer nope"],
 )
 async def test_401_without_a_good_token(
-    store: LedgerStore, mv: Any, authorization: str | None
+    store: SqlStore, mv: Any, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     transport = httpx.ASGITransport(app=create_app(store))
@@ -87,7 +88,7 @@ async def test_401_without_a_good_token(
 
 
 async def test_403_when_body_agent_is_not_the_token_agent(
-    client: httpx.AsyncClient, store: LedgerStore, mv: Any
+    client: httpx.AsyncClient, store: SqlStore, mv: Any
 ) -> None:
     store.add_agent("dock-4")
     r = await client.post("/v1/movements", json=batch(mv(agent="dock-4"), agent="dock-4"))
@@ -101,7 +102,7 @@ async def test_movement_of_another_agent_is_rejected(client: httpx.AsyncClient, 
 
 
 async def test_a_token_reads_everything(
-    client: httpx.AsyncClient, store: LedgerStore, mv: Any
+    client: httpx.AsyncClient, store: SqlStore, mv: Any
 ) -> None:
     other = store.add_agent("dock-4")
     store.apply_batch("dock-3", [mv("receive", 1)])
@@ -130,7 +131,7 @@ async def test_json_with_charset_is_json(client: httpx.AsyncClient, mv: Any) -> 
 
 
 async def test_413_by_content_length_and_by_bytes_read(
-    store: LedgerStore, token: str, mv: Any
+    store: SqlStore, token: str, mv: Any
 ) -> None:
     app = create_app(store, max_body_bytes=1000)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -180,7 +181,7 @@ async def test_400_for_bad_bodies(client: httpx.AsyncClient, body: bytes, needle
     assert needle in r.json()["error"]
 
 
-async def test_400_for_too_many_movements(store: LedgerStore, token: str, mv: Any) -> None:
+async def test_400_for_too_many_movements(store: SqlStore, token: str, mv: Any) -> None:
     app = create_app(store, max_batch=3)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
@@ -246,7 +247,7 @@ async def test_stock_filters(client: httpx.AsyncClient, mv: Any) -> None:
     assert await stock(client, item="nothing") == []
 
 
-async def test_journal_paging(client: httpx.AsyncClient, store: LedgerStore, mv: Any) -> None:
+async def test_journal_paging(client: httpx.AsyncClient, store: SqlStore, mv: Any) -> None:
     ms = [mv("receive", 1) for _ in range(7)]
     await client.post("/v1/movements", json=batch(*ms))
     store.add_agent("dock-4")
@@ -289,7 +290,7 @@ async def test_400_for_bad_query(client: httpx.AsyncClient, params: dict[str, st
     assert r.status_code == 400 and "error" in r.json()
 
 
-async def test_healthz_needs_no_token(store: LedgerStore) -> None:
+async def test_healthz_needs_no_token(store: SqlStore) -> None:
     transport = httpx.ASGITransport(app=create_app(store))
     async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as c:
         r = await c.get("/healthz")
@@ -301,11 +302,19 @@ async def test_openapi_describes_the_protocol(client: httpx.AsyncClient) -> None
     assert r.status_code == 200
     doc = r.json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) >= {"/v1/movements", "/v1/stock", "/healthz"}
+    assert set(doc["paths"]) >= {
+        "/v1/movements",
+        "/v1/stock",
+        "/v1/agents",
+        "/v1/alarms",
+        "/healthz",
+    }
     assert set(doc["paths"]["/v1/movements"]) == {"get", "post"}
     schemas = doc["components"]["schemas"]
     assert {"Movement", "Result"} <= set(schemas)
-    assert schemas["Result"]["properties"]["status"]["enum"] == ["applied", "duplicate", "rejected"]
+    statuses = schemas["Result"]["properties"]["status"]["enum"]
+    assert statuses == ["applied", "duplicate", "rejected", "conflict"]
+    assert tuple(statuses) == http_ledger._KNOWN  # the agent understands every answer
 
 
 async def test_unknown_paths_and_methods_answer_json(client: httpx.AsyncClient) -> None:
@@ -345,7 +354,7 @@ async def test_nothing_a_client_sends_is_a_500(
 
 
 async def test_storage_trouble_is_503_with_retry_after(
-    client: httpx.AsyncClient, store: LedgerStore, mv: Any, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, store: SqlStore, mv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def locked(*args: Any) -> Any:
         raise sqlite3.OperationalError("database is locked")
@@ -353,3 +362,90 @@ async def test_storage_trouble_is_503_with_retry_after(
     monkeypatch.setattr(store, "apply_batch", locked)
     r = await client.post("/v1/movements", json=batch(mv()))
     assert r.status_code == 503 and r.headers["retry-after"] == "1" and "error" in r.json()
+
+
+async def test_whoami_names_the_agent_of_the_token_only(
+    store: SqlStore, client: httpx.AsyncClient
+) -> None:
+    r = await client.get("/v1/whoami")
+    assert r.status_code == 200 and r.json() == {"agent": AGENT}
+    other = store.add_agent("dock-9")
+    r = await client.get("/v1/whoami", headers={"Authorization": f"Bearer {other}"})
+    assert r.json() == {"agent": "dock-9"}
+    r = await client.get("/v1/whoami", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json() == {"error": "unknown token"}
+    r = await client.get("/openapi.json")
+    assert "/v1/whoami" in r.json()["paths"]
+
+
+def close_of(location: str, counted: list[str], **fields: Any) -> dict[str, Any]:
+    from tests.ledger.conftest import movement
+
+    m = movement("count", len(counted), to=location, **fields)
+    m.update(kind="count_close", item={}, evidence={"counted": counted})
+    return m
+
+
+async def test_a_count_close_takes_what_nobody_counted_to_zero_with_the_variance(
+    client: httpx.AsyncClient, mv: Any
+) -> None:
+    other = "09506000134369"
+    elsewhere = "09506000134376"
+    setup = [
+        mv("receive", 10, to="A-01"),
+        mv("receive", 4, item=other, to="A-01"),
+        mv("receive", 6, item=elsewhere, to="A-02"),  # another location: untouched
+    ]
+    await client.post("/v1/movements", json=batch(*setup))
+    count = mv("count", 8, to="A-01")
+    close = close_of("A-01", ["09506000134352"])
+    r = await client.post("/v1/movements", json=batch(count, close))
+    assert [x["status"] for x in r.json()["results"]] == ["applied", "applied"]
+    assert await stock(client) == [
+        {"item": "09506000134352", "location": "A-01", "qty": 8},
+        {"item": other, "location": "A-01", "qty": 0},
+        {"item": elsewhere, "location": "A-02", "qty": 6},
+    ]
+    entries = (await client.get("/v1/movements")).json()["movements"][3:]
+    assert [(e["kind"], e["source"], e["item"], e["qty"], e["from"]) for e in entries] == [
+        ("count", "agent", {"gtin": "09506000134352"}, 8, None),
+        ("adjust", "ledger", {"gtin": "09506000134352"}, 2, "A-01"),
+        ("count_close", "agent", {}, 1, None),
+        ("adjust", "ledger", {"gtin": other}, 4, "A-01"),
+    ]
+    assert entries[3]["reason"] == "count-variance"
+    assert entries[3]["evidence"] == {"caused_by": close["id"], "counted": 0, "on_hand_before": 4}
+    again = await client.post("/v1/movements", json=batch(count, close))
+    assert [x["status"] for x in again.json()["results"]] == ["duplicate", "duplicate"]
+    assert len((await client.get("/v1/movements")).json()["movements"]) == 7
+
+
+async def test_a_count_of_zero_is_sendable(client: httpx.AsyncClient, mv: Any) -> None:
+    await client.post("/v1/movements", json=batch(mv("receive", 3, to="A-01")))
+    r = await client.post("/v1/movements", json=batch(mv("count", 0, to="A-01")))
+    assert r.json()["results"][0]["status"] == "applied"
+    assert await stock(client, location="A-01") == [
+        {"item": "09506000134352", "location": "A-01", "qty": 0}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"item": {"gtin": "09506000134352"}}, "a count_close names no item"),
+        ({"evidence": {}}, "evidence.counted: expected the list of item keys"),
+        ({"qty": 5}, "qty is how many items were counted (1 listed), got 5"),
+        ({"to": None}, "a count_close needs a 'to' location"),
+    ],
+)
+async def test_a_malformed_count_close_is_rejected_and_changes_nothing(
+    client: httpx.AsyncClient, mv: Any, change: dict[str, Any], reason: str
+) -> None:
+    await client.post("/v1/movements", json=batch(mv("receive", 3, to="A-01")))
+    close = {**close_of("A-01", ["09506000134369"]), **change}
+    if close["to"] is None:
+        del close["to"]
+    r = await client.post("/v1/movements", json=batch(close))
+    (result,) = r.json()["results"]
+    assert result["status"] == "rejected" and reason in result["reason"]
+    assert await stock(client) == [{"item": "09506000134352", "location": "A-01", "qty": 3}]

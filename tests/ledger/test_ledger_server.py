@@ -99,3 +99,45 @@ def test_port_in_use_is_a_ledger_error(tmp_path: Path) -> None:
         )
     assert proc.returncode == 1
     assert b"LedgerError: the ledger could not listen on 127.0.0.1:" in proc.stderr
+
+
+def test_serve_says_where_it_listens_and_logs_each_batch(tmp_path: Path, mv: Any) -> None:
+    """The start line (address, database, agents known) and one access line per batch."""
+    db = tmp_path / "ledger.db"
+    with LedgerStore(db) as store:
+        token = store.add_agent("dock-3")
+        store.add_agent("dock-4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "ledger", "serve", "--db", str(db), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        start = json.loads(proc.stdout.readline())
+        assert start["event"] == "ledger_listening"
+        assert start["database"] == str(db) and start["agents"] == 2
+        assert start["url"].startswith("http://127.0.0.1:")
+        moves = [mv("receive", 2), mv("receive", 0)]
+        with httpx.Client(base_url=start["url"], timeout=10) as client:
+            r = client.post(
+                "/v1/movements",
+                json={"agent": "dock-3", "movements": moves},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 200
+        line = json.loads(proc.stdout.readline())
+        assert {k: line[k] for k in ("event", "agent", "count", "applied", "rejected")} == {
+            "event": "batch",
+            "agent": "dock-3",
+            "count": 2,
+            "applied": 1,
+            "rejected": 1,
+        }
+        assert line["duplicate"] == 0 and line["ms"] >= 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -1,4 +1,5 @@
-"""LedgerStore on a real SQLite file: what each movement does to on-hand and the journal."""
+"""The store on both backends (a real SQLite file, a real PostgreSQL database): what each
+movement does to on-hand and the journal."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from typing import Any
 
 import pytest
 
-import ledger.store
+import ledger.store.domain
 from ledger.schema import LedgerError
-from ledger.store import MAX_INT, VARIANCE_NS, LedgerStore
+from ledger.store import MAX_INT, VARIANCE_NS, LedgerStore, SqlStore
 
 GTIN = "09506000134352"
 
 
-def on_hand(store: LedgerStore, location: str = "DOCK-3", item: str = GTIN) -> int:
+def on_hand(store: SqlStore, location: str = "DOCK-3", item: str = GTIN) -> int:
     rows = store.stock(item, location)
     return rows[0]["qty"] if rows else 0
 
@@ -26,7 +27,7 @@ def statuses(results: list[dict[str, Any]]) -> list[str]:
     return [r["status"] for r in results]
 
 
-def test_receive_ship_transfer_return_adjust(store: LedgerStore, mv: Any) -> None:
+def test_receive_ship_transfer_return_adjust(store: SqlStore, mv: Any) -> None:
     results = store.apply_batch(
         "dock-3",
         [
@@ -45,7 +46,7 @@ def test_receive_ship_transfer_return_adjust(store: LedgerStore, mv: Any) -> Non
     ]
 
 
-def test_on_hand_is_kept_by_item_key(store: LedgerStore, mv: Any) -> None:
+def test_on_hand_is_kept_by_item_key(store: SqlStore, mv: Any) -> None:
     store.apply_batch(
         "dock-3",
         [
@@ -60,15 +61,13 @@ def test_on_hand_is_kept_by_item_key(store: LedgerStore, mv: Any) -> None:
     }
 
 
-def test_ship_may_take_on_hand_negative(store: LedgerStore, mv: Any) -> None:
+def test_ship_may_take_on_hand_negative(store: SqlStore, mv: Any) -> None:
     assert statuses(store.apply_batch("dock-3", [mv("ship", 5)])) == ["applied"]
     assert on_hand(store) == -5
 
 
 @pytest.mark.parametrize(("before", "counted"), [(10, 7), (3, 8)])
-def test_count_posts_variance_adjust(
-    store: LedgerStore, mv: Any, before: int, counted: int
-) -> None:
+def test_count_posts_variance_adjust(store: SqlStore, mv: Any, before: int, counted: int) -> None:
     store.apply_batch("dock-3", [mv("receive", before)])
     count = mv("count", counted)
     assert statuses(store.apply_batch("dock-3", [count])) == ["applied"]
@@ -89,22 +88,17 @@ def test_count_posts_variance_adjust(
         assert (adjust["from"], adjust["to"]) == (None, "DOCK-3")
     else:
         assert (adjust["from"], adjust["to"]) == ("DOCK-3", None)
-    with sqlite3.connect(store.path) as conn:
-        caused_by = conn.execute(
-            "SELECT caused_by FROM journal WHERE id = ?", (adjust["id"],)
-        ).fetchone()[0]
-    conn.close()
-    assert caused_by == count["id"]
+    assert store.caused_by(adjust["id"]) == count["id"]
 
 
-def test_count_without_variance_posts_no_adjust(store: LedgerStore, mv: Any) -> None:
+def test_count_without_variance_posts_no_adjust(store: SqlStore, mv: Any) -> None:
     store.apply_batch("dock-3", [mv("receive", 4), mv("count", 4)])
     entries, _ = store.journal()
     assert [e["kind"] for e in entries] == ["receive", "count"]
     assert on_hand(store) == 4
 
 
-def test_count_sent_again_posts_no_second_adjust(store: LedgerStore, mv: Any) -> None:
+def test_count_sent_again_posts_no_second_adjust(store: SqlStore, mv: Any) -> None:
     count = mv("count", 6)
     store.apply_batch("dock-3", [count])
     store.apply_batch("dock-3", [mv("receive", 1)])
@@ -113,7 +107,7 @@ def test_count_sent_again_posts_no_second_adjust(store: LedgerStore, mv: Any) ->
     assert [e["kind"] for e in store.journal()[0]] == ["count", "adjust", "receive"]
 
 
-def test_count_whose_variance_id_is_taken_is_rejected(store: LedgerStore, mv: Any) -> None:
+def test_count_whose_variance_id_is_taken_is_rejected(store: SqlStore, mv: Any) -> None:
     count = mv("count", 6)
     squatter = mv("receive", 1, id=str(uuid.uuid5(VARIANCE_NS, count["id"])))
     results = store.apply_batch("dock-3", [squatter, count, mv("receive", 2)])
@@ -121,7 +115,7 @@ def test_count_whose_variance_id_is_taken_is_rejected(store: LedgerStore, mv: An
     assert on_hand(store) == 3
 
 
-def test_same_batch_twice_is_all_duplicate(store: LedgerStore, mv: Any) -> None:
+def test_same_batch_twice_is_all_duplicate(store: SqlStore, mv: Any) -> None:
     batch = [mv("receive", 5), mv("transfer", 2), mv("count", 1, to="A-01")]
     assert statuses(store.apply_batch("dock-3", batch)) == ["applied"] * 3
     stock, journal = store.stock(), store.journal()
@@ -130,32 +124,40 @@ def test_same_batch_twice_is_all_duplicate(store: LedgerStore, mv: Any) -> None:
     assert (store.stock(), store.journal()) == (stock, journal)
 
 
-def test_same_id_twice_in_one_batch(store: LedgerStore, mv: Any) -> None:
+def test_same_id_twice_in_one_batch(store: SqlStore, mv: Any) -> None:
     m = mv("receive", 5)
     assert statuses(store.apply_batch("dock-3", [m, m])) == ["applied", "duplicate"]
     assert on_hand(store) == 5
 
 
-def test_id_reused_for_a_different_movement_is_rejected(store: LedgerStore, mv: Any) -> None:
+def test_id_reused_for_a_different_movement_is_a_conflict(store: SqlStore, mv: Any) -> None:
     m = mv("receive", 5)
     store.apply_batch("dock-3", [m])
+    journal = store.journal()
     [result] = store.apply_batch("dock-3", [{**m, "qty": 6}])
     assert result == {
         "id": m["id"],
-        "status": "rejected",
+        "status": "conflict",
         "reason": "id already used for a different movement",
     }
-    assert on_hand(store) == 5
+    assert on_hand(store) == 5 and store.journal() == journal  # nothing overwritten
+    [alarm] = store.alarms()
+    assert (alarm["agent"], alarm["kind"]) == ("dock-3", "conflict")
+    assert m["id"] in alarm["detail"]
+    [agent] = store.agents(silent_after_s=900)
+    assert agent.last_error == f"movement {m['id']}: id already used for a different movement"
+    store.apply_batch("dock-3", [{**m, "qty": 6}])
+    assert len(store.alarms()) == 1  # sent again: the same alarm, not a second
 
 
-def test_absent_defaults_are_the_same_movement(store: LedgerStore, mv: Any) -> None:
+def test_absent_defaults_are_the_same_movement(store: SqlStore, mv: Any) -> None:
     """Equality is on the canonical form: uom omitted and uom "EA" are one movement."""
     m = mv("receive", 5)
     store.apply_batch("dock-3", [m])
     assert statuses(store.apply_batch("dock-3", [{**m, "uom": "EA"}])) == ["duplicate"]
 
 
-def test_rejection_does_not_touch_the_rest_of_the_batch(store: LedgerStore, mv: Any) -> None:
+def test_rejection_does_not_touch_the_rest_of_the_batch(store: SqlStore, mv: Any) -> None:
     bad_qty = mv("receive", 0)
     results = store.apply_batch(
         "dock-3",
@@ -186,7 +188,7 @@ def test_rejection_does_not_touch_the_rest_of_the_batch(store: LedgerStore, mv: 
     assert on_hand(store) == 5
 
 
-def test_movement_for_another_agent_is_rejected(store: LedgerStore, mv: Any) -> None:
+def test_movement_for_another_agent_is_rejected(store: SqlStore, mv: Any) -> None:
     results = store.apply_batch("dock-3", [mv("receive", 1, agent="dock-4"), mv("receive", 2)])
     assert statuses(results) == ["rejected", "applied"]
     assert "dock-4" in results[0]["reason"]
@@ -194,20 +196,20 @@ def test_movement_for_another_agent_is_rejected(store: LedgerStore, mv: Any) -> 
 
 
 def test_unexpected_failure_rolls_back_the_whole_batch(
-    store: LedgerStore, mv: Any, monkeypatch: pytest.MonkeyPatch
+    store: SqlStore, mv: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = ledger.store._journal
+    real = ledger.store.domain._row
     calls = 0
 
-    def fail_on_third(*args: Any) -> None:
+    def fail_on_third(*args: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 3:
-            raise sqlite3.OperationalError("disk I/O error")
-        real(*args)
+            raise RuntimeError("disk I/O error")
+        return real(*args)
 
-    monkeypatch.setattr(ledger.store, "_journal", fail_on_third)
-    with pytest.raises(sqlite3.OperationalError):
+    monkeypatch.setattr(ledger.store.domain, "_row", fail_on_third)
+    with pytest.raises(RuntimeError):
         store.apply_batch("dock-3", [mv("receive", 1), mv("receive", 2), mv("receive", 3)])
     assert store.stock() == [] and store.journal() == ([], 0)
     monkeypatch.undo()
@@ -222,7 +224,7 @@ def test_unexpected_failure_rolls_back_the_whole_batch(
         "Robert'); DELETE FROM journal WHERE ('1'='1",
     ],
 )
-def test_sql_looking_item_is_data(store: LedgerStore, mv: Any, item: str) -> None:
+def test_sql_looking_item_is_data(store: SqlStore, mv: Any, item: str) -> None:
     store.apply_batch("dock-3", [mv("receive", 1, item={"sku": "plain"})])
     assert statuses(store.apply_batch("dock-3", [mv("receive", 2, item={"sku": item})])) == [
         "applied"
@@ -232,7 +234,7 @@ def test_sql_looking_item_is_data(store: LedgerStore, mv: Any, item: str) -> Non
     assert len(store.journal()[0]) == 2
 
 
-def test_values_json_or_sqlite_cannot_hold_are_rejected(store: LedgerStore, mv: Any) -> None:
+def test_values_json_or_sqlite_cannot_hold_are_rejected(store: SqlStore, mv: Any) -> None:
     results = store.apply_batch(
         "dock-3",
         [
@@ -249,7 +251,7 @@ def test_values_json_or_sqlite_cannot_hold_are_rejected(store: LedgerStore, mv: 
     assert on_hand(store) == MAX_INT
 
 
-def test_journal_paging_and_agent_filter(store: LedgerStore, mv: Any) -> None:
+def test_journal_paging_and_agent_filter(store: SqlStore, mv: Any) -> None:
     store.add_agent("dock-4")
     batch = [mv("receive", 1) for _ in range(5)]
     ids = [m["id"] for m in batch]
@@ -267,15 +269,19 @@ def test_journal_paging_and_agent_filter(store: LedgerStore, mv: Any) -> None:
         store.journal(limit=0)
 
 
-def test_tokens(store: LedgerStore, tmp_path: Path) -> None:
+def test_tokens(store: SqlStore) -> None:
     token = store.add_agent("dock-3")
     assert store.agent_for_token(token) == "dock-3"
     assert store.agent_for_token(token + "x") is None
     replaced = store.add_agent("dock-3")
     assert store.agent_for_token(token) is None
     assert store.agent_for_token(replaced) == "dock-3"
-    store.close()
-    assert replaced.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def test_sqlite_keeps_only_token_hashes(sqlite_store: LedgerStore, tmp_path: Path) -> None:
+    token = sqlite_store.create_token("dock-3")
+    sqlite_store.close()
+    assert token.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
 
 
 def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
@@ -289,7 +295,10 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["0001_initial"]
+        assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == [
+            "0001_initial",
+            "0002_fleet",
+        ]
         conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
         conn.commit()
     finally:
@@ -298,7 +307,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
         LedgerStore(path)
 
 
-def test_closed_store_refuses(store: LedgerStore, mv: Any) -> None:
+def test_closed_store_refuses(store: SqlStore, mv: Any) -> None:
     store.close()
     with pytest.raises(LedgerError, match="closed"):
         store.apply_batch("dock-3", [mv()])
@@ -306,7 +315,7 @@ def test_closed_store_refuses(store: LedgerStore, mv: Any) -> None:
         store.stock()
 
 
-def test_concurrent_batches_from_threads(store: LedgerStore, mv: Any) -> None:
+def test_concurrent_batches_from_threads(store: SqlStore, mv: Any) -> None:
     """Many threads, one writer: every unit lands once, none lost to a race."""
     batches = [[mv("receive", 1) for _ in range(20)] for _ in range(16)]
     errors: list[BaseException] = []

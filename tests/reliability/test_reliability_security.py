@@ -113,12 +113,12 @@ def test_a_movement_id_cannot_be_reused_to_overwrite(ledger: LedgerProcess) -> N
     r = post(ledger, ledger.token, {"agent": AGENT, "movements": [bigger]})
     assert r.json()["results"][0] == {
         "id": original["id"],
-        "status": "rejected",
+        "status": "conflict",
         "reason": "id already used for a different movement",
     }
     stolen = movement("dock-8", original["id"], qty=9)  # another agent, the same id
     r = post(ledger, other, {"agent": "dock-8", "movements": [stolen]})
-    assert r.json()["results"][0]["status"] == "rejected"
+    assert r.json()["results"][0]["status"] == "conflict"
     [entry] = ledger.journal()
     assert (entry["id"], entry["agent"], entry["qty"]) == (original["id"], AGENT, 2)
     assert ledger.on_hand() == {f"DOCK-7/{gtin14(1)}": 2}

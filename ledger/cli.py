@@ -1,0 +1,316 @@
+"""`edgetally ledger …`: serve the ledger, manage the fleet's tokens, see the fleet.
+
+Imported by agent.cli for every command, so only click is imported up here;
+the store and server load inside the command that needs them. Errors become
+one line here (as in agent.cli, whose helper this module cannot import
+without a cycle: agent.cli imports this module while it loads).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from agent.errors import EdgeTallyError
+
+if TYPE_CHECKING:
+    from ledger.config import LedgerSettings
+    from ledger.store import SqlStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeTallyError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _db_options(fn: F) -> F:
+    fn = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        help="A ledger TOML config with a [ledger] table (db, password_file, …); "
+        "options given here win.",
+    )(fn)
+    fn = click.option(
+        "--password-file",
+        type=click.Path(path_type=Path),
+        help="File holding the PostgreSQL password (else libpq's PGPASSFILE or ~/.pgpass).",
+    )(fn)
+    fn = click.option(
+        "--db",
+        help="The ledger's SQLite file, or a postgresql:// URL without a password "
+        "[default: ledger.db].",
+    )(fn)
+    return fn
+
+
+def _settings(config_path: Path | None, **given: Any) -> LedgerSettings:
+    """The config file's settings (or the defaults), with what the command line gave on top."""
+    from dataclasses import replace
+
+    from ledger.config import LedgerSettings, load_ledger_config
+
+    base = load_ledger_config(config_path) if config_path else LedgerSettings()
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def _open(settings: LedgerSettings) -> SqlStore:
+    from ledger.store import open_store
+
+    pw = None if settings.password_file is None else Path(settings.password_file)
+    return open_store(settings.db, pw, settings.pool_size)
+
+
+@click.group()
+def ledger() -> None:
+    """The reference central ledger."""
+
+
+@ledger.command("serve")
+@_db_options
+@click.option("--host", help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on [default: 8600].")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Ledger processes sharing the port (PostgreSQL only) [default: 1].",
+)
+@click.option(
+    "--silent-after",
+    "silent_after_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds without contact after which an agent is silent and alarmed [default: 900].",
+)
+@_user_errors
+def ledger_serve(
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    silent_after_s: float | None,
+) -> None:
+    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/agents, /openapi.json)."""
+    from ledger import serve
+
+    s = _settings(
+        config_path,
+        db=db,
+        password_file=None if password_file is None else str(password_file),
+        host=host,
+        port=port,
+        workers=workers,
+        silent_after_s=silent_after_s,
+    )
+    serve(
+        s.db,
+        s.host,
+        s.port,
+        workers=s.workers,
+        password_file=None if s.password_file is None else Path(s.password_file),
+        silent_after_s=s.silent_after_s,
+        pool_size=s.pool_size,
+    )
+
+
+@ledger.command("add-agent")
+@click.argument("agent_id")
+@_db_options
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the new token (mode 0600); give this file to the agent.",
+)
+@_user_errors
+def ledger_add_agent(
+    agent_id: str,
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    token_file: Path,
+) -> None:
+    """Create or replace an agent's token; the token goes to a file, never to the screen."""
+    from agent.cli import open_secret
+    from agent.config.loader import ID_RULE, valid_id
+
+    if not valid_id(agent_id):
+        raise click.BadParameter(
+            f"expected the agent's agent.id: {ID_RULE}; got {agent_id!r}", param_hint="AGENT_ID"
+        )
+    # The token file is opened before the store changes: a path that cannot be written
+    # must not leave the agent with a new token nobody holds.
+    with open_secret(token_file) as out:
+        with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+            token = store.add_agent(agent_id)
+        out.write(token + "\n")
+    click.echo(f"agent {agent_id}: token written to {token_file}")
+
+
+@ledger.group("token")
+def token() -> None:
+    """The fleet's tokens: one agent each, stored hashed, shown once."""
+
+
+def _token_file_option(fn: F) -> F:
+    return click.option(
+        "--token-file",
+        type=click.Path(path_type=Path),
+        help="Write the token to this file (mode 0600) instead of showing it once here.",
+    )(fn)
+
+
+def _hand_over(agent_id: str, token_value: str, token_file: Path | None, what: str) -> None:
+    from agent.cli import write_secret
+
+    if token_file is not None:
+        write_secret(token_file, token_value)
+        click.echo(f"agent {agent_id}: {what}; token written to {token_file}")
+        return
+    click.echo(f"agent {agent_id}: {what}; the token (shown only now, kept only as a hash):")
+    click.echo(token_value)
+
+
+@token.command("create")
+@click.argument("agent_id")
+@_db_options
+@_token_file_option
+@_user_errors
+def token_create(
+    agent_id: str,
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    token_file: Path | None,
+) -> None:
+    """Create the first token of a new agent (an agent that has one: use rotate)."""
+    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        value = store.create_token(agent_id)
+    _hand_over(agent_id, value, token_file, "token created")
+
+
+@token.command("rotate")
+@click.argument("agent_id")
+@_db_options
+@_token_file_option
+@_user_errors
+def token_rotate(
+    agent_id: str,
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    token_file: Path | None,
+) -> None:
+    """Revoke the agent's tokens and issue a new one, in one transaction."""
+    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        value = store.rotate_token(agent_id)
+    _hand_over(agent_id, value, token_file, "token rotated, the old one refused from now")
+
+
+@token.command("revoke")
+@click.argument("agent_id")
+@_db_options
+@_user_errors
+def token_revoke(
+    agent_id: str, db: str | None, password_file: Path | None, config_path: Path | None
+) -> None:
+    """Revoke every token of the agent; every ledger process refuses it from the next request."""
+    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        n = store.revoke_token(agent_id)
+    if n == 0:
+        raise click.ClickException(f"agent {agent_id}: no active token to revoke")
+    click.echo(f"agent {agent_id}: {n} token(s) revoked")
+
+
+@token.command("list")
+@_db_options
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_user_errors
+def token_list(
+    db: str | None, password_file: Path | None, config_path: Path | None, as_json: bool
+) -> None:
+    """Every token: its agent, a fingerprint (never the token), created and revoked times."""
+    from dataclasses import asdict
+
+    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        tokens = store.tokens()
+    if as_json:
+        for t in tokens:
+            click.echo(json.dumps(asdict(t)))
+        return
+    rows = [(t.agent, t.fingerprint, t.created_at or "-", t.revoked_at or "active") for t in tokens]
+    _table(("agent", "fingerprint", "created", "revoked"), rows)
+
+
+@ledger.command("agents")
+@_db_options
+@click.option(
+    "--silent-after",
+    "silent_after_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds without contact that make an agent silent [default: the config's, or 900].",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_user_errors
+def ledger_agents(
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    silent_after_s: float | None,
+    as_json: bool,
+) -> None:
+    """The fleet: each agent's last contact, highest seq, seq gaps, last hour, last error."""
+    s = _settings(
+        config_path, db=db, password_file=_text(password_file), silent_after_s=silent_after_s
+    )
+    with _open(s) as store:
+        agents = store.agents(s.silent_after_s)
+    if as_json:
+        for a in agents:
+            click.echo(json.dumps(a.to_dict()))
+        return
+    rows = [
+        (
+            a.agent + (" SILENT" if a.silent else ""),
+            a.last_contact or "never",
+            "-" if a.highest_seq is None else str(a.highest_seq),
+            _gaps_text(a.missing, a.gaps),
+            str(a.movements_last_hour),
+            a.last_error or "-",
+        )
+        for a in agents
+    ]
+    _table(("agent", "last contact", "highest seq", "gaps", "last hour", "last error"), rows)
+
+
+def _gaps_text(missing: int, gaps: list[list[int]]) -> str:
+    if not missing:
+        return "none"
+    shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:5])
+    return f"{missing} missing: {shown}{', …' if len(gaps) > 5 else ''}"
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    for line in (header, *rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

@@ -1,0 +1,367 @@
+"""What both backends share: the store's public methods, written once over a tiny `Db`.
+
+A backend supplies connections (`_transact` runs a function in one write
+transaction, retried when the database asks; `_reading` gives a read-only
+one) and a `Tx` for `domain.apply_batch`. The SQL here is the common subset of
+SQLite and PostgreSQL, written with ``%s`` placeholders (the SQLite backend
+turns them into ``?``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from ledger.schema import LedgerError, utcnow
+from ledger.store.domain import (
+    MAX_INT,
+    MAX_PAGE,
+    Alarm,
+    BatchOutcome,
+    Result,
+    Tx,
+    apply_batch,
+    check_agent_id,
+    sha256,
+)
+
+log = logging.getLogger("edgetally.ledger")
+T = TypeVar("T")
+MAX_GAPS = 100  # gap ranges listed per agent; `missing` still counts them all
+
+
+class LedgerUnavailable(LedgerError):
+    """The database is down, busy or full: the ledger's trouble, worth a retry (503)."""
+
+
+class Db(Protocol):
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+    def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    agent: str
+    fingerprint: str  # the first hex digits of the token's sha256: tells tokens apart
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One agent as the centre sees it (the fleet view)."""
+
+    agent: str
+    last_contact: str | None
+    highest_seq: int | None
+    missing: int  # seq numbers below highest_seq that never arrived
+    gaps: list[list[int]]  # the first MAX_GAPS missing ranges, [first, last]
+    movements_last_hour: int
+    last_error: str | None
+    last_error_at: str | None
+    active_tokens: int
+    silent: bool  # no contact for longer than the silence window
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class SqlStore(ABC):
+    """Journal, on-hand, tokens and the fleet view over a backend's connections."""
+
+    name: str  # what the messages call this store ("ledger /path/ledger.db")
+
+    # -- what a backend supplies ------------------------------------------------
+
+    @abstractmethod
+    def _transact(self, work: Callable[[Db], T]) -> T:
+        """Run ``work`` in one write transaction, again if the database asks."""
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[Db]:
+        """A read-only connection."""
+
+    @abstractmethod
+    def _tx(self, db: Db) -> Tx:
+        """The domain's view of an open write transaction."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- tokens ----------------------------------------------------------------
+
+    def add_agent(self, agent: str) -> str:
+        """Create or replace the agent's token (``token rotate``); only its sha256 is kept."""
+        return self.rotate_token(agent)
+
+    def create_token(self, agent: str) -> str:
+        """A first token for a new agent; an agent that has one is told to rotate."""
+        check_agent_id(agent)
+
+        def work(db: Db) -> str:
+            if _active_tokens(db, agent):
+                raise LedgerError(f"agent {agent!r} already has a token; rotate it instead")
+            return _new_token(db, agent)
+
+        return self._transact(work)
+
+    def rotate_token(self, agent: str) -> str:
+        """Revoke the agent's tokens and issue a new one, in one transaction."""
+        check_agent_id(agent)
+
+        def work(db: Db) -> str:
+            _revoke(db, agent)
+            return _new_token(db, agent)
+
+        return self._transact(work)
+
+    def revoke_token(self, agent: str) -> int:
+        """Revoke every token of the agent; how many were active."""
+        check_agent_id(agent)
+        return self._transact(lambda db: _revoke(db, agent))
+
+    def tokens(self) -> list[TokenInfo]:
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT agent, token_sha256, created_at, revoked_at FROM tokens ORDER BY agent, id"
+            )
+        return [TokenInfo(a, h[:12], c, r) for a, h, c, r in rows]
+
+    def agent_for_token(self, token: str) -> str | None:
+        """Looked up on every request, so a revoked token is refused at once by every process."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT agent FROM tokens WHERE token_sha256 = %s AND revoked_at IS NULL",
+                (sha256(token),),
+            )
+        return None if not rows else str(rows[0][0])
+
+    # -- movements -------------------------------------------------------------
+
+    def apply_batch(self, agent: str, movements: Sequence[object]) -> list[Result]:
+        """Apply a batch in one transaction; one result per movement, in order.
+
+        A movement the ledger refuses is answered ``rejected`` (or ``conflict``)
+        and does not touch the others; anything unexpected rolls the whole batch back.
+        """
+
+        def work(db: Db) -> BatchOutcome:
+            at = utcnow()
+            outcome = apply_batch(self._tx(db), agent, movements, at)
+            _record(db, agent, at, outcome)
+            return outcome
+
+        outcome = self._transact(work)
+        for alarm in outcome.alarms:
+            log.warning("ledger alarm: %s from agent %s: %s", alarm.kind, alarm.agent, alarm.detail)
+        return outcome.results
+
+    # -- queries ---------------------------------------------------------------
+
+    def stock(self, item: str | None = None, location: str | None = None) -> list[Result]:
+        """On-hand rows, sorted by item then location; None means any."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT item, location, qty FROM stock "
+                "WHERE (CAST(%s AS TEXT) IS NULL OR item = %s) "
+                "AND (CAST(%s AS TEXT) IS NULL OR location = %s) "
+                "ORDER BY item, location",
+                (item, item, location, location),
+            )
+        return [{"item": i, "location": loc, "qty": int(q)} for i, loc, q in rows]
+
+    def journal(
+        self, agent: str | None = None, since: int = 0, limit: int = 100
+    ) -> tuple[list[Result], int]:
+        """Entries after position ``since``, oldest first; and the ``since`` for the next page.
+
+        Each entry is the stored movement plus ``pos`` and ``source`` (``agent``
+        or ``ledger`` for the adjusts the ledger posts for count variances).
+        """
+        if not 0 <= since <= MAX_INT:
+            raise ValueError(f"since: expected an integer from 0 to {MAX_INT}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit: expected an integer from 1 to {MAX_PAGE}")
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT pos, source, payload FROM journal "
+                "WHERE pos > %s AND (CAST(%s AS TEXT) IS NULL OR agent = %s) ORDER BY pos LIMIT %s",
+                (since, agent, agent, limit),
+            )
+        entries = [
+            {**json.loads(payload), "pos": int(pos), "source": source}
+            for pos, source, payload in rows
+        ]
+        return entries, (int(rows[-1][0]) if rows else since)
+
+    def caused_by(self, movement_id: str) -> str | None:
+        """The count a ledger-posted adjust explains, if it is one."""
+        with self._reading() as db:
+            rows = db.rows("SELECT caused_by FROM journal WHERE id = %s", (movement_id,))
+        return None if not rows else rows[0][0]
+
+    def agents(self, silent_after_s: float, now: datetime | None = None) -> list[AgentInfo]:
+        """The fleet view: every agent that has or had a token, or has posted."""
+        now = now or datetime.now(UTC)
+        hour_ago = iso(now - timedelta(hours=1))
+        silent_before = iso(now - timedelta(seconds=silent_after_s))
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT a.agent, a.last_contact, a.last_error, a.last_error_at, "
+                "(SELECT max(seq) FROM journal j WHERE j.agent = a.agent AND j.source = 'agent'), "
+                "(SELECT count(DISTINCT seq) FROM journal j "
+                " WHERE j.agent = a.agent AND j.source = 'agent'), "
+                "(SELECT count(*) FROM journal j WHERE j.agent = a.agent "
+                " AND j.source = 'agent' AND j.received_at >= %s), "
+                "(SELECT count(*) FROM tokens t WHERE t.agent = a.agent AND t.revoked_at IS NULL) "
+                "FROM agents a ORDER BY a.agent",
+                (hour_ago,),
+            )
+            out = []
+            for agent, contact, error, error_at, top, distinct, last_hour, active in rows:
+                top = None if top is None else int(top)
+                missing = 0 if top is None else top - int(distinct)
+                out.append(
+                    AgentInfo(
+                        agent=agent,
+                        last_contact=contact,
+                        highest_seq=top,
+                        missing=missing,
+                        gaps=_gaps(db, agent) if missing else [],
+                        movements_last_hour=int(last_hour),
+                        last_error=error,
+                        last_error_at=error_at,
+                        active_tokens=int(active),
+                        silent=contact is not None and contact < silent_before,
+                    )
+                )
+        return out
+
+    def check_silence(self, silent_after_s: float, now: datetime | None = None) -> list[Alarm]:
+        """Raise (once per silence) an alarm for each agent silent past the window."""
+        silent = [a for a in self.agents(silent_after_s, now) if a.silent]
+        alarms = [
+            Alarm(
+                a.agent,
+                "silent",
+                a.last_contact or "",
+                f"no contact since {a.last_contact} (window {silent_after_s:g} s)",
+            )
+            for a in silent
+        ]
+        raised = self._transact(lambda db: _raise_alarms(db, alarms)) if alarms else []
+        for alarm in raised:
+            log.warning("ledger alarm: %s from agent %s: %s", alarm.kind, alarm.agent, alarm.detail)
+        return raised
+
+    def alarms(self, limit: int = 100) -> list[Result]:
+        """The newest alarms first."""
+        with self._reading() as db:
+            rows = db.rows(
+                "SELECT at, agent, kind, detail FROM alarms ORDER BY id DESC LIMIT %s", (limit,)
+            )
+        return [{"at": at, "agent": a, "kind": k, "detail": d} for at, a, k, d in rows]
+
+
+def _active_tokens(db: Db, agent: str) -> int:
+    rows = db.rows("SELECT count(*) FROM tokens WHERE agent = %s AND revoked_at IS NULL", (agent,))
+    return int(rows[0][0])
+
+
+def _new_token(db: Db, agent: str) -> str:
+    token = secrets.token_urlsafe(32)
+    _ensure_agent(db, agent)
+    db.run(
+        "INSERT INTO tokens(agent, token_sha256, created_at) VALUES (%s, %s, %s)",
+        (agent, sha256(token), utcnow()),
+    )
+    return token
+
+
+def _revoke(db: Db, agent: str) -> int:
+    return db.run(
+        "UPDATE tokens SET revoked_at = %s WHERE agent = %s AND revoked_at IS NULL",
+        (utcnow(), agent),
+    )
+
+
+def _ensure_agent(db: Db, agent: str) -> None:
+    db.run("INSERT INTO agents(agent) VALUES (%s) ON CONFLICT (agent) DO NOTHING", (agent,))
+
+
+def _record(db: Db, agent: str, at: str, outcome: BatchOutcome) -> None:
+    """Last contact and last error for the fleet view (one statement); alarms for conflicts."""
+    db.run(
+        "INSERT INTO agents(agent, last_contact, last_error, last_error_at) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (agent) DO UPDATE SET "
+        "last_contact = excluded.last_contact, "
+        "last_error = coalesce(excluded.last_error, agents.last_error), "
+        "last_error_at = coalesce(excluded.last_error_at, agents.last_error_at)",
+        (agent, at, outcome.last_error, None if outcome.last_error is None else at),
+    )
+    if outcome.alarms:
+        _raise_alarms(db, outcome.alarms)
+
+
+def _raise_alarms(db: Db, alarms: Sequence[Alarm]) -> list[Alarm]:
+    """Insert the alarms not raised before; return those that are new."""
+    new = []
+    at = utcnow()
+    for alarm in alarms:
+        if db.run(
+            "INSERT INTO alarms(at, agent, kind, key, detail) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (agent, kind, key) DO NOTHING",
+            (at, alarm.agent, alarm.kind, alarm.key, alarm.detail),
+        ):
+            new.append(alarm)
+    return new
+
+
+def _gaps(db: Db, agent: str) -> list[list[int]]:
+    """Missing seq ranges: before the first seq received, and between received ones."""
+    rows = db.rows(
+        "SELECT seq, nxt FROM (SELECT seq, LEAD(seq) OVER (ORDER BY seq) AS nxt FROM "
+        "(SELECT DISTINCT seq FROM journal WHERE agent = %s AND source = 'agent' "
+        "AND seq IS NOT NULL) s) t WHERE nxt > seq + 1 ORDER BY seq LIMIT %s",
+        (agent, MAX_GAPS),
+    )
+    first = db.rows("SELECT min(seq) FROM journal WHERE agent = %s AND source = 'agent'", (agent,))[
+        0
+    ][0]
+    gaps = [[1, int(first) - 1]] if first is not None and int(first) > 1 else []
+    gaps += [[int(seq) + 1, int(nxt) - 1] for seq, nxt in rows]
+    return gaps[:MAX_GAPS]
+
+
+def iter_journal(store: SqlStore) -> Iterator[Result]:
+    """Every journal entry, page by page."""
+    since = 0
+    while True:
+        page, since = store.journal(None, since, MAX_PAGE)
+        if not page:
+            return
+        yield from page

@@ -1,0 +1,115 @@
+"""The ledger schema on PostgreSQL: the same named migrations as SQLite's (ledger/schema.py).
+
+Same names, same tables, PostgreSQL's types. Each migration and its row in
+``migrations`` commit in one transaction, under an advisory lock, so several
+ledger processes starting at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+
+from ledger.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from ledger.schema import LedgerError
+
+# Any fixed number: the advisory lock all ledger processes take to migrate.
+_LOCK = 0x6564676574616C79  # "edgetally"
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_initial",
+        """
+        CREATE TABLE agents(
+            agent TEXT PRIMARY KEY,
+            token_sha256 TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE journal(
+            pos BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id TEXT UNIQUE NOT NULL,
+            agent TEXT,
+            seq BIGINT,
+            kind TEXT,
+            item TEXT,
+            qty BIGINT,
+            from_loc TEXT,
+            to_loc TEXT,
+            payload TEXT NOT NULL,
+            received_at TEXT,
+            source TEXT CHECK (source IN ('agent', 'ledger')),
+            caused_by TEXT
+        );
+        CREATE INDEX journal_agent ON journal(agent, pos);
+        CREATE TABLE stock(
+            item TEXT,
+            location TEXT,
+            qty BIGINT,
+            PRIMARY KEY (item, location)
+        );
+        """,
+    ),
+    (
+        "0002_fleet",
+        """
+        CREATE TABLE tokens(
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            agent TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        CREATE INDEX tokens_agent ON tokens(agent);
+        INSERT INTO tokens(agent, token_sha256, created_at)
+            SELECT agent, token_sha256, '' FROM agents;
+        ALTER TABLE agents DROP COLUMN token_sha256;
+        ALTER TABLE agents ADD COLUMN last_contact TEXT;
+        ALTER TABLE agents ADD COLUMN last_error TEXT;
+        ALTER TABLE agents ADD COLUMN last_error_at TEXT;
+        CREATE INDEX journal_agent_seq ON journal(agent, seq);
+        CREATE TABLE alarms(
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            UNIQUE (agent, kind, key)
+        );
+        """,
+    ),
+)
+
+# A migration added for SQLite must be added here too, under the same name.
+assert [n for n, _ in MIGRATIONS] == [n for n, _ in SQLITE_MIGRATIONS]
+
+
+def migrate(conn: psycopg.Connection[tuple[object, ...]], what: str) -> list[str]:
+    """Apply the migrations the database lacks, in order; return their names."""
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+    for name, sql in MIGRATIONS:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            done = {str(row[0]) for row in conn.execute("SELECT name FROM migrations")}
+            unknown = sorted(done - {n for n, _ in MIGRATIONS})
+            if unknown:
+                raise LedgerError(
+                    f"{what} has migration {unknown[-1]!r}, unknown to this version of "
+                    "EdgeTally: it was written by a newer version; run that version"
+                )
+            if name in done:
+                continue
+            for statement in (s.strip() for s in sql.split(";")):
+                if statement:
+                    conn.execute(statement.encode())
+            conn.execute(
+                "INSERT INTO migrations(name, applied_at) VALUES (%s, %s)",
+                (name, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+        applied.append(name)
+    return applied

@@ -1,0 +1,1 @@
+sLapXFdzXhmwxutoxzg_D-O0-Wf3yuTUfY8Qbh3NRC0

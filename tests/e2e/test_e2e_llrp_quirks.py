@@ -1,0 +1,171 @@
+"""End to end with a quirky reader (issue 17): the LLRP emulator with every quirk on at
+once (refused ENABLE_EVENTS_AND_REPORTS, refused DELETE_ROSPEC 0, an Immediate ROSpec
+that never starts, TIDs for EPCs, a partial frame each time it drops the connection),
+the real LLRP driver in the daemon, the outbox, sync, and the reference ledger as a
+process. The same shelf with no quirk is the control: SGTINs, received as before."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+from harness import LedgerProcess, write_config
+
+from agent.config import load_config
+from agent.daemon import Daemon
+from drivers.llrp_emulator import (
+    QUIRKS,
+    LlrpEmulator,
+    bundled_scenario,
+    load_scenario,
+    scenario_from_dict,
+    sgtin96,
+    tid_of,
+)
+
+GTIN = "00614141123452"
+TAGS = 20
+EPCS = [sgtin96(GTIN, 3000 + i, 7) for i in range(TAGS)]
+
+
+def _config(tmp_path: Path, ledger: LedgerProcess, port: int) -> Path:
+    path = write_config(tmp_path, ledger.url, ledger.token_file, None, health_listen="")
+    with path.open("a", encoding="utf-8") as f:
+        f.write(
+            f"""
+[[devices]]
+id = "dock-7-reader"
+driver = "llrp"
+host = "127.0.0.1"
+port = {port}
+antennas = [1, 2]
+keepalive_s = 0.5
+report_timeout_ms = 50
+reconnect_initial_s = 0.05
+reconnect_max_s = 0.2
+start_window_s = 0.5
+
+[[stations]]
+name = "dock-7"
+kind = "receiving"
+location = "DOCK-7"
+devices = ["dock-7-reader"]
+raw_tag_ids = true
+"""
+        )
+    return path
+
+
+@pytest.mark.parametrize("quirky", [True, False], ids=["every-quirk", "no-quirk"])
+async def test_a_quirky_readers_tags_reach_the_ledger_once_each(
+    tmp_path: Path, ledger: LedgerProcess, quirky: bool
+) -> None:
+    scenario = scenario_from_dict(
+        {
+            "name": "quirky-shelf",
+            "rate": 30,
+            "report_interval_s": 0.05,
+            "antennas": [{"id": 1, "group": "outside"}, {"id": 2, "group": "inside"}],
+            "tags": [
+                {
+                    "name": "cases",
+                    "epcs": [e.hex() for e in EPCS],
+                    "motion": "shelf",
+                    "near": "inside",
+                    "rssi_peak_dbm": -40,
+                }
+            ],
+            # The reader drops the link every 1.5 s, mid-stream: with the quirk, after
+            # 2 bytes of a frame it never finishes.
+            "faults": {"drop_connection_at_s": 1.5},
+            "quirks": list(QUIRKS) if quirky else [],
+        }
+    )
+    if quirky:
+        want = {f"urn:epc:raw:96.x{tid_of(e).hex().upper()}" for e in EPCS}
+    else:
+        want = {f"urn:epc:id:sgtin:0614141.012345.{3000 + i}" for i in range(TAGS)}
+    async with LlrpEmulator(scenario) as emu:
+        daemon = Daemon(load_config(_config(tmp_path, ledger, emu.port)), ledger.token)
+        task = asyncio.create_task(daemon.run())
+        try:
+            async with asyncio.timeout(60):  # generous for a loaded machine; ~3 s alone
+                while (
+                    len(emu.connections) < 3 or len(await asyncio.to_thread(ledger.journal)) < TAGS
+                ):
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)  # anything more would be a double
+        finally:
+            daemon.stop()
+            await asyncio.wait_for(task, 10)
+        names = [n for c in emu.connections for n in c.messages]
+    journal = await asyncio.to_thread(ledger.journal)
+    moves = [e.get("movement", e) for e in journal]
+    assert sorted(m["item"]["epc"] for m in moves) == sorted(want)  # each tag once
+    assert {m["kind"] for m in moves} == {"receive"}
+    assert ledger.on_hand() == (
+        {f"DOCK-7/{epc}": 1 for epc in want} if quirky else {f"DOCK-7/{GTIN}": TAGS}
+    )
+    # Each quirk was met on the wire, and the driver's answer to it was sent.
+    assert ("START_ROSPEC" in names) is quirky
+    assert names.count("DELETE_ROSPEC") >= (2 if quirky else 1) * 3
+    with sqlite3.connect(f"file:{tmp_path / 'outbox.db'}?mode=ro", uri=True) as conn:
+        outcomes = {o for (o,) in conn.execute("SELECT DISTINCT outcome FROM reads")}
+    # Re-reads are duplicates of units already received; no read is unknown or faulted.
+    assert outcomes <= {"good"} | {o for o in outcomes if "duplicate serial" in o}
+
+
+async def test_a_pallet_through_a_portal_on_a_quirky_reader_reaches_the_ledger(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    # The portal-inbound pallet (200 cases), on a reader with every quirk, 5x speed.
+    sc = dataclasses.replace(
+        load_scenario(bundled_scenario("portal-inbound")), speed=5.0, quirks=frozenset(QUIRKS)
+    )
+    path = write_config(tmp_path, ledger.url, ledger.token_file, None, health_listen="")
+    async with LlrpEmulator(sc) as emu:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(
+                f"""
+[[devices]]
+id = "dock-7-portal"
+driver = "llrp"
+host = "127.0.0.1"
+port = {emu.port}
+antennas = [1, 2, 3, 4]
+keepalive_s = 0.5
+report_timeout_ms = 50
+start_window_s = 0.5
+
+[[stations]]
+name = "dock-7-door"
+kind = "portal"
+location = "DOCK-7"
+devices = ["dock-7-portal"]
+outside_antennas = [1, 2]
+inside_antennas = [3, 4]
+quiet_ms = 600
+max_track_ms = 2000
+raw_tag_ids = true
+"""
+            )
+        daemon = Daemon(load_config(path), ledger.token)
+        task = asyncio.create_task(daemon.run())
+        try:
+            async with asyncio.timeout(60):  # ~5 s alone
+                while len(await asyncio.to_thread(ledger.journal)) < 200:
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # anything more would be a double
+        finally:
+            daemon.stop()
+            await asyncio.wait_for(task, 10)
+    moves = [e.get("movement", e) for e in await asyncio.to_thread(ledger.journal)]
+    epcs = [e for group in sc.tags for e in group.epcs]
+    assert len(epcs) == 200
+    assert sorted(m["item"]["epc"] for m in moves) == sorted(
+        f"urn:epc:raw:96.x{tid_of(e).hex().upper()}" for e in epcs
+    )
+    assert {(m["kind"], m["to"]) for m in moves} == {("receive", "DOCK-7")}
