@@ -219,6 +219,10 @@ async def test_tryton_stopped_during_a_burst_gets_everything_once(
             if burst == 2:
                 await asyncio.to_thread(tryton.stop)  # mid-burst: the syncer is sending
             if burst == 4:
+                for _ in range(100):  # the syncer's next attempt finds Tryton down
+                    if s.status.retries and "unreachable" in (s.status.last_error or ""):
+                        break
+                    await asyncio.sleep(0.1)
                 assert s.status.retries >= 1 and "unreachable" in (s.status.last_error or "")
                 await asyncio.to_thread(tryton.start)
             await asyncio.sleep(0.3)
