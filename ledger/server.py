@@ -34,6 +34,7 @@ from uvicorn.supervisors import Multiprocess
 from agent import logs
 from agent.logs import event
 from ledger.app import SILENT_AFTER_S, create_app
+from ledger.guard import GuardedConfig, GuardLimits
 from ledger.schema import LedgerError
 from ledger.store import LedgerUnavailable, SqlStore, is_postgres_url, open_store
 
@@ -55,10 +56,11 @@ class _Server(uvicorn.Server):
             return  # the bind failed; serve() says so
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
+        scheme = "https" if self.config.is_ssl else "http"
         event(
             log,
             "ledger_listening",
-            url=f"http://{shown}:{port}",
+            url=f"{scheme}://{shown}:{port}",
             database=self._store.name.removeprefix("ledger "),
             agents=len({t.agent for t in self._store.tokens() if t.revoked_at is None}),
         )
@@ -74,6 +76,24 @@ class ServeOptions:
     silent_after_s: float = SILENT_AFTER_S
     pool_size: int = 8
     log_level: str = "warning"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    head_timeout_s: float = 5.0
+    body_idle_s: float = 10.0
+    max_connections: int = 0  # 0: below the process's descriptor limit
+
+    def uvicorn_options(self) -> dict[str, object]:
+        """What every uvicorn config of ours gets: the guard's limits, TLS, shutdown."""
+        return {
+            "guard": GuardLimits(self.head_timeout_s, self.body_idle_s, self.max_connections),
+            "host": self.host,
+            "port": self.port,
+            "log_level": self.log_level,
+            "lifespan": "on",
+            "timeout_graceful_shutdown": 10,
+            "ssl_certfile": self.tls_cert,
+            "ssl_keyfile": self.tls_key,
+        }
 
 
 def serve(
@@ -86,6 +106,11 @@ def serve(
     password_file: Path | None = None,
     silent_after_s: float = SILENT_AFTER_S,
     pool_size: int = 8,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    head_timeout_s: float = 5.0,
+    body_idle_s: float = 10.0,
+    max_connections: int = 0,
 ) -> None:
     """Serve the ledger in ``db_path`` (a SQLite file or a PostgreSQL URL) on ``host:port``;
     blocks until told to stop. Our JSON lines (the start line, one per batch) go to
@@ -99,7 +124,17 @@ def serve(
         silent_after_s=silent_after_s,
         pool_size=pool_size,
         log_level=log_level,
+        tls_cert=None if tls_cert is None else str(tls_cert),
+        tls_key=None if tls_key is None else str(tls_key),
+        head_timeout_s=head_timeout_s,
+        body_idle_s=body_idle_s,
+        max_connections=max_connections,
     )
+    if (tls_cert is None) != (tls_key is None):
+        raise LedgerError("--tls-cert and --tls-key: give both (the certificate and its key)")
+    for given in (tls_cert, tls_key):
+        if given is not None and not Path(given).is_file():
+            raise LedgerError(f"{given}: no such file (a PEM certificate or key for TLS)")
     if workers > 1 and not is_postgres_url(opts.db):
         raise LedgerError(
             f"--workers {workers}: several ledger processes need a PostgreSQL --db "
@@ -113,14 +148,7 @@ def serve(
         _serve_workers(opts)
         return
     try:
-        config = uvicorn.Config(
-            _app(store, opts),
-            host=host,
-            port=port,
-            log_level=log_level,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-        )
+        config = GuardedConfig(_app(store, opts), **opts.uvicorn_options())  # type: ignore[arg-type]
         with _stop_quietly():
             try:
                 _Server(config, store).run()
@@ -138,15 +166,11 @@ def _open(opts: ServeOptions) -> SqlStore:
 
 def _serve_workers(opts: ServeOptions) -> None:
     os.environ[_ENV] = json.dumps(asdict(opts))
-    config = uvicorn.Config(
+    config = GuardedConfig(
         "ledger.server:worker_app",
         factory=True,
-        host=opts.host,
-        port=opts.port,
         workers=opts.workers,
-        log_level=opts.log_level,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
+        **opts.uvicorn_options(),  # type: ignore[arg-type]
     )
     try:
         sock = config.bind_socket()
