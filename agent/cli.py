@@ -332,44 +332,37 @@ main.add_command(ledger_commands)
 
 
 @contextlib.contextmanager
-def open_secret(path: Path) -> Iterator[_Truncating]:
-    """``path`` opened for a secret (mode 0600), truncated only once the secret is ready;
-    a file it had to create is removed again if the secret never comes."""
-    import os
+def open_secret(path: Path) -> Iterator[TextIO]:
+    """A new file (mode 0600 from its creation) beside ``path``, renamed onto ``path``
+    once the secret is written; removed, and ``path`` untouched, if it never comes.
 
-    existed = path.exists()
+    Never opening ``path`` itself means an existing file's wider mode, its other
+    hard links, a symlink it is, or a reader holding it open, never see the secret.
+    """
+    import os
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise click.ClickException(
             f"--token-file {path}: cannot write it ({exc.strerror})"
         ) from exc
-    os.fchmod(fd, 0o600)  # a file that was there keeps no wider mode
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        try:
-            yield _Truncating(f)
-        except BaseException:
-            if not existed:
-                path.unlink(missing_ok=True)
-            raise
-
-
-class _Truncating:
-    """Truncates the file at the first write, so a failure before it keeps the old secret."""
-
-    def __init__(self, f: TextIO) -> None:
-        self._f = f
-
-    def write(self, text: str) -> None:
-        self._f.truncate(0)
-        self._f.write(text)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_secret(path: Path, secret: str) -> None:
-    import os
-
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    """``secret`` into ``path`` as a new 0600 file renamed into place (see `open_secret`)."""
+    with open_secret(path) as f:
         f.write(secret + "\n")
 
 

@@ -3,6 +3,7 @@ and a failed add-agent leaves the agent's old token (and its file) as they were.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,4 +92,37 @@ def test_add_agent_writes_a_private_file_even_over_a_wider_one(tmp_path: Path) -
     assert out.exit_code == 0, out.output
     assert token.stat().st_mode & 0o777 == 0o600
     with LedgerStore(db) as store:
+        assert store.agent_for_token(token.read_text().strip()) == "dock-3"
+
+
+@pytest.mark.parametrize("command", [["add-agent"], ["token", "create"], ["token", "rotate"]])
+def test_a_token_file_is_a_new_private_file_renamed_into_place(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Never written through the old file: its 0644 mode, a hard link to it and a
+    reader holding it open all keep the old content (issue 18, item 6)."""
+    token = tmp_path / "token"
+    token.write_text("old\n")
+    token.chmod(0o644)
+    link = tmp_path / "link-to-old"
+    os.link(token, link)
+    with token.open() as held:
+        out = CliRunner().invoke(
+            main,
+            [
+                "ledger",
+                *command,
+                "dock-3",
+                "--db",
+                str(tmp_path / "l.db"),
+                "--token-file",
+                str(token),
+            ],
+        )
+        assert out.exit_code == 0, out.output
+        assert held.read() == "old\n"
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert link.read_text() == "old\n" and link.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.db", "link-to-old", "token"]
+    with LedgerStore(tmp_path / "l.db") as store:
         assert store.agent_for_token(token.read_text().strip()) == "dock-3"
