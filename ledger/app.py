@@ -28,7 +28,8 @@ from agent.logs import event
 from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
-from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
+from ledger.pages.auth import current_user
+from ledger.store import MAX_INT, MAX_PAGE, READER, LedgerUnavailable, Principal, SqlStore
 
 MiB = 1024 * 1024
 log = logging.getLogger("edgetally.ledger")
@@ -49,7 +50,10 @@ def create_app(
     """
 
     async def post_movements(request: Request) -> Response:
-        agent = await _authenticate(request, store)
+        who = await _authenticate(request, store)
+        if who.reader:
+            _fail(403, "a reader token cannot post movements; post with the agent's token")
+        agent = who.name
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             _fail(415, "expected Content-Type: application/json")
@@ -71,15 +75,19 @@ def create_app(
         return JSONResponse({"results": results})
 
     async def get_stock(request: Request) -> Response:
-        await _authenticate(request, store)
+        await _reader(request, store, "the stock of every location")
         item = _text_param(request, "item")
         location = _text_param(request, "location")
         rows = await run_in_threadpool(store.stock, item, location)
         return JSONResponse({"stock": rows})
 
     async def get_movements(request: Request) -> Response:
-        await _authenticate(request, store)
+        who = await _authenticate(request, store, sessions=True)
         agent = _text_param(request, "agent")
+        if not who.reader:
+            if agent not in (None, who.name):
+                _fail(403, f"an agent token reads only its own journal ({who.name}); {_NEEDS}")
+            agent = who.name
         since = _int_param(request, "since", 0, 0, MAX_INT)
         limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
         entries, next_pos = await run_in_threadpool(store.journal, agent, since, limit)
@@ -87,10 +95,13 @@ def create_app(
 
     async def whoami(request: Request) -> Response:
         """The token's agent: what `edgetally doctor` compares with its config's agent.id."""
-        return JSONResponse({"agent": await _authenticate(request, store)})
+        who = await _authenticate(request, store)
+        if who.reader:
+            return JSONResponse({"reader": who.name})
+        return JSONResponse({"agent": who.name})
 
     async def get_agents(request: Request) -> Response:
-        await _authenticate(request, store)
+        await _reader(request, store, "the fleet")
         await run_in_threadpool(store.check_silence, silent_after_s)
         agents = await run_in_threadpool(store.agents, silent_after_s)
         return JSONResponse(
@@ -98,7 +109,7 @@ def create_app(
         )
 
     async def get_alarms(request: Request) -> Response:
-        await _authenticate(request, store)
+        await _reader(request, store, "the alarms")
         limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
         return JSONResponse({"alarms": await run_in_threadpool(store.alarms, limit)})
 
@@ -171,24 +182,43 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-async def _authenticate(request: Request, store: SqlStore) -> str:
-    """The token's agent, or 401 with a ``WWW-Authenticate: Bearer`` challenge."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+_NEEDS = "reading everything needs a reader token (ledger token create --reader NAME)"
+
+
+async def _authenticate(request: Request, store: SqlStore, sessions: bool = False) -> Principal:
+    """The token's agent or reader, or 401 with a ``WWW-Authenticate: Bearer`` challenge.
+
+    With ``sessions``, a logged-in dashboard user (the session cookie) reads as a reader.
+    """
+    header = request.headers.get("authorization")
+    if header is None and sessions:
+        user = await current_user(request, store)
+        if user is not None:
+            return Principal(user, READER)
+    scheme, _, token = (header or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         _fail(
             401,
-            "expected Authorization: Bearer <agent token>",
+            "expected Authorization: Bearer <token>",
             {"WWW-Authenticate": 'Bearer realm="edgetally"'},
         )
-    agent = await run_in_threadpool(store.agent_for_token, token)
-    if agent is None:
+    who = await run_in_threadpool(store.principal_for_token, token)
+    if who is None:
         _fail(
             401,
             "unknown token",
             {"WWW-Authenticate": 'Bearer realm="edgetally", error="invalid_token"'},
         )
-    return agent
+    return who
+
+
+async def _reader(request: Request, store: SqlStore, what: str) -> Principal:
+    """A reader token or a dashboard login; an agent token gets 403 saying what it needs."""
+    who = await _authenticate(request, store, sessions=True)
+    if not who.reader:
+        _fail(403, f"an agent token cannot read {what}; {_NEEDS}")
+    return who
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -136,6 +136,10 @@ def ledger_serve(
     required=True,
     help="Where to write the new token (mode 0600); give this file to the agent.",
 )
+@click.option(
+    "--locations",
+    help="Comma-separated locations the agent may move stock from or to [default: any location].",
+)
 @_user_errors
 def ledger_add_agent(
     agent_id: str,
@@ -143,6 +147,7 @@ def ledger_add_agent(
     password_file: Path | None,
     config_path: Path | None,
     token_file: Path,
+    locations: str | None,
 ) -> None:
     """Create or replace an agent's token; the token goes to a file, never to the screen."""
     from agent.cli import open_secret
@@ -156,9 +161,47 @@ def ledger_add_agent(
     # must not leave the agent with a new token nobody holds.
     with open_secret(token_file) as out:
         with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
-            token = store.add_agent(agent_id)
+            token = store.add_agent(agent_id, _location_list(locations))
         out.write(token + "\n")
     click.echo(f"agent {agent_id}: token written to {token_file}")
+
+
+@ledger.command("set-locations")
+@click.argument("agent_id")
+@_db_options
+@click.option(
+    "--locations",
+    help="Comma-separated locations the agent may move stock from or to.",
+)
+@click.option("--any", "anywhere", is_flag=True, help="Let the agent move stock anywhere.")
+@_user_errors
+def ledger_set_locations(
+    agent_id: str,
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    locations: str | None,
+    anywhere: bool,
+) -> None:
+    """Set where an agent may move stock; a movement elsewhere is rejected with a reason."""
+    if anywhere == (locations is not None):
+        raise click.UsageError("give either --locations A,B or --any")
+    wanted = None if anywhere else _location_list(locations)
+    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        store.set_locations(agent_id, wanted)
+    shown = "any location" if not wanted else ", ".join(wanted)
+    click.echo(f"agent {agent_id}: may move stock at {shown}")
+
+
+def _location_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    out = [part.strip() for part in text.split(",") if part.strip()]
+    if not out:
+        raise click.BadParameter(
+            "expected location codes separated by commas", param_hint="--locations"
+        )
+    return out
 
 
 @ledger.group("token")
@@ -174,14 +217,27 @@ def _token_file_option(fn: F) -> F:
     )(fn)
 
 
+def _reader_option(fn: F) -> F:
+    return click.option(
+        "--reader",
+        is_flag=True,
+        help="A reader's token (the name is the reader's, not an agent's): reads stock, "
+        "every journal, the fleet and the alarms; posts nothing.",
+    )(fn)
+
+
+def _role(reader: bool) -> str:
+    return "reader" if reader else "agent"
+
+
 def _hand_over(agent_id: str, token_value: str, token_file: Path | None, what: str) -> None:
     from agent.cli import write_secret
 
     if token_file is not None:
         write_secret(token_file, token_value)
-        click.echo(f"agent {agent_id}: {what}; token written to {token_file}")
+        click.echo(f"{agent_id}: {what}; token written to {token_file}")
         return
-    click.echo(f"agent {agent_id}: {what}; the token (shown only now, kept only as a hash):")
+    click.echo(f"{agent_id}: {what}; the token (shown only now, kept only as a hash):")
     click.echo(token_value)
 
 
@@ -189,6 +245,7 @@ def _hand_over(agent_id: str, token_value: str, token_file: Path | None, what: s
 @click.argument("agent_id")
 @_db_options
 @_token_file_option
+@_reader_option
 @_user_errors
 def token_create(
     agent_id: str,
@@ -196,17 +253,19 @@ def token_create(
     password_file: Path | None,
     config_path: Path | None,
     token_file: Path | None,
+    reader: bool,
 ) -> None:
     """Create the first token of a new agent (an agent that has one: use rotate)."""
     with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
-        value = store.create_token(agent_id)
-    _hand_over(agent_id, value, token_file, "token created")
+        value = store.create_token(agent_id, _role(reader))
+    _hand_over(f"{_role(reader)} {agent_id}", value, token_file, "token created")
 
 
 @token.command("rotate")
 @click.argument("agent_id")
 @_db_options
 @_token_file_option
+@_reader_option
 @_user_errors
 def token_rotate(
     agent_id: str,
@@ -214,26 +273,37 @@ def token_rotate(
     password_file: Path | None,
     config_path: Path | None,
     token_file: Path | None,
+    reader: bool,
 ) -> None:
     """Revoke the agent's tokens and issue a new one, in one transaction."""
     with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
-        value = store.rotate_token(agent_id)
-    _hand_over(agent_id, value, token_file, "token rotated, the old one refused from now")
+        value = store.rotate_token(agent_id, _role(reader))
+    _hand_over(
+        f"{_role(reader)} {agent_id}",
+        value,
+        token_file,
+        "token rotated, the old one refused from now",
+    )
 
 
 @token.command("revoke")
 @click.argument("agent_id")
 @_db_options
+@_reader_option
 @_user_errors
 def token_revoke(
-    agent_id: str, db: str | None, password_file: Path | None, config_path: Path | None
+    agent_id: str,
+    db: str | None,
+    password_file: Path | None,
+    config_path: Path | None,
+    reader: bool,
 ) -> None:
     """Revoke every token of the agent; every ledger process refuses it from the next request."""
     with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
-        n = store.revoke_token(agent_id)
+        n = store.revoke_token(agent_id, _role(reader))
     if n == 0:
-        raise click.ClickException(f"agent {agent_id}: no active token to revoke")
-    click.echo(f"agent {agent_id}: {n} token(s) revoked")
+        raise click.ClickException(f"{_role(reader)} {agent_id}: no active token to revoke")
+    click.echo(f"{_role(reader)} {agent_id}: {n} token(s) revoked")
 
 
 @token.command("list")
@@ -252,8 +322,11 @@ def token_list(
         for t in tokens:
             click.echo(json.dumps(asdict(t)))
         return
-    rows = [(t.agent, t.fingerprint, t.created_at or "-", t.revoked_at or "active") for t in tokens]
-    _table(("agent", "fingerprint", "created", "revoked"), rows)
+    rows = [
+        (t.agent, t.role, t.fingerprint, t.created_at or "-", t.revoked_at or "active")
+        for t in tokens
+    ]
+    _table(("name", "role", "fingerprint", "created", "revoked"), rows)
 
 
 @ledger.command("agents")
@@ -289,12 +362,24 @@ def ledger_agents(
             a.last_contact or "never",
             "-" if a.highest_seq is None else str(a.highest_seq),
             _gaps_text(a.missing, a.gaps),
+            _regressions_text(a.seq_regressions, a.last_regression),
             str(a.movements_last_hour),
+            "any" if a.locations is None else ",".join(a.locations),
             a.last_error or "-",
         )
         for a in agents
     ]
-    _table(("agent", "last contact", "highest seq", "gaps", "last hour", "last error"), rows)
+    _table(
+        (
+            "agent", "last contact", "highest seq", "gaps", "seq regressions", "last hour",
+            "locations", "last error",
+        ),
+        rows,
+    )  # fmt: skip
+
+
+def _regressions_text(count: int, last: str | None) -> str:
+    return "none" if not count else f"{count}, last: {last}"
 
 
 @ledger.group("user")

@@ -119,6 +119,8 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
         password = secrets.token_urlsafe(9)  # a fresh one each run: the demo is a real login
         with LedgerStore(db) as store:
             token = store.add_agent(AGENT_ID)
+            # The stock shown below is read with a reader's token: the agent's reads only its own journal.
+            watch = store.create_token("demo-watch", role="reader")
             store.add_user(DEMO_USER, password)
         token_file = workdir / "token"
         write_secret(token_file, token)
@@ -141,7 +143,7 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
         )
         try:
             async with httpx.AsyncClient(
-                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=5
+                base_url=url, headers={"Authorization": f"Bearer {watch}"}, timeout=5
             ) as client:
                 await _wait_healthy(client, ledger)
                 echo(f"ledger   {url}  (pid {ledger.pid}, {db})")

@@ -6,20 +6,32 @@ PostgreSQL for a site with many agents and several ledger processes.
 """
 
 from ledger.schema import LedgerError
-from ledger.store.base import AgentInfo, LedgerUnavailable, SqlStore, TokenInfo
-from ledger.store.domain import CONFLICT_REASON, MAX_INT, MAX_PAGE, VARIANCE_NS
+from ledger.store.base import (
+    AGENT,
+    READER,
+    AgentInfo,
+    LedgerUnavailable,
+    Principal,
+    SqlStore,
+    TokenInfo,
+)
+from ledger.store.domain import CONFLICT_REASON, FOREIGN_REASON, MAX_INT, MAX_PAGE, VARIANCE_NS
 from ledger.store.open import is_postgres_url, open_store
 from ledger.store.sqlite import LedgerStore
 
 __all__ = [
+    "AGENT",
     "CONFLICT_REASON",
+    "FOREIGN_REASON",
     "MAX_INT",
     "MAX_PAGE",
+    "READER",
     "VARIANCE_NS",
     "AgentInfo",
     "LedgerError",
     "LedgerStore",
     "LedgerUnavailable",
+    "Principal",
     "SqlStore",
     "TokenInfo",
     "is_postgres_url",

@@ -27,6 +27,7 @@ from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
     MAX_INT,
     MAX_PAGE,
+    AgentScope,
     Alarm,
     BatchOutcome,
     Result,
@@ -51,12 +52,28 @@ class Db(Protocol):
     def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
 
 
+AGENT, READER = "agent", "reader"
+
+
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
-    agent: str
+    agent: str  # the agent's id, or the reader's name
     fingerprint: str  # the first hex digits of the token's sha256: tells tokens apart
     created_at: str
     revoked_at: str | None
+    role: str = AGENT  # "agent": posts as its agent, reads its own journal; "reader": reads all
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request's token (or dashboard session) is: an agent, or a reader."""
+
+    name: str
+    role: str
+
+    @property
+    def reader(self) -> bool:
+        return self.role == READER
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,9 @@ class AgentInfo:
     last_error_at: str | None
     active_tokens: int
     silent: bool  # no contact for longer than the silence window
+    seq_regressions: int = 0  # movements applied with a seq at or below one seen before
+    last_regression: str | None = None
+    locations: list[str] | None = None  # where it may move stock; None: anywhere
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,51 +137,87 @@ class SqlStore(ABC):
 
     # -- tokens ----------------------------------------------------------------
 
-    def add_agent(self, agent: str) -> str:
-        """Create or replace the agent's token (``token rotate``); only its sha256 is kept."""
-        return self.rotate_token(agent)
+    def add_agent(self, agent: str, locations: Sequence[str] | None = None) -> str:
+        """Create or replace the agent's token (``token rotate``); only its sha256 is kept.
+        With ``locations``, the agent may move stock only there."""
+        token = self.rotate_token(agent)
+        if locations is not None:
+            self.set_locations(agent, locations)
+        return token
 
-    def create_token(self, agent: str) -> str:
-        """A first token for a new agent; an agent that has one is told to rotate."""
+    def create_token(self, agent: str, role: str = AGENT) -> str:
+        """A first token for a new agent (or reader); one that has one is told to rotate."""
         check_agent_id(agent)
 
         def work(db: Db) -> str:
-            if _active_tokens(db, agent):
-                raise LedgerError(f"agent {agent!r} already has a token; rotate it instead")
-            return _new_token(db, agent)
+            if _active_tokens(db, agent, role):
+                raise LedgerError(f"{role} {agent!r} already has a token; rotate it instead")
+            return _new_token(db, agent, role)
 
         return self._transact(work)
 
-    def rotate_token(self, agent: str) -> str:
-        """Revoke the agent's tokens and issue a new one, in one transaction."""
+    def rotate_token(self, agent: str, role: str = AGENT) -> str:
+        """Revoke the agent's (or reader's) tokens and issue a new one, in one transaction."""
         check_agent_id(agent)
 
         def work(db: Db) -> str:
-            _revoke(db, agent)
-            return _new_token(db, agent)
+            _revoke(db, agent, role)
+            return _new_token(db, agent, role)
 
         return self._transact(work)
 
-    def revoke_token(self, agent: str) -> int:
-        """Revoke every token of the agent; how many were active."""
+    def revoke_token(self, agent: str, role: str = AGENT) -> int:
+        """Revoke every token of the agent (or reader); how many were active."""
         check_agent_id(agent)
-        return self._transact(lambda db: _revoke(db, agent))
+        return self._transact(lambda db: _revoke(db, agent, role))
 
     def tokens(self) -> list[TokenInfo]:
         with self._reading() as db:
             rows = db.rows(
-                "SELECT agent, token_sha256, created_at, revoked_at FROM tokens ORDER BY agent, id"
+                "SELECT agent, token_sha256, created_at, revoked_at, role FROM tokens "
+                "ORDER BY role, agent, id"
             )
-        return [TokenInfo(a, h[:12], c, r) for a, h, c, r in rows]
+        return [TokenInfo(a, h[:12], c, r, role) for a, h, c, r, role in rows]
 
-    def agent_for_token(self, token: str) -> str | None:
+    def principal_for_token(self, token: str) -> Principal | None:
         """Looked up on every request, so a revoked token is refused at once by every process."""
         with self._reading() as db:
             rows = db.rows(
-                "SELECT agent FROM tokens WHERE token_sha256 = %s AND revoked_at IS NULL",
+                "SELECT agent, role FROM tokens WHERE token_sha256 = %s AND revoked_at IS NULL",
                 (sha256(token),),
             )
-        return None if not rows else str(rows[0][0])
+        return None if not rows else Principal(str(rows[0][0]), str(rows[0][1]))
+
+    def agent_for_token(self, token: str) -> str | None:
+        """The agent of an agent token (a reader's token is no agent's)."""
+        who = self.principal_for_token(token)
+        return None if who is None or who.reader else who.name
+
+    # -- where an agent may move stock (issue 18) --------------------------------
+
+    def set_locations(self, agent: str, locations: Sequence[str] | None) -> None:
+        """Limit the agent to ``locations``; None or empty: anywhere (small sites)."""
+        check_agent_id(agent)
+        wanted = sorted(set(locations or ()))
+        for loc in wanted:
+            if not isinstance(loc, str) or not loc or len(loc) > MAX_TEXT or loc != loc.strip():
+                raise LedgerError(f"location {loc!r}: expected a non-empty location code")
+
+        def work(db: Db) -> None:
+            _ensure_agent(db, agent)
+            db.run("DELETE FROM agent_locations WHERE agent = %s", (agent,))
+            if wanted:
+                db.many(
+                    "INSERT INTO agent_locations(agent, location) VALUES (%s, %s)",
+                    [(agent, loc) for loc in wanted],
+                )
+
+        self._transact(work)
+
+    def locations(self, agent: str) -> list[str] | None:
+        """Where the agent may move stock; None: anywhere."""
+        with self._reading() as db:
+            return _locations(db, agent) or None
 
     # -- dashboard users and sessions (issue 13) --------------------------------
 
@@ -225,7 +281,12 @@ class SqlStore(ABC):
 
         def work(db: Db) -> BatchOutcome:
             at = utcnow()
-            outcome = apply_batch(self._tx(db), agent, movements, at)
+            top = db.rows(
+                "SELECT max(seq) FROM journal WHERE agent = %s",
+                (agent,),  # the ledger's have none
+            )[0][0]
+            scope = AgentScope(frozenset(_locations(db, agent)), None if top is None else int(top))
+            outcome = apply_batch(self._tx(db), agent, movements, at, scope)
             _record(db, agent, at, outcome)
             return outcome
 
@@ -286,17 +347,22 @@ class SqlStore(ABC):
         with self._reading() as db:
             rows = db.rows(
                 "SELECT a.agent, a.last_contact, a.last_error, a.last_error_at, "
+                "a.seq_regressions, a.last_regression, "
                 "(SELECT max(seq) FROM journal j WHERE j.agent = a.agent AND j.source = 'agent'), "
                 "(SELECT count(DISTINCT seq) FROM journal j "
                 " WHERE j.agent = a.agent AND j.source = 'agent'), "
                 "(SELECT count(*) FROM journal j WHERE j.agent = a.agent "
                 " AND j.source = 'agent' AND j.received_at >= %s), "
-                "(SELECT count(*) FROM tokens t WHERE t.agent = a.agent AND t.revoked_at IS NULL) "
+                "(SELECT count(*) FROM tokens t WHERE t.agent = a.agent AND t.role = 'agent' "
+                " AND t.revoked_at IS NULL) "
                 "FROM agents a ORDER BY a.agent",
                 (hour_ago,),
             )
             out = []
-            for agent, contact, error, error_at, top, distinct, last_hour, active in rows:
+            for (
+                agent, contact, error, error_at, regressions, last_regression,
+                top, distinct, last_hour, active,
+            ) in rows:  # fmt: skip
                 top = None if top is None else int(top)
                 missing = 0 if top is None else top - int(distinct)
                 out.append(
@@ -311,6 +377,9 @@ class SqlStore(ABC):
                         last_error_at=error_at,
                         active_tokens=int(active),
                         silent=contact is not None and contact < silent_before,
+                        seq_regressions=int(regressions),
+                        last_regression=last_regression,
+                        locations=_locations(db, agent) or None,
                     )
                 )
         return out
@@ -341,26 +410,39 @@ class SqlStore(ABC):
         return [{"at": at, "agent": a, "kind": k, "detail": d} for at, a, k, d in rows]
 
 
-def _active_tokens(db: Db, agent: str) -> int:
-    rows = db.rows("SELECT count(*) FROM tokens WHERE agent = %s AND revoked_at IS NULL", (agent,))
+def _active_tokens(db: Db, agent: str, role: str) -> int:
+    rows = db.rows(
+        "SELECT count(*) FROM tokens WHERE agent = %s AND role = %s AND revoked_at IS NULL",
+        (agent, role),
+    )
     return int(rows[0][0])
 
 
-def _new_token(db: Db, agent: str) -> str:
+def _new_token(db: Db, agent: str, role: str) -> str:
+    if role not in (AGENT, READER):
+        raise ValueError(f"token role: expected {AGENT!r} or {READER!r}, got {role!r}")
     token = secrets.token_urlsafe(32)
-    _ensure_agent(db, agent)
+    if role == AGENT:
+        _ensure_agent(db, agent)
     db.run(
-        "INSERT INTO tokens(agent, token_sha256, created_at) VALUES (%s, %s, %s)",
-        (agent, sha256(token), utcnow()),
+        "INSERT INTO tokens(agent, token_sha256, created_at, role) VALUES (%s, %s, %s, %s)",
+        (agent, sha256(token), utcnow(), role),
     )
     return token
 
 
-def _revoke(db: Db, agent: str) -> int:
+def _revoke(db: Db, agent: str, role: str) -> int:
     return db.run(
-        "UPDATE tokens SET revoked_at = %s WHERE agent = %s AND revoked_at IS NULL",
-        (utcnow(), agent),
+        "UPDATE tokens SET revoked_at = %s WHERE agent = %s AND role = %s AND revoked_at IS NULL",
+        (utcnow(), agent, role),
     )
+
+
+def _locations(db: Db, agent: str) -> list[str]:
+    rows = db.rows(
+        "SELECT location FROM agent_locations WHERE agent = %s ORDER BY location", (agent,)
+    )
+    return [str(r[0]) for r in rows]
 
 
 def _ensure_agent(db: Db, agent: str) -> None:
@@ -368,14 +450,24 @@ def _ensure_agent(db: Db, agent: str) -> None:
 
 
 def _record(db: Db, agent: str, at: str, outcome: BatchOutcome) -> None:
-    """Last contact and last error for the fleet view (one statement); alarms for conflicts."""
+    """Last contact, last error and seq regressions for the fleet view (one statement);
+    alarms for conflicts."""
     db.run(
-        "INSERT INTO agents(agent, last_contact, last_error, last_error_at) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (agent) DO UPDATE SET "
+        "INSERT INTO agents(agent, last_contact, last_error, last_error_at, seq_regressions, "
+        "last_regression) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (agent) DO UPDATE SET "
         "last_contact = excluded.last_contact, "
         "last_error = coalesce(excluded.last_error, agents.last_error), "
-        "last_error_at = coalesce(excluded.last_error_at, agents.last_error_at)",
-        (agent, at, outcome.last_error, None if outcome.last_error is None else at),
+        "last_error_at = coalesce(excluded.last_error_at, agents.last_error_at), "
+        "seq_regressions = agents.seq_regressions + excluded.seq_regressions, "
+        "last_regression = coalesce(excluded.last_regression, agents.last_regression)",
+        (
+            agent,
+            at,
+            outcome.last_error,
+            None if outcome.last_error is None else at,
+            outcome.regressions,
+            outcome.last_regression,
+        ),
     )
     if outcome.alarms:
         _raise_alarms(db, outcome.alarms)

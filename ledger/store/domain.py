@@ -31,6 +31,11 @@ MAX_PAGE = 1000
 # so replaying a count can never post a second adjust.
 VARIANCE_NS = uuid.UUID("6d1f4f3e-9a53-5c43-9d7e-2f0c1b8e7a51")
 CONFLICT_REASON = "id already used for a different movement"
+# What an agent hears when it sends an id another agent's movement holds. It
+# must not confirm that the id exists (or whose it is), so it names neither;
+# the truth goes to the ledger's alarms for the operator. It cannot look the
+# same as "applied" without lying, so it says only what any refusal says.
+FOREIGN_REASON = "movement refused by the ledger; it was not applied (see the ledger's alarms)"
 _REASON_MAX = 300
 
 Result = dict[str, Any]
@@ -64,10 +69,21 @@ class Alarm:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentScope:
+    """What the ledger holds about the posting agent before the batch: where it may
+    move stock (empty: anywhere) and the highest seq journaled from it."""
+
+    locations: frozenset[str] = frozenset()
+    highest_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchOutcome:
     results: list[Result]
     alarms: list[Alarm]
     last_error: str | None  # the last refusal in the batch, for the fleet view
+    regressions: int = 0  # movements applied with a seq at or below one seen before
+    last_regression: str | None = None
 
 
 class Raced(Exception):
@@ -103,9 +119,16 @@ class _Checked:
     payload: str
 
 
-def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) -> BatchOutcome:
+def apply_batch(
+    tx: Tx,
+    agent: str,
+    raws: Sequence[object],
+    received_at: str,
+    scope: AgentScope | None = None,
+) -> BatchOutcome:
     """One result per movement, in order; raises `Raced` if the batch must run again."""
-    checked = [_check(raw, agent) for raw in raws]
+    scope = scope or AgentScope()
+    checked = [_check(raw, agent, scope.locations) for raw in raws]
     valid = [c for c in checked if isinstance(c, _Checked)]
     wanted = {c.movement.id for c in valid} | {
         variance_id(c.movement.id) for c in valid if c.movement.kind == "count"
@@ -125,12 +148,21 @@ def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) ->
     rows: list[JournalRow] = []
     alarms: list[Alarm] = []
     last_error: str | None = None
+    top, regressions, last_regression = scope.highest_seq, 0, None
     for c in checked:
         if not isinstance(c, _Checked):
             results.append(c)
             last_error = c["reason"]
             continue
         m = c.movement
+        if m.id in known and _owner(known[m.id]) != agent:
+            detail = (
+                f"agent {agent} sent movement id {m.id}, which is agent {_owner(known[m.id])}'s"
+            )
+            alarms.append(Alarm(agent, "foreign_id", m.id, detail))
+            results.append({"id": m.id, "status": "rejected", "reason": FOREIGN_REASON})
+            last_error = f"movement {m.id}: {FOREIGN_REASON}"
+            continue
         if m.id in known:
             result = _same_or_conflict(m.id, known[m.id], c.payload)
             if result["status"] == "conflict":
@@ -172,10 +204,21 @@ def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) ->
             stock[key] = qty
             changed.add(key)
         results.append({"id": m.id, "status": "applied"})
+        if m.seq is not None:
+            if top is not None and m.seq <= top:
+                regressions += 1
+                last_regression = f"seq {m.seq} after {top} (movement {m.id})"
+            top = m.seq if top is None else max(top, m.seq)
     if rows and tx.insert_journal(rows) != len(rows):
         raise Raced()
     tx.write_on_hand([(item, loc, stock[(item, loc)]) for item, loc in sorted(changed)])
-    return BatchOutcome(results, alarms, last_error)
+    return BatchOutcome(results, alarms, last_error, regressions, last_regression)
+
+
+def _owner(payload: str) -> str | None:
+    """The agent of a journaled movement (its stored payload)."""
+    agent = json.loads(payload).get("agent")
+    return agent if isinstance(agent, str) else None
 
 
 def _close(tx: Tx, close: Movement, stock: dict[StockKey, int]) -> list[Movement] | str:
@@ -227,12 +270,19 @@ def check_agent_id(agent: object) -> str:
     return agent
 
 
-def _check(raw: object, agent: str) -> _Checked | Result:
+def _check(raw: object, agent: str, allowed: frozenset[str] = frozenset()) -> _Checked | Result:
     try:
         m = Movement.from_dict(raw)  # type: ignore[arg-type]  # it checks for a mapping
         payload = canonical(m)
         if m.agent != agent:
             raise _Rejected(f"movement.agent {m.agent!r} is not the agent of this token")
+        if allowed:
+            for name, loc in (("from", m.from_), ("to", m.to)):
+                if loc and loc not in allowed:
+                    raise _Rejected(
+                        f"movement.{name} {loc!r}: agent {agent} may not move stock there "
+                        f"(its locations: {', '.join(sorted(allowed))})"
+                    )
         if m.qty > MAX_INT:
             raise _Rejected(f"movement.qty: expected at most {MAX_INT}")
         if m.seq is not None and m.seq > MAX_INT:

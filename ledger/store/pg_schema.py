@@ -94,6 +94,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    # -- token scopes, per-agent locations, seq regressions (issue 18) ----------------
+    (
+        "0005_scopes",
+        """
+        ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
+            CHECK (role IN ('agent', 'reader'));
+        CREATE TABLE agent_locations(
+            agent TEXT NOT NULL,
+            location TEXT NOT NULL,
+            PRIMARY KEY (agent, location)
+        );
+        ALTER TABLE agents ADD COLUMN seq_regressions BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE agents ADD COLUMN last_regression TEXT;
+        """,
+    ),
 )
 
 # A migration added for SQLite must be added here too, under the same name.

@@ -102,6 +102,14 @@ class LedgerProcess:
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10
         )
 
+    def reader_client(self) -> httpx.Client:
+        """A client with a (new) reader token: stock, every journal, the fleet, the alarms."""
+        with open_store(self.db) as store:
+            token = store.rotate_token("test-reader", role="reader")
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
     def journal(self) -> list[dict[str, Any]]:
         """Every journal entry, read straight from the ledger's database (works while it is down)."""
         with open_store(self.db) as store:

@@ -33,7 +33,7 @@ LATE = gtin14(3)  # scanned while the dashboard is open
 
 
 def api_stock(ledger: LedgerProcess) -> dict[tuple[str, str], int]:
-    with ledger.client() as client:
+    with ledger.reader_client() as client:
         rows = client.get("/v1/stock").json()["stock"]
     return {(r["location"], r["item"]): r["qty"] for r in rows}
 

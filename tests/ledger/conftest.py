@@ -95,3 +95,16 @@ async def client(store: SqlStore, token: str) -> AsyncIterator[httpx.AsyncClient
         headers={"Authorization": f"Bearer {token}"},
     ) as c:
         yield c
+
+
+@pytest.fixture
+async def reader(store: SqlStore) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with a reader token: stock, every journal, the fleet, the alarms."""
+    token = store.create_token("site-office", role="reader")
+    transport = httpx.ASGITransport(app=create_app(store))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://ledger",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as c:
+        yield c

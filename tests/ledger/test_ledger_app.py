@@ -28,7 +28,9 @@ async def stock(client: httpx.AsyncClient, **params: str) -> list[dict[str, Any]
     return rows
 
 
-async def test_post_applies_and_answers_per_movement(client: httpx.AsyncClient, mv: Any) -> None:
+async def test_post_applies_and_answers_per_movement(
+    reader: httpx.AsyncClient, client: httpx.AsyncClient, mv: Any
+) -> None:
     ms = [mv("receive", 10), mv("ship", 3), mv("receive", 0)]
     r = await client.post(
         "/v1/movements", json=batch(*ms), headers={"Idempotency-Key": '"batch-1"'}
@@ -41,16 +43,18 @@ async def test_post_applies_and_answers_per_movement(client: httpx.AsyncClient, 
         (ms[2]["id"], "rejected"),
     ]
     assert "qty" in results[2]["reason"] and "reason" not in results[0]
-    assert await stock(client) == [{"item": "09506000134352", "location": "DOCK-3", "qty": 7}]
+    assert await stock(reader) == [{"item": "09506000134352", "location": "DOCK-3", "qty": 7}]
 
 
-async def test_same_batch_twice_is_duplicate(client: httpx.AsyncClient, mv: Any) -> None:
+async def test_same_batch_twice_is_duplicate(
+    reader: httpx.AsyncClient, client: httpx.AsyncClient, mv: Any
+) -> None:
     body = batch(mv("receive", 4), mv("transfer", 1), mv("count", 9, to="B-02"))
     await client.post("/v1/movements", json=body)
-    before = await stock(client)
+    before = await stock(reader)
     r = await client.post("/v1/movements", json=body)
     assert [x["status"] for x in r.json()["results"]] == ["duplicate"] * 3
-    assert await stock(client) == before
+    assert await stock(reader) == before
 
 
 async def test_count_variance_is_in_the_journal(client: httpx.AsyncClient, mv: Any) -> None:
@@ -101,10 +105,10 @@ async def test_movement_of_another_agent_is_rejected(client: httpx.AsyncClient, 
     assert [x["status"] for x in r.json()["results"]] == ["rejected", "applied"]
 
 
-async def test_a_token_reads_everything(
+async def test_a_reader_token_reads_everything(
     client: httpx.AsyncClient, store: SqlStore, mv: Any
 ) -> None:
-    other = store.add_agent("dock-4")
+    other = store.create_token("site-office", role="reader")
     store.apply_batch("dock-3", [mv("receive", 1)])
     r = await client.get("/v1/stock", headers={"Authorization": f"Bearer {other}"})
     assert r.status_code == 200 and len(r.json()["stock"]) == 1
@@ -215,39 +219,43 @@ async def test_text_that_is_not_unicode_is_rejected_not_a_500(
 
 
 @pytest.mark.parametrize("sql", ["'; DROP TABLE stock; --", "1' OR '1'='1"])
-async def test_sql_looking_strings_are_data(client: httpx.AsyncClient, mv: Any, sql: str) -> None:
+async def test_sql_looking_strings_are_data(
+    reader: httpx.AsyncClient, client: httpx.AsyncClient, mv: Any, sql: str
+) -> None:
     r = await client.post(
         "/v1/movements", json=batch(mv("receive", 3, item={"sku": sql}), mv("receive", 1, to=sql))
     )
     assert [x["status"] for x in r.json()["results"]] == ["applied", "applied"]
-    assert await stock(client, item=sql) == [{"item": sql, "location": "DOCK-3", "qty": 3}]
-    assert await stock(client, location=sql) == [
+    assert await stock(reader, item=sql) == [{"item": sql, "location": "DOCK-3", "qty": 3}]
+    assert await stock(reader, location=sql) == [
         {"item": "09506000134352", "location": sql, "qty": 1}
     ]
-    assert len(await stock(client)) == 2
-    r = await client.get("/v1/movements", params={"agent": sql})
+    assert len(await stock(reader)) == 2
+    r = await reader.get("/v1/movements", params={"agent": sql})
     assert r.json() == {"movements": [], "next": 0}
 
 
-async def test_stock_filters(client: httpx.AsyncClient, mv: Any) -> None:
+async def test_stock_filters(reader: httpx.AsyncClient, client: httpx.AsyncClient, mv: Any) -> None:
     await client.post(
         "/v1/movements",
         json=batch(mv("receive", 5), mv("transfer", 2), mv("receive", 1, item="00614141000012")),
     )
-    assert [(s["item"], s["location"], s["qty"]) for s in await stock(client)] == [
+    assert [(s["item"], s["location"], s["qty"]) for s in await stock(reader)] == [
         ("00614141000012", "DOCK-3", 1),
         ("09506000134352", "A-01", 2),
         ("09506000134352", "DOCK-3", 3),
     ]
-    assert len(await stock(client, item="09506000134352")) == 2
-    assert len(await stock(client, location="DOCK-3")) == 2
-    assert await stock(client, item="09506000134352", location="A-01") == [
+    assert len(await stock(reader, item="09506000134352")) == 2
+    assert len(await stock(reader, location="DOCK-3")) == 2
+    assert await stock(reader, item="09506000134352", location="A-01") == [
         {"item": "09506000134352", "location": "A-01", "qty": 2}
     ]
-    assert await stock(client, item="nothing") == []
+    assert await stock(reader, item="nothing") == []
 
 
-async def test_journal_paging(client: httpx.AsyncClient, store: SqlStore, mv: Any) -> None:
+async def test_journal_paging(
+    client: httpx.AsyncClient, reader: httpx.AsyncClient, store: SqlStore, mv: Any
+) -> None:
     ms = [mv("receive", 1) for _ in range(7)]
     await client.post("/v1/movements", json=batch(*ms))
     store.add_agent("dock-4")
@@ -267,7 +275,9 @@ async def test_journal_paging(client: httpx.AsyncClient, store: SqlStore, mv: An
         seen += [e["id"] for e in page["movements"]]
         since = page["next"]
     assert seen == [m["id"] for m in ms]
-    r = await client.get("/v1/movements")
+    r = await client.get("/v1/movements")  # an agent token: its own journal only
+    assert len(r.json()["movements"]) == 7
+    r = await reader.get("/v1/movements")
     assert len(r.json()["movements"]) == 8
 
 
@@ -387,7 +397,7 @@ def close_of(location: str, counted: list[str], **fields: Any) -> dict[str, Any]
 
 
 async def test_a_count_close_takes_what_nobody_counted_to_zero_with_the_variance(
-    client: httpx.AsyncClient, mv: Any
+    reader: httpx.AsyncClient, client: httpx.AsyncClient, mv: Any
 ) -> None:
     other = "09506000134369"
     elsewhere = "09506000134376"
@@ -401,7 +411,7 @@ async def test_a_count_close_takes_what_nobody_counted_to_zero_with_the_variance
     close = close_of("A-01", ["09506000134352"])
     r = await client.post("/v1/movements", json=batch(count, close))
     assert [x["status"] for x in r.json()["results"]] == ["applied", "applied"]
-    assert await stock(client) == [
+    assert await stock(reader) == [
         {"item": "09506000134352", "location": "A-01", "qty": 8},
         {"item": other, "location": "A-01", "qty": 0},
         {"item": elsewhere, "location": "A-02", "qty": 6},
@@ -420,11 +430,13 @@ async def test_a_count_close_takes_what_nobody_counted_to_zero_with_the_variance
     assert len((await client.get("/v1/movements")).json()["movements"]) == 7
 
 
-async def test_a_count_of_zero_is_sendable(client: httpx.AsyncClient, mv: Any) -> None:
+async def test_a_count_of_zero_is_sendable(
+    reader: httpx.AsyncClient, client: httpx.AsyncClient, mv: Any
+) -> None:
     await client.post("/v1/movements", json=batch(mv("receive", 3, to="A-01")))
     r = await client.post("/v1/movements", json=batch(mv("count", 0, to="A-01")))
     assert r.json()["results"][0]["status"] == "applied"
-    assert await stock(client, location="A-01") == [
+    assert await stock(reader, location="A-01") == [
         {"item": "09506000134352", "location": "A-01", "qty": 0}
     ]
 
@@ -439,7 +451,11 @@ async def test_a_count_of_zero_is_sendable(client: httpx.AsyncClient, mv: Any) -
     ],
 )
 async def test_a_malformed_count_close_is_rejected_and_changes_nothing(
-    client: httpx.AsyncClient, mv: Any, change: dict[str, Any], reason: str
+    reader: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    mv: Any,
+    change: dict[str, Any],
+    reason: str,
 ) -> None:
     await client.post("/v1/movements", json=batch(mv("receive", 3, to="A-01")))
     close = {**close_of("A-01", ["09506000134369"]), **change}
@@ -448,4 +464,4 @@ async def test_a_malformed_count_close_is_rejected_and_changes_nothing(
     r = await client.post("/v1/movements", json=batch(close))
     (result,) = r.json()["results"]
     assert result["status"] == "rejected" and reason in result["reason"]
-    assert await stock(client) == [{"item": "09506000134352", "location": "A-01", "qty": 3}]
+    assert await stock(reader) == [{"item": "09506000134352", "location": "A-01", "qty": 3}]

@@ -68,6 +68,7 @@ def test_tokens_create_rotate_revoke_list(store: SqlStore) -> None:
 
 async def test_agents_route_and_revocation_over_http(store: SqlStore, mv: Any) -> None:
     token = store.create_token("dock-3")
+    reader = {"Authorization": f"Bearer {store.create_token('office', role='reader')}"}
     app = create_app(store, silent_after_s=60)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
@@ -75,11 +76,12 @@ async def test_agents_route_and_revocation_over_http(store: SqlStore, mv: Any) -
         headers={"Authorization": f"Bearer {token}"},
     ) as c:
         await c.post("/v1/movements", json={"agent": "dock-3", "movements": [mv(seq=2)]})
-        doc = (await c.get("/v1/agents")).json()
+        assert (await c.get("/v1/agents")).status_code == 403  # an agent token reads no fleet
+        doc = (await c.get("/v1/agents", headers=reader)).json()
         assert doc["silent_after_s"] == 60
         [agent] = doc["agents"]
         assert (agent["agent"], agent["highest_seq"], agent["gaps"]) == ("dock-3", 2, [[1, 1]])
-        assert (await c.get("/v1/alarms")).json() == {"alarms": []}
+        assert (await c.get("/v1/alarms", headers=reader)).json() == {"alarms": []}
         store.revoke_token("dock-3")
         r = await c.post("/v1/movements", json={"agent": "dock-3", "movements": [mv(seq=3)]})
         assert r.status_code == 401 and (await c.get("/v1/agents")).status_code == 401

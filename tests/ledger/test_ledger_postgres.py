@@ -187,6 +187,7 @@ def test_conflicting_duplicate_across_processes(
 ) -> None:
     with open_store(pg_url) as store:
         token = store.add_agent("dock-3")
+        reader_token = store.create_token("office", role="reader")
     headers = {"Authorization": f"Bearer {token}"}
     [m] = movements_for("dock-3", 1)
     first, second = (httpx.Client(base_url=p.url, headers=headers) for p in two_ledgers)
@@ -202,11 +203,12 @@ def test_conflicting_duplicate_across_processes(
                 "reason": "id already used for a different movement",
             }
         ]
-        [alarm] = first.get("/v1/alarms").json()["alarms"]  # seen from the other process
+        reader = {"Authorization": f"Bearer {reader_token}"}
+        [alarm] = first.get("/v1/alarms", headers=reader).json()["alarms"]  # the other process's
         assert (alarm["agent"], alarm["kind"]) == ("dock-3", "conflict")
         [entry] = first.get("/v1/movements").json()["movements"]
         assert entry["qty"] == m["qty"]  # nothing overwritten
-        [agent] = second.get("/v1/agents").json()["agents"]
+        [agent] = second.get("/v1/agents", headers=reader).json()["agents"]
         assert agent["agent"] == "dock-3" and "different movement" in agent["last_error"]
 
 
@@ -217,12 +219,12 @@ def test_revoked_token_is_refused_at_once_by_every_process(
         token = store.create_token("dock-3")
     headers = {"Authorization": f"Bearer {token}"}
     assert all(
-        httpx.get(f"{p.url}/v1/stock", headers=headers).status_code == 200 for p in two_ledgers
+        httpx.get(f"{p.url}/v1/whoami", headers=headers).status_code == 200 for p in two_ledgers
     )
     with open_store(pg_url) as store:
         assert store.revoke_token("dock-3") == 1
     assert all(
-        httpx.get(f"{p.url}/v1/stock", headers=headers).status_code == 401 for p in two_ledgers
+        httpx.get(f"{p.url}/v1/whoami", headers=headers).status_code == 401 for p in two_ledgers
     )
 
 

@@ -50,6 +50,7 @@ def test_real_server_round_trip_and_clean_stop(
     db = tmp_path / "ledger.db"
     with LedgerStore(db) as store:
         token = store.add_agent("dock-3")
+        reader = store.create_token("office", role="reader")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -65,7 +66,8 @@ def test_real_server_round_trip_and_clean_stop(
             assert [x["status"] for x in r.json()["results"]] == ["applied", "applied"]
             r = client.post("/v1/movements", json=body)
             assert [x["status"] for x in r.json()["results"]] == ["duplicate", "duplicate"]
-            assert client.get("/v1/stock").json()["stock"] == [
+            stock = client.get("/v1/stock", headers={"Authorization": f"Bearer {reader}"})
+            assert stock.json()["stock"] == [
                 {"item": "09506000134352", "location": "DOCK-3", "qty": 3}
             ]
 
