@@ -26,6 +26,14 @@ ITEM_FIELDS = ("gtin", "sku", "lot", "serial", "expiry", "epc", "sscc")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_TEXT = 512  # any single text field; barcodes longer than this are not items
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
+# Per-movement caps, the same at the dock (the outbox refuses to store more) and at
+# the ledger (it rejects that movement with this reason): 7 MiB of evidence per
+# movement once filled a ledger's database and its memory. A portal pass lists at
+# most 1,000 EPCs (~27 KB) and a count_close its counted items, so evidence gets
+# room for ~15,000 of those; refs are a few short business references.
+MAX_EVIDENCE_BYTES = 256 * 1024  # movement.evidence as compact JSON, UTF-8
+MAX_REF_BYTES = 4096  # movement.ref as compact JSON, UTF-8
+MAX_REF_KEY = 64  # characters in one key of movement.ref
 
 
 def dumps(obj: Any) -> str:
@@ -316,7 +324,7 @@ class Movement:
             operator=v.text("operator"),
             observed_at=v.req("observed_at"),
             clock=clock,
-            evidence=v.mapping("evidence", required=False),
+            evidence=v.mapping("evidence", required=False, max_bytes=MAX_EVIDENCE_BYTES),
         )
         v.no_extra(
             (
@@ -341,6 +349,24 @@ class Movement:
         )
         _check_locations(movement)
         return movement
+
+
+def check_limits(m: Movement) -> None:
+    """The per-movement caps (MAX_EVIDENCE_BYTES, MAX_REF_BYTES, MAX_REF_KEY), for a
+    movement built in code rather than parsed; ValueError says which and by how much."""
+    for key in m.ref:
+        if len(key) > MAX_REF_KEY:
+            raise ValueError(
+                f"movement.ref: key {key[:20]!r}… longer than {MAX_REF_KEY} characters"
+            )
+    for name, value, cap in (
+        ("ref", m.ref, MAX_REF_BYTES),
+        ("evidence", m.evidence, MAX_EVIDENCE_BYTES),
+    ):
+        if value:
+            size = len(orjson.dumps(dict(value)))
+            if size > cap:
+                raise ValueError(f"movement.{name}: {size} bytes as JSON, at most {cap}")
 
 
 _NEEDS = {
@@ -375,12 +401,13 @@ class Feedback:
     reason: str | None = None
 
 
-def _json_safe(value: Any, where: str) -> None:
-    """What JSON cannot hold exactly is refused here, so every record round-trips."""
+def _json_safe(value: Any, where: str) -> int:
+    """What JSON cannot hold exactly is refused here, so every record round-trips;
+    the size of its compact UTF-8 JSON."""
     try:
         text = json.dumps(value, allow_nan=False)
         text.encode("utf-8")
-        orjson.dumps(value)
+        return len(orjson.dumps(value))
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise ValueError(f"{where}: cannot be stored as JSON ({exc})") from exc
 
@@ -464,18 +491,26 @@ class _Validator:
             raise ValueError(f"{self.path}.{key}: expected true or false, got {value!r}")
         return value
 
-    def mapping(self, key: str, required: bool = True) -> dict[str, Any]:
+    def mapping(
+        self, key: str, required: bool = True, max_bytes: int | None = None
+    ) -> dict[str, Any]:
         value = self._get(key)
         if value is None and not required:
             return {}
         if not isinstance(value, dict):
             raise ValueError(f"{self.path}.{key}: expected an object")
-        _json_safe(value, f"{self.path}.{key}")
+        size = _json_safe(value, f"{self.path}.{key}")
+        if max_bytes is not None and size > max_bytes:
+            raise ValueError(f"{self.path}.{key}: {size} bytes as JSON, at most {max_bytes}")
         return value
 
     def text_map(self, key: str) -> dict[str, str]:
-        value = self.mapping(key, required=False)
+        value = self.mapping(key, required=False, max_bytes=MAX_REF_BYTES)
         for k, item in value.items():
+            if len(k) > MAX_REF_KEY:
+                raise ValueError(
+                    f"{self.path}.{key}: key {k[:20]!r}… longer than {MAX_REF_KEY} characters"
+                )
             if not isinstance(item, str) or len(item) > MAX_TEXT:
                 raise ValueError(f"{self.path}.{key}.{k}: expected a string")
         return value

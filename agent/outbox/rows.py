@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.errors import OutboxError
-from agent.model import Movement, Read, dumps
+from agent.model import MAX_REF_BYTES, Movement, Read, check_limits, dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,10 @@ def render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
             for m in (*commit.movements, *reversals(commit)):
                 d = m.to_dict()
                 del d["seq"]
-                bodies.append(dumps(d))
+                body = dumps(d)
+                if m.ref or len(body) > MAX_REF_BYTES:  # the ledger's caps, refused here
+                    check_limits(m)
+                bodies.append(body)
         except ValueError as exc:
             out.append(OutboxError(f"movement {m.id} not stored: {exc}"))
             continue

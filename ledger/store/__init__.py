@@ -15,7 +15,14 @@ from ledger.store.base import (
     SqlStore,
     TokenInfo,
 )
-from ledger.store.domain import CONFLICT_REASON, FOREIGN_REASON, MAX_INT, MAX_PAGE, VARIANCE_NS
+from ledger.store.domain import (
+    CONFLICT_REASON,
+    FOREIGN_REASON,
+    MAX_INT,
+    MAX_PAGE,
+    MAX_PAGE_BYTES,
+    VARIANCE_NS,
+)
 from ledger.store.open import is_postgres_url, open_store
 from ledger.store.sqlite import LedgerStore
 
@@ -25,6 +32,7 @@ __all__ = [
     "FOREIGN_REASON",
     "MAX_INT",
     "MAX_PAGE",
+    "MAX_PAGE_BYTES",
     "READER",
     "VARIANCE_NS",
     "AgentInfo",

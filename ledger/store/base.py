@@ -27,6 +27,7 @@ from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
     MAX_INT,
     MAX_PAGE,
+    MAX_PAGE_BYTES,
     AgentScope,
     Alarm,
     BatchOutcome,
@@ -314,6 +315,9 @@ class SqlStore(ABC):
     ) -> tuple[list[Result], int]:
         """Entries after position ``since``, oldest first; and the ``since`` for the next page.
 
+        A page stops at ``limit`` entries or at about MAX_PAGE_BYTES of JSON, whichever
+        comes first: a page of large movements could otherwise be hundreds of MB.
+
         Each entry is the stored movement plus ``pos`` and ``source`` (``agent``
         or ``ledger`` for the adjusts the ledger posts for count variances).
         """
@@ -322,10 +326,14 @@ class SqlStore(ABC):
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit: expected an integer from 1 to {MAX_PAGE}")
         with self._reading() as db:
+            # A prefix of the page: entries are added while the JSON before each is under
+            # MAX_PAGE_BYTES (so one entry always fits), counted in the database.
             rows = db.rows(
-                "SELECT pos, source, payload FROM journal "
-                "WHERE pos > %s AND (CAST(%s AS TEXT) IS NULL OR agent = %s) ORDER BY pos LIMIT %s",
-                (since, agent, agent, limit),
+                "SELECT pos, source, payload FROM (SELECT pos, source, payload, "
+                "sum(length(payload)) OVER (ORDER BY pos) - length(payload) AS before "
+                "FROM journal WHERE pos > %s AND (CAST(%s AS TEXT) IS NULL OR agent = %s) "
+                "ORDER BY pos LIMIT %s) page WHERE before < %s ORDER BY pos",
+                (since, agent, agent, limit, MAX_PAGE_BYTES),
             )
         entries = [
             {**json.loads(payload), "pos": int(pos), "source": source}

@@ -27,6 +27,7 @@ from ledger.count_close import CloseRefused, close_variances
 # included) holds exactly, and inside both backends' 64-bit integers.
 MAX_INT = 2**53 - 1
 MAX_PAGE = 1000
+MAX_PAGE_BYTES = 4 * 1024 * 1024  # characters of journal JSON per page (a cut, not a refusal)
 # Fixed for ever: the variance adjust of count X has id uuid5(VARIANCE_NS, X),
 # so replaying a count can never post a second adjust.
 VARIANCE_NS = uuid.UUID("6d1f4f3e-9a53-5c43-9d7e-2f0c1b8e7a51")

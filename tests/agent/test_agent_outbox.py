@@ -344,10 +344,11 @@ async def test_a_commit_larger_than_the_headroom_is_refused_as_full_without_a_ga
 ) -> None:
     box = Outbox.open(path, AGENT, 256 * 1024)
     try:
-        huge = make_movement(evidence={f"k{i}": "x" * 500 for i in range(2500)})  # ~1.3 MB
+        # ~1.3 MB in ten movements, each under the per-movement evidence cap
+        huge = [make_movement(evidence={f"k{i}": "x" * 500 for i in range(250)}) for _ in range(10)]
         error: Exception | None
         try:
-            (result,) = await box.store([Commit(make_read(), (make_movement(), huge))])
+            (result,) = await box.store([Commit(make_read(), (make_movement(), *huge))])
             error = result.error
         except OutboxFull as exc:  # SQLite may roll back the whole group on SQLITE_FULL
             error = exc
@@ -697,3 +698,24 @@ def test_an_outbox_whose_folder_is_a_file_is_our_error_naming_it(tmp_path: Path)
     blocker.write_text("")
     with pytest.raises(OutboxError, match=f"cannot create its folder {blocker}"):
         Outbox.open(blocker / "outbox.db", AGENT, BIG)
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        (
+            {"evidence": {"raw": "x" * (256 * 1024)}},
+            "movement.evidence: 262154 bytes as JSON, at most 262144",
+        ),
+        ({"ref": {"po": "y" * 500, **{f"k{i}": "z" * 500 for i in range(8)}}}, "movement.ref:"),
+        ({"ref": {"k" * 65: "1"}}, "longer than 64 characters"),
+    ],
+)
+async def test_a_movement_over_the_ledgers_caps_is_refused_at_the_dock(
+    box: Outbox, fields: dict[str, Any], needle: str
+) -> None:
+    """Refused with a reason when stored, not retried for ever against the ledger (issue 18)."""
+    [result] = await box.store([Commit(make_read(), (make_movement(**fields),))])
+    assert isinstance(result.error, OutboxError) and needle in str(result.error)
+    assert result.movements == () and pending_seqs(box) == []
+    assert seqs(await box.store([make_commit(1)])) == [1]
