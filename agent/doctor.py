@@ -26,6 +26,7 @@ from agent.config import Config, read_token
 from agent.errors import EdgeTallyError
 from agent.preflight import check_devices as check_preflight_devices
 from agent.preflight import existing_parent, state_dir_problem
+from agent.urls import endpoint, redacted
 
 Level = Literal["ok", "warn", "fail"]
 SCANNER_GROUP = "edgetally-scanners"
@@ -210,27 +211,31 @@ def check_ledger(config: Config, transport: httpx.BaseTransport | None = None) -
     except EdgeTallyError as exc:
         yield Finding("fail", "token", str(exc), "see README: Installing on a dock PC or a Pi")
         return
-    url = config.sync.url.rstrip("/")
+    url = redacted(config.sync.url.rstrip("/"))  # shown; requests go to the real one
     try:
         with httpx.Client(timeout=5, verify=config.sync.verify_tls, transport=transport) as client:
-            health = client.get(f"{url}/healthz")
-            who = client.get(f"{url}/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+            health = client.get(endpoint(config.sync.url, "/healthz"))
+            who = client.get(
+                endpoint(config.sync.url, "/v1/whoami"),
+                headers={"Authorization": f"Bearer {token}"},
+            )
     except httpx.HTTPError as exc:
+        detail = str(exc).replace(config.sync.url, url)
         yield Finding(
             "fail",
             "ledger",
-            f"{url} did not answer ({type(exc).__name__}: {exc}); nothing is delivered until it "
-            "does (reads are kept meanwhile)",
+            f"{url} did not answer ({type(exc).__name__}: {detail}); nothing is delivered "
+            "until it does (reads are kept meanwhile)",
             "check sync.url, the network, the ledger and the unit's IPAddressAllow=",
         )
         return
     if health.status_code == 200:
-        yield Finding("ok", "ledger", f"{url}/healthz answered 200")
+        yield Finding("ok", "ledger", f"{redacted(str(health.url))} answered 200")
     else:
         yield Finding(
             "fail",
             "ledger",
-            f"{url}/healthz answered {health.status_code}",
+            f"{redacted(str(health.url))} answered {health.status_code}",
             "check sync.url: the ledger's base URL, e.g. http://ledger:8600",
         )
     yield _token_finding(config, who)

@@ -31,6 +31,7 @@ from agent.config.settings import (
 from agent.config.stations import StationSettings, _check_station
 from agent.errors import ConfigError
 from agent.identify.settings import IdentifySettings
+from agent.urls import redacted
 
 T = TypeVar("T")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
@@ -265,15 +266,24 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
         if meta.get("listen") and value:
             parse_listen(value, file, key)
         if meta.get("url"):
+            shown = redacted(value)  # a URL may hold a key in its query: never echoed
             try:
                 parts = urlsplit(value)
                 parts.port  # noqa: B018 - raises ValueError for a port that is not a number
             except ValueError as exc:
                 raise ConfigError(
-                    file, key, f"an http:// or https:// URL, got {value!r} ({exc})"
+                    file, key, f"an http:// or https:// URL, got {shown!r} ({exc})"
                 ) from exc
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(file, key, f"an http:// or https:// URL, got {value!r}")
+                raise ConfigError(file, key, f"an http:// or https:// URL, got {shown!r}")
+            if parts.username is not None or parts.password is not None:
+                raise ConfigError(
+                    file,
+                    key,
+                    f"a URL without a user or password in it, got {shown!r}: httpx would send "
+                    "them instead of the agent's token, and URLs are shown in logs and status; "
+                    "the token comes from sync.token_file",
+                )
         return value
     else:  # pragma: no cover - a settings class used a type this loader lacks
         raise TypeError(f"no config conversion for {tp!r}")

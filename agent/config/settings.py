@@ -13,6 +13,7 @@ from typing import Any, Literal
 from agent.config.meta import Size, _help
 from agent.config.stations import StationSettings
 from agent.identify.settings import IdentifySettings
+from agent.urls import redacted
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class Config:
         out = {
             "agent": asdict(self.agent),
             "outbox": asdict(self.outbox),
-            "sync": asdict(self.sync),
+            "sync": {**asdict(self.sync), "url": redacted(self.sync.url)},
             "health": asdict(self.health),
             "devices": [
                 {"id": d.id, "driver": d.driver, **asdict(d.options)} for d in self.devices

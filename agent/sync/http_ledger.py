@@ -28,6 +28,7 @@ from agent.errors import (
     SyncTransient,
 )
 from agent.outbox import Pending
+from agent.urls import endpoint, redacted
 
 _TRANSIENT = {408, 409, 425, 429}
 
@@ -70,7 +71,8 @@ class HttpLedgerSink:
     ) -> None:
         import time
 
-        self.url = url.rstrip("/") + "/v1/movements"
+        self.url = endpoint(url, "/v1/movements")
+        self.shown = redacted(str(self.url))  # what messages say: no password, no query values
         self._wall = wall or time.time
         verify: ssl.SSLContext | bool = verify_tls
         if verify_tls and ca_file is not None:
@@ -116,19 +118,19 @@ class HttpLedgerSink:
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise SyncTransient(f"ledger {self.url}: timed out ({type(exc).__name__})") from exc
+            raise SyncTransient(f"ledger {self.shown}: timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             detail = str(exc) or type(exc).__name__
-            raise SyncTransient(f"ledger {self.url}: unreachable ({detail})") from exc
+            raise SyncTransient(f"ledger {self.shown}: unreachable ({detail})") from exc
         except httpx.HTTPError as exc:
-            raise SyncTransient(f"ledger {self.url}: {exc}") from exc
+            raise SyncTransient(f"ledger {self.shown}: {exc}") from exc
 
     def _raise_for_status(self, response: httpx.Response) -> None:
         code = response.status_code
         if code == 200:
             return
         reason = _error_text(response)
-        what = f"ledger {self.url} answered {code}{': ' + reason if reason else ''}"
+        what = f"ledger {self.shown} answered {code}{': ' + reason if reason else ''}"
         if code in _TRANSIENT or code >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
             raise SyncTransient(what, retry_after=retry_after)
@@ -149,12 +151,14 @@ class HttpLedgerSink:
             results = [_result(r) for r in raw if r.get("status") in _KNOWN]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # The batch may have been applied; resending is safe (ids are idempotent).
-            raise SyncTransient(f"ledger {self.url} answered 200 with an unreadable body") from exc
+            raise SyncTransient(
+                f"ledger {self.shown} answered 200 with an unreadable body"
+            ) from exc
         answered = {r.id for r in results}
         missing = [p.id for p in batch if p.id not in answered]
         if missing:
             raise SyncTransient(
-                f"ledger {self.url} answered for {len(batch) - len(missing)} of {len(batch)} movements"
+                f"ledger {self.shown} answered for {len(batch) - len(missing)} of {len(batch)} movements"
             )
         return results
 
