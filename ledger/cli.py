@@ -94,6 +94,12 @@ def ledger() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds without contact after which an agent is silent and alarmed [default: 900].",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path),
+    help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+)
+@click.option("--tls-key", type=click.Path(path_type=Path), help="The PEM key of --tls-cert.")
 @_user_errors
 def ledger_serve(
     db: str | None,
@@ -103,6 +109,8 @@ def ledger_serve(
     port: int | None,
     workers: int | None,
     silent_after_s: float | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/agents, /openapi.json)."""
     from ledger import serve
@@ -124,6 +132,8 @@ def ledger_serve(
         password_file=None if s.password_file is None else Path(s.password_file),
         silent_after_s=s.silent_after_s,
         pool_size=s.pool_size,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
 
 

@@ -160,3 +160,66 @@ def test_a_trickled_head_is_cut_at_the_deadline_not_kept_alive_by_each_byte(
                 break
         waited = time.monotonic() - started
     assert cut and waited < 6.0, f"cut={cut} after {waited:.1f} s"
+
+
+def test_serve_speaks_tls_with_tls_cert_and_key_and_still_cuts_slow_heads(
+    tmp_path: Path, mv: Any
+) -> None:
+    """`ledger serve --tls-cert/--tls-key` (issue 18, item 5): HTTPS end to end, the
+    start line says https, and a half-sent head is cut there too."""
+    import json
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    db = tmp_path / "ledger.db"
+    with LedgerStore(db) as store:
+        token = store.add_agent("dock-3")
+    args = ["--db", str(db), "--port", "0", "--tls-cert", str(tmp_path / "cert.pem")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "ledger", "serve", *args, "--tls-key", str(tmp_path / "key.pem")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        start = json.loads(proc.stdout.readline())
+        assert start["url"].startswith("https://127.0.0.1:")
+        verify = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with httpx.Client(base_url=start["url"], verify=verify, timeout=10) as client:
+            r = client.post(
+                "/v1/movements",
+                json={"agent": "dock-3", "movements": [mv()]},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.json()["results"][0]["status"] == "applied"
+        port = int(start["url"].rsplit(":", 1)[1])
+        with verify.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="127.0.0.1"
+        ) as s:
+            s.sendall(HALF_HEAD)
+            started = time.monotonic()
+            s.settimeout(15)
+            with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+                while s.recv(1024):
+                    pass
+            assert time.monotonic() - started < 10  # the default head deadline is 5 s
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
+def test_tls_cert_without_key_is_one_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "ledger", "serve", "--db", str(tmp_path / "l.db"),
+         "--tls-cert", str(tmp_path / "cert.pem")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "--tls-cert and --tls-key: give both" in done.stderr and "Traceback" not in done.stderr

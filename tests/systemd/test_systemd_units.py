@@ -141,3 +141,16 @@ def test_agent_unit_lets_the_clock_check_run() -> None:
     allowed = " ".join(v for v in values(unit, "SystemCallFilter") if not v.startswith("~"))
     assert {"adjtimex", "clock_adjtime", "clock_adjtime64"} <= set(allowed.split())
     assert values(unit, "CapabilityBoundingSet") == [""]  # so the kernel refuses any change
+
+
+def test_ledger_unit_listens_on_loopback_with_descriptor_and_memory_limits() -> None:
+    """Bearer tokens never cross the LAN in cleartext by default (issue 18, item 5)."""
+    unit = "edgetally-ledger.service"
+    [exec_start] = values(unit, "ExecStart")
+    assert "--host 127.0.0.1" in exec_start and "0.0.0.0" not in exec_start
+    assert values(unit, "IPAddressDeny") == ["any"]
+    assert values(unit, "IPAddressAllow") == ["localhost"]
+    assert int(values(unit, "LimitNOFILE")[0]) >= 1024
+    assert values(unit, "MemoryMax") == ["1G"]
+    comments = (UNIT_DIR / unit).read_text(encoding="utf-8")
+    assert "--tls-cert %d/tls-cert --tls-key %d/tls-key" in comments  # the TLS drop-in
