@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
@@ -34,6 +35,9 @@ MAX_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
 MAX_EVIDENCE_BYTES = 256 * 1024  # movement.evidence as compact JSON, UTF-8
 MAX_REF_BYTES = 4096  # movement.ref as compact JSON, UTF-8
 MAX_REF_KEY = 64  # characters in one key of movement.ref
+# In item and location ids: C0/C1 controls, and the bidirectional formatting marks
+# that make "A-01" look like another code on a screen (Trojan Source, CVE-2021-42574).
+_BAD_ID_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def dumps(obj: Any) -> str:
@@ -288,7 +292,7 @@ class Movement:
         kind = cast(MovementKind, v.choice("kind", MOVEMENT_KINDS))
         item_raw = v.mapping("item")
         iv = _Validator(item_raw, "movement.item")
-        item = Item(**{k: iv.text(k) for k in ITEM_FIELDS})
+        item = Item(**{k: id_text(iv.text(k), f"movement.item.{k}") for k in ITEM_FIELDS})
         iv.no_extra(ITEM_FIELDS)
         if kind == "count_close":
             # "this is all LOCATION holds": about a place, not an item
@@ -315,8 +319,8 @@ class Movement:
             # A count may find none (0); a count_close's qty is how many items were counted.
             qty=v.integer("qty", minimum=0 if kind in ("count", "count_close") else 1),
             uom=v.text("uom") or "EA",
-            from_=v.text("from"),
-            to=v.text("to"),
+            from_=id_text(v.text("from"), "movement.from"),
+            to=id_text(v.text("to"), "movement.to"),
             reason=v.text("reason"),
             ref=v.text_map("ref"),
             station=v.req("station"),
@@ -349,6 +353,20 @@ class Movement:
         )
         _check_locations(movement)
         return movement
+
+
+def id_text(value: str | None, where: str) -> str | None:
+    """An item or location id in NFC ("café" typed or scanned either way is one item),
+    refused if it holds a control or bidirectional formatting character."""
+    if value is None:
+        return None
+    bad = _BAD_ID_CHARS.search(value)
+    if bad:
+        raise ValueError(
+            f"{where}: control or bidirectional character U+{ord(bad.group()):04X} "
+            f"in an id (at position {bad.start()})"
+        )
+    return unicodedata.normalize("NFC", value)
 
 
 def check_limits(m: Movement) -> None:

@@ -14,15 +14,17 @@ import logging
 import sqlite3
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Lifespan
+from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from agent.logs import event
 from agent.model import MAX_TEXT
@@ -48,18 +50,25 @@ def create_app(
     ``silent_after_s``: an agent not heard from for longer is shown ``silent``
     in the fleet view and raises a ledger alarm (once per silence).
     """
+    writes = _Writes()
 
     async def post_movements(request: Request) -> Response:
         who = await _authenticate(request, store)
         if who.reader:
             _fail(403, "a reader token cannot post movements; post with the agent's token")
         agent = who.name
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
+        media_type, _, params = request.headers.get("content-type", "").partition(";")
+        if media_type.strip().lower() != "application/json":
             _fail(415, "expected Content-Type: application/json")
+        charset = _charset(params)
+        if charset is not None and charset not in ("utf-8", "utf8"):
+            _fail(415, f"Content-Type charset {charset!r}: expected utf-8 (JSON is UTF-8)")
         body = _parse(await _read_body(request, max_body_bytes))
         if not isinstance(body, dict):
             _fail(400, "body: expected a JSON object")
+        unknown = sorted(set(body) - {"agent", "movements"})
+        if unknown:
+            _fail(400, f"body.{unknown[0][:60]}: unknown field (expected agent and movements)")
         if not isinstance(body.get("agent"), str) or not body["agent"]:
             _fail(400, "body.agent: required, expected a non-empty string")
         movements = body.get("movements")
@@ -70,7 +79,12 @@ def create_app(
         if body["agent"] != agent:
             _fail(403, "body.agent is not the agent of this token")
         started = time.perf_counter()
-        results = await run_in_threadpool(store.apply_batch, agent, movements)
+        try:
+            results = await run_in_threadpool(store.apply_batch, agent, movements)
+        except (LedgerUnavailable, sqlite3.OperationalError) as exc:
+            writes.failing = str(exc)  # /healthz says so until a batch is written again
+            raise
+        writes.failing = None
         _access_log(agent, results, time.perf_counter() - started)
         return JSONResponse({"results": results})
 
@@ -114,6 +128,12 @@ def create_app(
         return JSONResponse({"alarms": await run_in_threadpool(store.alarms, limit)})
 
     async def healthz(request: Request) -> Response:
+        if writes.failing is not None:
+            return JSONResponse(
+                {"status": "failing", "error": "writes fail: the last batch could not be stored"},
+                503,
+                {"Retry-After": "1"},
+            )
         return JSONResponse({"status": "ok"})
 
     async def openapi(request: Request) -> Response:
@@ -133,6 +153,7 @@ def create_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(_NoBodyForHead)],
         exception_handlers={
             HTTPException: _http_error,
             sqlite3.OperationalError: _storage_error,
@@ -140,6 +161,43 @@ def create_app(
             ClientDisconnect: _client_gone,
         },
     )
+
+
+class _NoBodyForHead:
+    """HEAD answers carry headers only (RFC 9110 §9.3.2), whatever server runs the app:
+    uvicorn drops such a body, an ASGI test client or another server may not."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, headers_only)
+
+
+@dataclass(slots=True)
+class _Writes:
+    """Whether this process's last batch failed to be stored: /healthz answers 503 then,
+    so a load balancer or monitor sees a ledger that takes no writes as down."""
+
+    failing: str | None = None
+
+
+def _charset(params: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type's parameters, lowercased, if any."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 def _access_log(agent: str, results: list[dict[str, Any]], seconds: float) -> None:
