@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.model import ClockStamp, Item, Movement, Read
+from agent.model import _BAD_ID_CHARS, ClockStamp, Item, Movement, Read, id_text
 
 MOVEMENT_ID = "0190f2a4-6c1e-7d3a-9b2f-3c4d5e6f7a8b"
 GTIN = "09506000134352"
@@ -236,6 +236,8 @@ def test_adjust_with_exactly_one_location_is_valid() -> None:
 # ---- property: any valid movement round-trips ---------------------------------------------
 
 _text = st.text(min_size=1, max_size=40)
+# Item and location ids: NFC, without controls or bidi marks (agent.model.id_text)
+_id = _text.filter(lambda t: not _BAD_ID_CHARS.search(t) and id_text(t, "id") == t)
 _I64 = 2**63 - 1  # the JSON form holds 64-bit integers
 _EXACT = 2**53 - 1  # what every JSON reader holds exactly: qty and seq stay below it
 _json_scalar = (
@@ -254,12 +256,12 @@ _json = st.recursive(
 )
 _uuid = st.uuids().map(str)
 _locations: dict[str, Callable[[st.DrawFn], tuple[str | None, str | None]]] = {
-    "receive": lambda draw: (draw(st.none() | _text), draw(_text)),
-    "ship": lambda draw: (draw(_text), draw(st.none() | _text)),
-    "transfer": lambda draw: (draw(_text), draw(_text)),
-    "return": lambda draw: (draw(st.none() | _text), draw(_text)),
-    "count": lambda draw: (draw(st.none() | _text), draw(_text)),
-    "adjust": lambda draw: draw(st.sampled_from([(draw(_text), None), (None, draw(_text))])),
+    "receive": lambda draw: (draw(st.none() | _id), draw(_id)),
+    "ship": lambda draw: (draw(_id), draw(st.none() | _id)),
+    "transfer": lambda draw: (draw(_id), draw(_id)),
+    "return": lambda draw: (draw(st.none() | _id), draw(_id)),
+    "count": lambda draw: (draw(st.none() | _id), draw(_id)),
+    "adjust": lambda draw: draw(st.sampled_from([(draw(_id), None), (None, draw(_id))])),
 }
 
 
@@ -271,11 +273,11 @@ def movements(draw: st.DrawFn) -> Movement:
     item_fields = draw(
         st.dictionaries(
             st.sampled_from(["gtin", "sku", "lot", "serial", "expiry", "epc", "sscc"]),
-            _text,
+            _id,
             max_size=7,
         )
     )
-    item_fields[key_field] = draw(_text)
+    item_fields[key_field] = draw(_id)
     return Movement(
         id=draw(_uuid),
         agent=draw(_text),
