@@ -175,6 +175,16 @@ SCHEMAS: dict[str, Any] = {
             "last_error": {"type": ["string", "null"], "description": "Last refusal or conflict"},
             "last_error_at": {"type": ["string", "null"]},
             "active_tokens": {"type": "integer"},
+            "seq_regressions": {
+                "type": "integer",
+                "description": "Movements applied with a seq at or below one seen before",
+            },
+            "last_regression": {"type": ["string", "null"]},
+            "locations": {
+                "type": ["array", "null"],
+                "items": {"type": "string"},
+                "description": "Where it may move stock; null: anywhere",
+            },
             "silent": {
                 "type": "boolean",
                 "description": "No contact for longer than silent_after_s",
@@ -187,7 +197,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "at": {"type": "string"},
             "agent": {"type": "string"},
-            "kind": {"enum": ["conflict", "silent"]},
+            "kind": {"enum": ["conflict", "silent", "foreign_id"]},
             "detail": {"type": "string"},
         },
     },
@@ -279,6 +289,7 @@ OPENAPI: dict[str, Any] = {
                         },
                     ),
                     **_AUTH_ERRORS,
+                    "403": _error("An agent token asking for another agent's journal"),
                 },
             },
         },
@@ -299,6 +310,9 @@ OPENAPI: dict[str, Any] = {
                         },
                     ),
                     **_AUTH_ERRORS,
+                    "403": _error(
+                        "An agent token: this needs a reader token or the dashboard login"
+                    ),
                 },
             },
         },
@@ -334,6 +348,9 @@ OPENAPI: dict[str, Any] = {
                         },
                     ),
                     **_AUTH_ERRORS,
+                    "403": _error(
+                        "An agent token: this needs a reader token or the dashboard login"
+                    ),
                 },
             },
         },
@@ -362,6 +379,9 @@ OPENAPI: dict[str, Any] = {
                         },
                     ),
                     **_AUTH_ERRORS,
+                    "403": _error(
+                        "An agent token: this needs a reader token or the dashboard login"
+                    ),
                 },
             },
         },
@@ -372,7 +392,8 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": _ok(
                         "Alive", {"type": "object", "properties": {"status": {"const": "ok"}}}
-                    )
+                    ),
+                    "503": _error("The last batch could not be stored: writes fail"),
                 },
             },
         },

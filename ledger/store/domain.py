@@ -156,7 +156,7 @@ def apply_batch(
             last_error = c["reason"]
             continue
         m = c.movement
-        if m.id in known and _owner(known[m.id]) != agent:
+        if m.id in known and known[m.id] != c.payload and _owner(known[m.id]) != agent:
             detail = (
                 f"agent {agent} sent movement id {m.id}, which is agent {_owner(known[m.id])}'s"
             )
