@@ -123,6 +123,8 @@ def ledger_serve(
         port=port,
         workers=workers,
         silent_after_s=silent_after_s,
+        tls_cert=_text(tls_cert),
+        tls_key=_text(tls_key),
     )
     serve(
         s.db,
@@ -132,8 +134,8 @@ def ledger_serve(
         password_file=None if s.password_file is None else Path(s.password_file),
         silent_after_s=s.silent_after_s,
         pool_size=s.pool_size,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
+        tls_cert=None if s.tls_cert is None else Path(s.tls_cert),
+        tls_key=None if s.tls_key is None else Path(s.tls_key),
     )
 
 

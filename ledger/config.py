@@ -9,6 +9,8 @@ port = 8600
 workers = 2
 silent_after_s = 900
 pool_size = 8
+tls_cert = "/etc/edgetally-ledger/cert.pem"   # HTTPS, with tls_key; else plain HTTP
+tls_key = "/etc/edgetally-ledger/key.pem"
 ```
 
 Unknown keys and wrong types are refused naming the file, the key and what
@@ -34,6 +36,8 @@ class LedgerSettings:
     workers: int = 1
     silent_after_s: float = 900.0
     pool_size: int = 8
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -44,6 +48,8 @@ _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "workers": (int, "a number of processes, at least 1"),
     "silent_after_s": ((int, float), "seconds, more than 0"),
     "pool_size": (int, "connections per process, at least 1"),
+    "tls_cert": (str, "a PEM certificate file"),
+    "tls_key": (str, "a PEM key file"),
 }
 
 
@@ -73,8 +79,9 @@ def load_ledger_config(path: Path) -> LedgerSettings:
         if isinstance(value, bool) or not isinstance(value, kind) or not _in_range(key, value):
             raise ConfigError(str(path), f"ledger.{key}", f"expected {expected}, got {value!r}")
         values[key] = value
-    if "password_file" in values:
-        values["password_file"] = str((path.parent / values["password_file"]).resolve())
+    for key in ("password_file", "tls_cert", "tls_key"):
+        if key in values:
+            values[key] = str((path.parent / values[key]).resolve())
     return LedgerSettings(**values)
 
 

@@ -223,3 +223,22 @@ def test_tls_cert_without_key_is_one_clear_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "--tls-cert and --tls-key: give both" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_tls_files_from_the_ledger_config_are_resolved_and_checked(tmp_path: Path) -> None:
+    from ledger.config import load_ledger_config
+
+    cfg = tmp_path / "ledger.toml"
+    cfg.write_text('[ledger]\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+    settings = load_ledger_config(cfg)
+    assert (settings.tls_cert, settings.tls_key) == (
+        str(tmp_path / "cert.pem"),
+        str(tmp_path / "key.pem"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "ledger", "serve", "--db", str(tmp_path / "l.db"),
+         "--config", str(cfg)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"{tmp_path / 'cert.pem'}: no such file" in done.stderr
