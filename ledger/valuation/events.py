@@ -1,0 +1,122 @@
+"""Which stream events a journalled movement makes (see ``accounts`` for the postings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from ledger.valuation.accounts import Accounts
+from ledger.valuation.core import Event, Key
+from ledger.valuation.engine import StreamId
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What valuation reads of a journal row."""
+
+    id: str
+    pos: int
+    kind: str
+    item: str
+    qty: int
+    from_: str | None
+    to: str | None
+    reason: str | None
+    observed_at: str
+    unit_cost: Decimal | None = None
+    standard_cost: Decimal | None = None
+
+
+def event_time(observed_at: str, fallback: str) -> str:
+    """``observed_at`` as UTC text that sorts in time order; ``fallback`` (the time the
+    ledger received it) if it is not an ISO 8601 time. A time without offset is UTC."""
+    for text in (observed_at, fallback):
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return fallback
+
+
+def stream_events(m: Moved, key: Key, acc: Accounts) -> list[tuple[StreamId, Event]]:
+    """The events of one movement, out before in; none for counts (their variance
+    adjusts carry the change) and count_close."""
+    common = {"movement": m.id, "qty": m.qty, "standard_cost": m.standard_cost}
+    if m.kind == "receive" and m.to:
+        return [
+            (
+                (m.item, m.to),
+                Event(
+                    key,
+                    direction="in",
+                    counter=acc.grni,
+                    unit_cost=m.unit_cost,
+                    basis="receipt",
+                    **common,
+                ),
+            )
+        ]  # type: ignore[arg-type]
+    if m.kind == "return" and m.to:
+        return [
+            (
+                (m.item, m.to),
+                Event(
+                    key,
+                    direction="in",
+                    counter=acc.cogs,
+                    unit_cost=m.unit_cost,
+                    basis="restock",
+                    **common,
+                ),
+            )
+        ]  # type: ignore[arg-type]
+    if m.kind == "ship" and m.from_:
+        return [((m.item, m.from_), Event(key, direction="out", counter=acc.cogs, **common))]  # type: ignore[arg-type]
+    if m.kind == "adjust":
+        if m.from_:
+            account = acc.writeoff if m.reason == "damaged" else acc.shrinkage
+            return [((m.item, m.from_), Event(key, direction="out", counter=account, **common))]  # type: ignore[arg-type]
+        if m.to:
+            return [
+                (
+                    (m.item, m.to),
+                    Event(
+                        key,
+                        direction="in",
+                        counter=acc.shrinkage,
+                        unit_cost=m.unit_cost,
+                        basis="found",
+                        **common,
+                    ),
+                )
+            ]  # type: ignore[arg-type]
+    if m.kind == "transfer" and m.from_ and m.to:
+        return [
+            (
+                (m.item, m.from_),
+                Event(
+                    key,
+                    direction="out",
+                    counter=acc.variance,
+                    counter_location=m.to,
+                    transfer=True,
+                    **common,
+                ),
+            ),  # type: ignore[arg-type]
+            (
+                (m.item, m.to),
+                Event(
+                    key,
+                    direction="in",
+                    counter=acc.inventory,
+                    counter_location=m.from_,
+                    transfer=True,
+                    **common,
+                ),
+            ),  # type: ignore[arg-type]
+        ]
+    return []
