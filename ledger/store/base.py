@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from agent.model import MAX_TEXT
 from ledger.passwords import hash_password, verify_password
+from ledger import valuation
 from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
     MAX_INT,
@@ -46,6 +47,8 @@ class LedgerUnavailable(LedgerError):
 
 
 class Db(Protocol):
+    dialect: str  # "sqlite" or "postgresql", for the little SQL they do not share
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
     def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
@@ -226,6 +229,7 @@ class SqlStore(ABC):
         def work(db: Db) -> BatchOutcome:
             at = utcnow()
             outcome = apply_batch(self._tx(db), agent, movements, at)
+            valuation.post(db, outcome.applied, at, db.dialect)
             _record(db, agent, at, outcome)
             return outcome
 

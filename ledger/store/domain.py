@@ -17,7 +17,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agent.model import MAX_TEXT, Movement
@@ -68,6 +68,7 @@ class BatchOutcome:
     results: list[Result]
     alarms: list[Alarm]
     last_error: str | None  # the last refusal in the batch, for the fleet view
+    applied: list[JournalRow] = field(default_factory=list)  # what valuation posts for
 
 
 class Raced(Exception):
@@ -175,7 +176,7 @@ def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) ->
     if rows and tx.insert_journal(rows) != len(rows):
         raise Raced()
     tx.write_on_hand([(item, loc, stock[(item, loc)]) for item, loc in sorted(changed)])
-    return BatchOutcome(results, alarms, last_error)
+    return BatchOutcome(results, alarms, last_error, rows)
 
 
 def _close(tx: Tx, close: Movement, stock: dict[StockKey, int]) -> list[Movement] | str:

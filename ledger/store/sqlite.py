@@ -26,6 +26,8 @@ T = TypeVar("T")
 class _SqliteDb:
     """`Db` over a sqlite3 connection: ``%s`` placeholders become ``?``."""
 
+    dialect = "sqlite"
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 

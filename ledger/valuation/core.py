@@ -55,6 +55,7 @@ class State:
     layers: list[list[Any]] = field(default_factory=list)  # [qty, value]; average: at most one
     backlog: list[Backlog] = field(default_factory=list)
     posted: int = 0  # minor units posted to Inventory for this stream
+    n: int = 0  # events applied: the store keeps the state after every SNAPSHOT-th one
     last_cost: Decimal | None = None  # of the last inbound or issue
     last_out_cost: Decimal | None = None  # the unit cost the last issue left with
 
@@ -76,6 +77,7 @@ class State:
                 "p": self.posted,
                 "c": None if self.last_cost is None else str(self.last_cost),
                 "o": None if self.last_out_cost is None else str(self.last_out_cost),
+                "n": self.n,
             },
             separators=(",", ":"),
         )
@@ -90,6 +92,7 @@ class State:
             posted=int(d["p"]),
             last_cost=None if d["c"] is None else Decimal(d["c"]),
             last_out_cost=None if d["o"] is None else Decimal(d["o"]),
+            n=int(d["n"]),
         )
 
 
@@ -171,6 +174,7 @@ class Ctx:
 def apply(state: State, ev: Event, ctx: Ctx) -> Outcome:
     """Value ``ev`` on ``state`` (changed in place); the lines it posts always balance."""
     out = _inbound(state, ev, ctx) if ev.direction == "in" else _issue(state, ev, ctx)
+    state.n += 1
     assert sum(line.amount for line in out.lines) == 0, (ev, out)
     return out
 
@@ -194,9 +198,12 @@ def _inbound(state: State, ev: Event, ctx: Ctx) -> Outcome:
         if left_q:
             layers.append((left_q, left_v))
     for qty, value in layers:
-        if state.method == "average" and state.layers:
-            state.layers[0][0] += qty
-            state.layers[0][1] += value
+        last = state.layers[-1] if state.layers else None
+        # The average keeps one layer; FIFO merges a layer at the same unit cost as the
+        # newest (so a stream that only receives at one price stays one layer).
+        if last is not None and (state.method == "average" or last[1] * qty == value * last[0]):
+            last[0] += qty
+            last[1] += value
         else:
             state.layers.append([qty, value])
     total_v = sum((v for _, v in pieces), Decimal(0))

@@ -42,7 +42,7 @@ class Written:
 
     stream: StreamId
     event: Event
-    state: str  # the state after it, as `State.to_json`
+    state: str | None  # the state after it (`State.to_json`), every ``snapshot_every``-th
     posted: Posted
     lines: tuple[Line, ...]  # posted now: all of a new event's, the difference of an old one
     new: bool
@@ -70,6 +70,7 @@ def run(
     new: Sequence[tuple[StreamId, Event]],
     ctx: Callable[[StreamId], Ctx],
     method: Callable[[str], Method],
+    snapshot_every: int = 1,
 ) -> Run:
     """Value the ``new`` events (and whatever they make late) in key order."""
     heap: list[tuple[Key, int, int, StreamId, Stored, bool]] = []
@@ -139,7 +140,8 @@ def run(
             if (a, loc, c) not in expected and amount
         ]
         expected = {k: v for k, v in expected.items() if v}
-        written.append(Written(stream, ev, state.to_json(), expected, tuple(diff), is_new))
+        snap = state.to_json() if state.n % snapshot_every == 0 else None
+        written.append(Written(stream, ev, snap, expected, tuple(diff), is_new))
         lasts[stream] = max(lasts.get(stream, key), key)
     return Run(written, {s: (states[s], lasts[s]) for s in states if s in lasts})
 

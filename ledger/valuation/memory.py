@@ -33,7 +33,7 @@ class Book(Source):
     places: int = 2
     accounts: Accounts = field(default_factory=Accounts)
     methods: dict[str, Method] = field(default_factory=dict)  # per item
-    streams: dict[StreamId, list[tuple[Key, Stored, str]]] = field(default_factory=dict)
+    streams: dict[StreamId, list[tuple[Key, Stored, str | None]]] = field(default_factory=dict)
     heads: dict[StreamId, tuple[State, Key]] = field(default_factory=dict)
     postings: list[Posting] = field(default_factory=list)
     pos: int = 0
@@ -46,7 +46,11 @@ class Book(Source):
     def before(self, stream: StreamId, key: Key) -> State | None:
         rows = self.streams.get(stream, [])
         i = bisect.bisect_left([k for k, _, _ in rows], key)
-        return None if i == 0 else State.from_json(rows[i - 1][2])
+        if i == 0:
+            return None
+        state = rows[i - 1][2]
+        assert state is not None  # the book keeps every state
+        return State.from_json(state)
 
     def stored_from(self, stream: StreamId, key: Key) -> list[Stored]:
         rows = self.streams.get(stream, [])
