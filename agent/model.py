@@ -26,6 +26,11 @@ ITEM_FIELDS = ("gtin", "sku", "lot", "serial", "expiry", "epc", "sscc")
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_TEXT = 512  # any single text field; barcodes longer than this are not items
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
+# A unit cost is a decimal *string* (a JSON number would be a float, and lose cents):
+# up to 12 digits, up to 6 places, not negative. A currency is an ISO 4217 code.
+_COST_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+COSTED_KINDS = ("receive", "return", "adjust")
 
 
 def dumps(obj: Any) -> str:
@@ -234,6 +239,11 @@ class Movement:
     operator: str | None = None
     ref: Mapping[str, str] = field(default_factory=dict)
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    # What one unit cost, from a PO or ASN line (receive, return, adjust in); the
+    # ledger values with it. Absent from the JSON when None, so movements without
+    # a cost keep the exact JSON (and idempotency) they always had.
+    unit_cost: str | None = None
+    currency: str | None = None
 
     def with_seq(self, seq: int) -> Movement:
         # A plain copy: dataclasses.replace costs more than the SQLite insert.
@@ -261,6 +271,10 @@ class Movement:
             "clock": self.clock.to_dict(),
             "evidence": dict(self.evidence),
         }
+        if self.unit_cost is not None:
+            out["unit_cost"] = self.unit_cost
+        if self.currency is not None:
+            out["currency"] = self.currency
         return out
 
     def to_json(self) -> str:
@@ -317,7 +331,11 @@ class Movement:
             observed_at=v.req("observed_at"),
             clock=clock,
             evidence=v.mapping("evidence", required=False),
+            unit_cost=_cost(_no_number(d.get("unit_cost")) or v.text("unit_cost"), kind),
+            currency=_currency(v.text("currency")),
         )
+        if movement.currency is not None and movement.unit_cost is None:
+            raise ValueError("movement.currency: given without a unit_cost")
         v.no_extra(
             (
                 "id",
@@ -337,10 +355,44 @@ class Movement:
                 "observed_at",
                 "clock",
                 "evidence",
+                "unit_cost",
+                "currency",
             )
         )
         _check_locations(movement)
         return movement
+
+
+def _cost(text: str | None, kind: str) -> str | None:
+    if text is None:
+        return None
+    if not _COST_RE.match(text):
+        raise ValueError(
+            'movement.unit_cost: expected a decimal string such as "4.25" '
+            f"(at most 6 places, not negative), got {text[:40]!r}"
+        )
+    if kind not in COSTED_KINDS:
+        raise ValueError(
+            f"movement.unit_cost: a {kind} carries no cost (only {', '.join(COSTED_KINDS)})"
+        )
+    return text
+
+
+def _no_number(value: object) -> None:
+    """A JSON number for a cost is refused by name: as a float it has lost the cents."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(
+            'movement.unit_cost: expected a decimal string such as "4.25", not a JSON number '
+            "(a float cannot hold every cent)"
+        )
+
+
+def _currency(text: str | None) -> str | None:
+    if text is not None and not _CURRENCY_RE.match(text):
+        raise ValueError(
+            f"movement.currency: expected an ISO 4217 code such as EUR, got {text[:40]!r}"
+        )
+    return text
 
 
 _NEEDS = {

@@ -29,6 +29,7 @@ from agent.model import MAX_TEXT
 from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
 from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
+from ledger.valuation.http import routes as valuation_routes
 
 MiB = 1024 * 1024
 log = logging.getLogger("edgetally.ledger")
@@ -118,6 +119,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *dashboard_routes(store, silent_after_s),  # the site dashboard (ledger/pages)
+        *valuation_routes(store, lambda request: _authenticate(request, store)),
     ]
     return Starlette(
         routes=routes,

@@ -22,8 +22,8 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from agent.model import MAX_TEXT
-from ledger.passwords import hash_password, verify_password
 from ledger import valuation
+from ledger.passwords import hash_password, verify_password
 from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
     MAX_INT,
@@ -228,7 +228,7 @@ class SqlStore(ABC):
 
         def work(db: Db) -> BatchOutcome:
             at = utcnow()
-            outcome = apply_batch(self._tx(db), agent, movements, at)
+            outcome = apply_batch(self._tx(db), agent, movements, at, valuation.checker(db))
             valuation.post(db, outcome.applied, at, db.dialect)
             _record(db, agent, at, outcome)
             return outcome
@@ -237,6 +237,17 @@ class SqlStore(ABC):
         for alarm in outcome.alarms:
             log.warning("ledger alarm: %s from agent %s: %s", alarm.kind, alarm.agent, alarm.detail)
         return outcome.results
+
+    # -- for ledger.valuation (its SQL lives there) ------------------------------
+
+    def read(self, work: Callable[[Db], T]) -> T:
+        """Run ``work`` on a read-only connection."""
+        with self._reading() as db:
+            return work(db)
+
+    def write(self, work: Callable[[Db], T]) -> T:
+        """Run ``work`` in one write transaction."""
+        return self._transact(work)
 
     # -- queries ---------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -104,9 +104,19 @@ class _Checked:
     payload: str
 
 
-def apply_batch(tx: Tx, agent: str, raws: Sequence[object], received_at: str) -> BatchOutcome:
-    """One result per movement, in order; raises `Raced` if the batch must run again."""
-    checked = [_check(raw, agent) for raw in raws]
+def apply_batch(
+    tx: Tx,
+    agent: str,
+    raws: Sequence[object],
+    received_at: str,
+    check: Callable[[Movement], None] | None = None,
+) -> BatchOutcome:
+    """One result per movement, in order; raises `Raced` if the batch must run again.
+
+    ``check`` may refuse a valid movement (ValueError, the reason sent back):
+    valuation refuses a cost in another currency than the ledger's.
+    """
+    checked = [_check(raw, agent, check) for raw in raws]
     valid = [c for c in checked if isinstance(c, _Checked)]
     wanted = {c.movement.id for c in valid} | {
         variance_id(c.movement.id) for c in valid if c.movement.kind == "count"
@@ -228,7 +238,9 @@ def check_agent_id(agent: object) -> str:
     return agent
 
 
-def _check(raw: object, agent: str) -> _Checked | Result:
+def _check(
+    raw: object, agent: str, check: Callable[[Movement], None] | None = None
+) -> _Checked | Result:
     try:
         m = Movement.from_dict(raw)  # type: ignore[arg-type]  # it checks for a mapping
         payload = canonical(m)
@@ -238,6 +250,8 @@ def _check(raw: object, agent: str) -> _Checked | Result:
             raise _Rejected(f"movement.qty: expected at most {MAX_INT}")
         if m.seq is not None and m.seq > MAX_INT:
             raise _Rejected(f"movement.seq: expected at most {MAX_INT}")
+        if check is not None:
+            check(m)
     except (_Rejected, ValueError, TypeError, RecursionError) as exc:
         return {"id": _echo_id(raw), "status": "rejected", "reason": _reason(exc)}
     return _Checked(m, payload)

@@ -10,6 +10,6 @@ values a batch across streams, re-costing from a late event's point;
 from ledger.valuation.accounts import Accounts
 from ledger.valuation.money import ValuationError
 from ledger.valuation.settings import ValuationSettings, check_method
-from ledger.valuation.store import post
+from ledger.valuation.store import checker, post
 
-__all__ = ["Accounts", "ValuationError", "ValuationSettings", "check_method", "post"]
+__all__ = ["Accounts", "ValuationError", "ValuationSettings", "check_method", "checker", "post"]

@@ -61,7 +61,7 @@ class State:
 
     @property
     def qty(self) -> int:
-        return sum(q for q, _ in self.layers) - sum(b.qty for b in self.backlog)
+        return int(sum(q for q, _ in self.layers)) - sum(b.qty for b in self.backlog)
 
     @property
     def value(self) -> Decimal:
@@ -233,6 +233,7 @@ def _in_cost(state: State, ev: Event) -> Decimal:
     """An inbound's unit cost: the movement's, else by its basis (see the README)."""
     if ev.unit_cost is not None:
         return ev.unit_cost
+    order: tuple[Decimal | None, ...]
     if ev.basis == "restock":
         order = (state.last_out_cost, state.last_cost, ev.standard_cost)
     elif ev.basis == "found":

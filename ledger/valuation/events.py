@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, Literal
 
 from ledger.valuation.accounts import Accounts
-from ledger.valuation.core import Event, Key
+from ledger.valuation.core import Basis, Event, Key
 from ledger.valuation.engine import StreamId
 
 
@@ -45,78 +46,28 @@ def event_time(observed_at: str, fallback: str) -> str:
 def stream_events(m: Moved, key: Key, acc: Accounts) -> list[tuple[StreamId, Event]]:
     """The events of one movement, out before in; none for counts (their variance
     adjusts carry the change) and count_close."""
-    common = {"movement": m.id, "qty": m.qty, "standard_cost": m.standard_cost}
+
+    def ev(
+        direction: Literal["in", "out"], counter: str, basis: Basis = "receipt", **kw: Any
+    ) -> Event:
+        return Event(
+            key, m.id, direction, m.qty, counter, standard_cost=m.standard_cost, basis=basis, **kw
+        )
+
     if m.kind == "receive" and m.to:
-        return [
-            (
-                (m.item, m.to),
-                Event(
-                    key,
-                    direction="in",
-                    counter=acc.grni,
-                    unit_cost=m.unit_cost,
-                    basis="receipt",
-                    **common,
-                ),
-            )
-        ]  # type: ignore[arg-type]
+        return [((m.item, m.to), ev("in", acc.grni, unit_cost=m.unit_cost))]
     if m.kind == "return" and m.to:
-        return [
-            (
-                (m.item, m.to),
-                Event(
-                    key,
-                    direction="in",
-                    counter=acc.cogs,
-                    unit_cost=m.unit_cost,
-                    basis="restock",
-                    **common,
-                ),
-            )
-        ]  # type: ignore[arg-type]
+        return [((m.item, m.to), ev("in", acc.cogs, "restock", unit_cost=m.unit_cost))]
     if m.kind == "ship" and m.from_:
-        return [((m.item, m.from_), Event(key, direction="out", counter=acc.cogs, **common))]  # type: ignore[arg-type]
-    if m.kind == "adjust":
-        if m.from_:
-            account = acc.writeoff if m.reason == "damaged" else acc.shrinkage
-            return [((m.item, m.from_), Event(key, direction="out", counter=account, **common))]  # type: ignore[arg-type]
-        if m.to:
-            return [
-                (
-                    (m.item, m.to),
-                    Event(
-                        key,
-                        direction="in",
-                        counter=acc.shrinkage,
-                        unit_cost=m.unit_cost,
-                        basis="found",
-                        **common,
-                    ),
-                )
-            ]  # type: ignore[arg-type]
+        return [((m.item, m.from_), ev("out", acc.cogs))]
+    if m.kind == "adjust" and m.from_:
+        account = acc.writeoff if m.reason == "damaged" else acc.shrinkage
+        return [((m.item, m.from_), ev("out", account))]
+    if m.kind == "adjust" and m.to:
+        return [((m.item, m.to), ev("in", acc.shrinkage, "found", unit_cost=m.unit_cost))]
     if m.kind == "transfer" and m.from_ and m.to:
         return [
-            (
-                (m.item, m.from_),
-                Event(
-                    key,
-                    direction="out",
-                    counter=acc.variance,
-                    counter_location=m.to,
-                    transfer=True,
-                    **common,
-                ),
-            ),  # type: ignore[arg-type]
-            (
-                (m.item, m.to),
-                Event(
-                    key,
-                    direction="in",
-                    counter=acc.inventory,
-                    counter_location=m.from_,
-                    transfer=True,
-                    **common,
-                ),
-            ),  # type: ignore[arg-type]
+            ((m.item, m.from_), ev("out", acc.variance, counter_location=m.to, transfer=True)),
+            ((m.item, m.to), ev("in", acc.inventory, counter_location=m.from_, transfer=True)),
         ]
     return []

@@ -53,6 +53,20 @@ def save_settings(db: Db, s: ValuationSettings) -> None:
 _ITEM_LOCK = 0x76616C75  # "valu"
 
 
+def checker(db: Db) -> Callable[[Any], None]:
+    """Refuses a movement whose cost is in another currency than the ledger's."""
+    currency = load_settings(db).currency
+
+    def check(m: Any) -> None:
+        if m.currency is not None and m.currency != currency:
+            raise ValueError(
+                f"movement.currency {m.currency!r}: this ledger values in {currency} "
+                "(it keeps no exchange rates); send the cost in that currency"
+            )
+
+    return check
+
+
 class _SqlSource:
     def __init__(
         self, db: Db, ctx: Callable[[StreamId], Ctx], method: Callable[[str], Method]

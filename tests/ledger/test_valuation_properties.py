@@ -3,6 +3,7 @@ any batches, balances, ends non-negative once the receipts are in, and ends the 
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,9 @@ LOCS = ("DOCK", "A-01")
 ITEMS = ("A", "B")
 
 op = st.tuples(
-    st.sampled_from(["receive", "ship", "transfer", "return", "adjust-in", "adjust-out", "damaged"]),
+    st.sampled_from(
+        ["receive", "ship", "transfer", "return", "adjust-in", "adjust-out", "damaged"]
+    ),
     st.sampled_from(ITEMS),
     st.sampled_from(LOCS),
     st.integers(1, 20),
@@ -78,7 +81,10 @@ def snapshot(book: Book) -> tuple[object, ...]:
     places=st.sampled_from([0, 2, 3]),
 )
 def test_any_delivery_order_ends_in_the_same_valuation(
-    ops: list[tuple[str, str, str, int, str | None]], data: st.DataObject, method: Method, places: int
+    ops: list[tuple[str, str, str, int, str | None]],
+    data: st.DataObject,
+    method: Method,
+    places: int,
 ) -> None:
     minutes = data.draw(st.permutations(range(len(ops))), label="event times")
     movements = [moved(i, o, minutes[i]) for i, o in enumerate(ops)]
@@ -87,10 +93,10 @@ def test_any_delivery_order_ends_in_the_same_valuation(
     order = data.draw(st.permutations(movements), label="delivery order")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(order) - 1))), label="batch cuts"))
     bounds = [0, *cuts, len(order)]
-    batches = [order[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if order[a:b]]
+    batches = [order[a:b] for a, b in itertools.pairwise(bounds) if order[a:b]]
     other = deliver(method, places, batches)
     assert snapshot(other) == snapshot(reference)
-    for (state, _) in other.heads.values():
+    for state, _ in other.heads.values():
         if state.qty >= 0:
             assert not state.backlog and state.value >= 0
     # Inventory holds exactly what the streams say they posted
