@@ -331,7 +331,7 @@ class Movement:
             observed_at=v.req("observed_at"),
             clock=clock,
             evidence=v.mapping("evidence", required=False),
-            unit_cost=_cost(_no_number(d.get("unit_cost")) or v.text("unit_cost"), kind),
+            unit_cost=_cost(_no_number(d.get("unit_cost"), v), kind),
             currency=_currency(v.text("currency")),
         )
         if movement.currency is not None and movement.unit_cost is None:
@@ -378,13 +378,14 @@ def _cost(text: str | None, kind: str) -> str | None:
     return text
 
 
-def _no_number(value: object) -> None:
-    """A JSON number for a cost is refused by name: as a float it has lost the cents."""
+def _no_number(value: object, v: _Validator) -> str | None:
+    """The cost's text; a JSON number is refused by name: as a float it has lost the cents."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ValueError(
             'movement.unit_cost: expected a decimal string such as "4.25", not a JSON number '
             "(a float cannot hold every cent)"
         )
+    return v.text("unit_cost")
 
 
 def _currency(text: str | None) -> str | None:

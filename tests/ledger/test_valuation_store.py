@@ -193,7 +193,13 @@ async def test_entries_and_reports_over_http(client: httpx.AsyncClient, mv: Any)
     assert ident[0]["purchases"] == "40.00" and ident[0]["shrinkage"] == "4.00"
     shrink = (await client.get("/v1/reports/shrinkage")).json()["rows"]
     assert shrink == [
-        {"location": "DOCK-3", "reason": "lost", "amount": "4.00", "movements": 1, "currency": "EUR"}
+        {
+            "location": "DOCK-3",
+            "reason": "lost",
+            "amount": "4.00",
+            "movements": 1,
+            "currency": "EUR",
+        }
     ]
     turn = (await client.get("/v1/reports/turnover")).json()["rows"][0]
     assert turn["turnover"] == "1.6000"  # 16.00 / ((0 + 20.00) / 2)
