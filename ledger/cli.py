@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent.errors import EdgeTallyError
+from ledger.valuation.cli import register as _register_valuation
 
 if TYPE_CHECKING:
     from ledger.config import LedgerSettings
@@ -94,6 +95,12 @@ def ledger() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds without contact after which an agent is silent and alarmed [default: 900].",
 )
+@click.option(
+    "--valuation",
+    help="Costing method for new streams: fifo or average (lifo is refused: IFRS) "
+    "[default: the ledger's, else fifo].",
+)
+@click.option("--currency", help="The ledger's currency, ISO 4217 (EUR, USD, JPY…) [default: EUR].")
 @_user_errors
 def ledger_serve(
     db: str | None,
@@ -103,9 +110,12 @@ def ledger_serve(
     port: int | None,
     workers: int | None,
     silent_after_s: float | None,
+    valuation: str | None,
+    currency: str | None,
 ) -> None:
-    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/agents, /openapi.json)."""
+    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/entries, /v1/reports/…)."""
     from ledger import serve
+    from ledger.valuation.settings import configure
 
     s = _settings(
         config_path,
@@ -115,7 +125,11 @@ def ledger_serve(
         port=port,
         workers=workers,
         silent_after_s=silent_after_s,
+        valuation=valuation,
+        currency=currency,
     )
+    with _open(s) as store:
+        store.write(lambda d: configure(d, s))
     serve(
         s.db,
         s.host,
@@ -335,6 +349,13 @@ def ledger_user_add(
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"user {name}: password set; log in at the ledger's / page")
+
+
+def _open_for(config_path: Path | None, db: str | None, password_file: Path | None) -> SqlStore:
+    return _open(_settings(config_path, db=db, password_file=_text(password_file)))
+
+
+_register_valuation(ledger, _db_options, _user_errors, _open_for)
 
 
 def _gaps_text(missing: int, gaps: list[list[int]]) -> str:

@@ -9,6 +9,9 @@ port = 8600
 workers = 2
 silent_after_s = 900
 pool_size = 8
+valuation = "fifo"        # or "average"; per item in the item list
+currency = "EUR"
+account_inventory = "1300"  # and account_grni, _cogs, _shrinkage, _writeoff, _variance
 ```
 
 Unknown keys and wrong types are refused naming the file, the key and what
@@ -34,6 +37,15 @@ class LedgerSettings:
     workers: int = 1
     silent_after_s: float = 900.0
     pool_size: int = 8
+    # Valuation (ledger.valuation): None keeps what the ledger's database holds.
+    valuation: str | None = None
+    currency: str | None = None
+    account_inventory: str | None = None
+    account_grni: str | None = None
+    account_cogs: str | None = None
+    account_shrinkage: str | None = None
+    account_writeoff: str | None = None
+    account_variance: str | None = None
 
 
 _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -44,6 +56,12 @@ _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "workers": (int, "a number of processes, at least 1"),
     "silent_after_s": ((int, float), "seconds, more than 0"),
     "pool_size": (int, "connections per process, at least 1"),
+    "valuation": (str, "fifo or average (lifo is not allowed under IFRS)"),
+    "currency": (str, "an ISO 4217 code such as EUR"),
+    **{
+        f"account_{name}": (str, "an account code")
+        for name in ("inventory", "grni", "cogs", "shrinkage", "writeoff", "variance")
+    },
 }
 
 

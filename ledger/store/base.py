@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from agent.model import MAX_TEXT
-from ledger import valuation
 from ledger.passwords import hash_password, verify_password
 from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
@@ -36,6 +35,8 @@ from ledger.store.domain import (
     check_agent_id,
     sha256,
 )
+from ledger.valuation.store import checker as valuation_checker
+from ledger.valuation.store import post as post_valuation
 
 log = logging.getLogger("edgetally.ledger")
 T = TypeVar("T")
@@ -228,8 +229,8 @@ class SqlStore(ABC):
 
         def work(db: Db) -> BatchOutcome:
             at = utcnow()
-            outcome = apply_batch(self._tx(db), agent, movements, at, valuation.checker(db))
-            valuation.post(db, outcome.applied, at, db.dialect)
+            outcome = apply_batch(self._tx(db), agent, movements, at, valuation_checker(db))
+            post_valuation(db, outcome.applied, at, db.dialect)
             _record(db, agent, at, outcome)
             return outcome
 

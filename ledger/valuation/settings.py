@@ -8,7 +8,7 @@ every command values alike; ``ledger serve --valuation/--currency`` and the
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import cast
+from typing import Any, cast
 
 from ledger.valuation.accounts import Accounts
 from ledger.valuation.core import METHODS, Method
@@ -54,3 +54,32 @@ def from_rows(rows: list[tuple[str, str]]) -> ValuationSettings:
         currency=d.get("currency", s.currency),
         accounts=replace(s.accounts, **accounts),
     )
+
+
+def configure(db: Any, given: Any) -> ValuationSettings:
+    """Store what ``given`` (a `LedgerSettings`) sets on top of what the ledger holds.
+
+    The currency cannot change once anything is posted (amounts would mix);
+    the method can (it applies to streams not yet valued).
+    """
+    from ledger.valuation.store import load_settings, save_settings
+
+    held = load_settings(db)
+    method = (
+        held.method if given.valuation is None else check_method(given.valuation, "--valuation")
+    )
+    currency = held.currency if given.currency is None else given.currency.upper()
+    minor_units(currency)
+    if currency != held.currency and db.rows("SELECT 1 FROM entries LIMIT 1"):
+        raise ValuationError(
+            f"--currency {currency}: this ledger has postings in {held.currency}; "
+            "a ledger keeps one currency"
+        )
+    accounts = {
+        f.name: getattr(given, f"account_{f.name}")
+        for f in fields(Accounts)
+        if getattr(given, f"account_{f.name}", None) is not None
+    }
+    new = ValuationSettings(method, currency, replace(held.accounts, **accounts))
+    save_settings(db, new)
+    return new
