@@ -112,6 +112,7 @@ def ledger_serve(
     silent_after_s: float | None,
     valuation: str | None,
     currency: str | None,
+    alert_webhook: str | None,
 ) -> None:
     """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/entries, /v1/reports/…)."""
     from ledger import serve
@@ -127,7 +128,13 @@ def ledger_serve(
         silent_after_s=silent_after_s,
         valuation=valuation,
         currency=currency,
+        alert_webhook=alert_webhook,
     )
+    if s.alert_webhook is not None and not s.alert_webhook.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"expected an http:// or https:// URL, got {s.alert_webhook!r}",
+            param_hint="--alert-webhook",
+        )
     with _open(s) as store:
         store.write(lambda d: configure(d, s))
     serve(
@@ -138,6 +145,7 @@ def ledger_serve(
         password_file=None if s.password_file is None else Path(s.password_file),
         silent_after_s=s.silent_after_s,
         pool_size=s.pool_size,
+        alert_webhook=s.alert_webhook,
     )
 
 

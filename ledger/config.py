@@ -10,6 +10,7 @@ workers = 2
 silent_after_s = 900
 pool_size = 8
 valuation = "fifo"        # or "average"; per item in the item list
+alert_webhook = "https://hooks.site.example/low-stock"
 currency = "EUR"
 account_inventory = "1300"  # and account_grni, _cogs, _shrinkage, _writeoff, _variance
 ```
@@ -39,6 +40,7 @@ class LedgerSettings:
     pool_size: int = 8
     # Valuation (ledger.valuation): None keeps what the ledger's database holds.
     valuation: str | None = None
+    alert_webhook: str | None = None
     currency: str | None = None
     account_inventory: str | None = None
     account_grni: str | None = None
@@ -57,6 +59,7 @@ _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "silent_after_s": ((int, float), "seconds, more than 0"),
     "pool_size": (int, "connections per process, at least 1"),
     "valuation": (str, "fifo or average (lifo is not allowed under IFRS)"),
+    "alert_webhook": (str, "an http:// or https:// URL"),
     "currency": (str, "an ISO 4217 code such as EUR"),
     **{
         f"account_{name}": (str, "an account code")

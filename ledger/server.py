@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
@@ -74,6 +75,7 @@ class ServeOptions:
     silent_after_s: float = SILENT_AFTER_S
     pool_size: int = 8
     log_level: str = "warning"
+    alert_webhook: str | None = None  # low-stock alerts are POSTed here (ledger.valuation.alerts)
 
 
 def serve(
@@ -86,6 +88,7 @@ def serve(
     password_file: Path | None = None,
     silent_after_s: float = SILENT_AFTER_S,
     pool_size: int = 8,
+    alert_webhook: str | None = None,
 ) -> None:
     """Serve the ledger in ``db_path`` (a SQLite file or a PostgreSQL URL) on ``host:port``;
     blocks until told to stop. Our JSON lines (the start line, one per batch) go to
@@ -99,6 +102,7 @@ def serve(
         silent_after_s=silent_after_s,
         pool_size=pool_size,
         log_level=log_level,
+        alert_webhook=alert_webhook,
     )
     if workers > 1 and not is_postgres_url(opts.db):
         raise LedgerError(
@@ -165,7 +169,7 @@ def worker_app() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _watching(holder[0], opts.silent_after_s):
+        async with _watching(holder[0], opts.silent_after_s, opts.alert_webhook):
             yield
         holder[0].close()
 
@@ -177,17 +181,22 @@ def worker_app() -> Starlette:
 def _app(store: SqlStore, opts: ServeOptions) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _watching(store, opts.silent_after_s):
+        async with _watching(store, opts.silent_after_s, opts.alert_webhook):
             yield
 
     return create_app(store, silent_after_s=opts.silent_after_s, lifespan=lifespan)
 
 
 @asynccontextmanager
-async def _watching(store: SqlStore, silent_after_s: float) -> AsyncIterator[None]:
-    """The silent-agent watchdog, owned by the server's lifespan and stopped with it.
+async def _watching(
+    store: SqlStore, silent_after_s: float, alert_webhook: str | None = None
+) -> AsyncIterator[None]:
+    """The silent-agent watchdog and the alert webhook's sender, owned by the server's
+    lifespan and stopped with it.
 
-    Every process runs one; the alarm table keeps each silence once.
+    Every process runs one; the alarm table keeps each silence once. With
+    several processes the webhook may see an alert twice (each process drains
+    the outbox); a receiver keys on the payload.
     """
 
     async def watch() -> None:
@@ -199,13 +208,21 @@ async def _watching(store: SqlStore, silent_after_s: float) -> AsyncIterator[Non
             except LedgerUnavailable as exc:
                 log.warning("silence check skipped: %s", exc)
 
-    task = asyncio.create_task(watch())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with contextlib.AsyncExitStack() as stack:
+        tasks = [asyncio.create_task(watch())]
+        if alert_webhook is not None:
+            from ledger.valuation.alerts import AlertSender
+
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+            tasks.append(asyncio.create_task(AlertSender(store, alert_webhook, client).run()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 @contextmanager

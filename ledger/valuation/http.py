@@ -1,5 +1,6 @@
 """The valuation's HTTP face: ``GET /v1/entries``, ``/v1/reports/<name>``, ``/v1/items``,
-``/v1/alerts``; JSON, or CSV with ``Accept: text/csv`` or ``?format=csv``.
+``/v1/alerts`` (open low-stock alerts, ``?all=1`` with the cleared, and their counts);
+JSON, or CSV with ``Accept: text/csv`` or ``?format=csv``.
 
 Authenticated like the rest of ``/v1`` (an agent token); a bad parameter is a
 400 naming it.
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ledger.valuation import reports
+from ledger.valuation import alerts, reports
 from ledger.valuation.money import ValuationError
 
 Auth = Callable[[Request], Awaitable[str]]
@@ -56,7 +57,16 @@ def routes(store: Any, authenticate: Auth) -> list[Route]:
             return _csv(rows)
         return JSONResponse({"report": name, "rows": rows})
 
+    async def get_alerts(request: Request) -> Response:
+        await authenticate(request)
+        everything = request.query_params.get("all") in ("1", "true")
+        found = await run_in_threadpool(store.read, lambda db: alerts.list_alerts(db, everything))
+        if _wants_csv(request):
+            return _csv(found["alerts"])
+        return JSONResponse(found)
+
     return [
+        Route("/v1/alerts", get_alerts, methods=["GET"]),
         Route("/v1/entries", get_entries, methods=["GET"]),
         Route("/v1/reports/{name}", get_report, methods=["GET"]),
     ]

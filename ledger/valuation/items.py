@@ -19,9 +19,10 @@ from typing import Any
 
 from agent.model import MAX_TEXT
 from ledger.schema import utcnow
+from ledger.valuation.db import Db
 from ledger.valuation.money import ValuationError, parse_cost
 from ledger.valuation.settings import check_method
-from ledger.valuation.store import Db, load_settings
+from ledger.valuation.store import load_settings
 
 COLUMNS = (
     "item", "description", "standard_cost", "currency", "method",

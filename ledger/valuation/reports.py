@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.valuation.core import State
+from ledger.valuation.db import Db
 from ledger.valuation.events import event_time
 from ledger.valuation.money import ValuationError, money_text, to_minor, unit
 from ledger.valuation.settings import ValuationSettings
-from ledger.valuation.store import Db, _SqlSource, load_settings
+from ledger.valuation.store import _SqlSource, load_settings
 
 Row = dict[str, Any]
 MAX_POS = 2**53 - 1

@@ -82,4 +82,7 @@ def configure(db: Any, given: Any) -> ValuationSettings:
     }
     new = ValuationSettings(method, currency, replace(held.accounts, **accounts))
     save_settings(db, new)
+    from ledger.valuation.alerts import enable_webhook
+
+    enable_webhook(db, getattr(given, "alert_webhook", None) is not None)
     return new

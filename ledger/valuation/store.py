@@ -17,9 +17,11 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
+from ledger.valuation.alerts import check as check_alerts
 from ledger.valuation.core import Ctx, Event, Key, Line, Method, State, apply
+from ledger.valuation.db import Db
 from ledger.valuation.engine import Run, Stored, StreamId, Written, run
 from ledger.valuation.events import Moved, event_time, stream_events
 from ledger.valuation.settings import ValuationSettings, from_rows, to_rows
@@ -29,12 +31,6 @@ from ledger.valuation.settings import ValuationSettings, from_rows, to_rows
 SNAPSHOT_EVERY = 32
 _VALUED = ("receive", "return", "ship", "transfer", "adjust")
 _CHUNK = 500
-
-
-class Db(Protocol):
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
-    def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
 
 
 def load_settings(db: Db) -> ValuationSettings:
@@ -177,6 +173,7 @@ def post(db: Db, rows: Sequence[Any], posted_at: str, dialect: str) -> Run | Non
     source = _SqlSource(db, ctx, method)
     result = run(source, new, ctx, method, SNAPSHOT_EVERY)
     _write(db, result, posted_at, info, source.backlog)
+    check_alerts(db, sorted({r.item for r in rows}), posted_at)
     return result
 
 
