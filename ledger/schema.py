@@ -132,7 +132,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             value TEXT NOT NULL,
             posted INTEGER NOT NULL,
             PRIMARY KEY (item, location)
-        );
+        ) WITHOUT ROWID;
         CREATE TABLE val_events(
             item TEXT NOT NULL,
             location TEXT NOT NULL,
@@ -144,9 +144,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             state TEXT,
             posted TEXT NOT NULL,
             PRIMARY KEY (item, location, okey, pos, direction)
-        );
+        ) WITHOUT ROWID;
         CREATE TABLE entries(
-            pos INTEGER PRIMARY KEY AUTOINCREMENT,
+            pos INTEGER PRIMARY KEY,
             entry TEXT NOT NULL,
             movement TEXT NOT NULL,
             kind TEXT NOT NULL,

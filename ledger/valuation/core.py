@@ -24,10 +24,11 @@ correcting line: the provisional cost is corrected, never rewritten.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+
+import orjson
 
 from ledger.valuation.money import to_minor, unit
 
@@ -69,7 +70,7 @@ class State:
         return held - sum((b.qty * b.cost for b in self.backlog), Decimal(0))
 
     def to_json(self) -> str:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "m": self.method,
                 "l": [[q, str(v)] for q, v in self.layers],
@@ -79,12 +80,11 @@ class State:
                 "o": None if self.last_out_cost is None else str(self.last_out_cost),
                 "n": self.n,
             },
-            separators=(",", ":"),
-        )
+        ).decode()
 
     @classmethod
     def from_json(cls, text: str) -> State:
-        d = json.loads(text)
+        d = orjson.loads(text)
         return cls(
             method=d["m"],
             layers=[[int(q), Decimal(v)] for q, v in d["l"]],
@@ -120,7 +120,7 @@ class Event:
     amount: int = 0  # transfer-in: the minor units the out side released
 
     def to_json(self) -> str:
-        return json.dumps(
+        return orjson.dumps(
             {
                 "d": self.direction, "q": self.qty, "a": self.counter, "al": self.counter_location,
                 "u": None if self.unit_cost is None else str(self.unit_cost),
@@ -128,12 +128,11 @@ class Event:
                 "b": self.basis, "t": self.transfer,
                 "pc": [[q, str(v)] for q, v in self.pieces], "am": self.amount,
             },
-            separators=(",", ":"),
-        )  # fmt: skip
+        ).decode()  # fmt: skip
 
     @classmethod
     def from_json(cls, key: Key, movement: str, text: str) -> Event:
-        d = json.loads(text)
+        d = orjson.loads(text)
         return cls(
             key=key, movement=movement, direction=d["d"], qty=int(d["q"]), counter=d["a"],
             counter_location=d["al"],

@@ -130,6 +130,12 @@ def run(
         for line in outcome.lines:
             k = (line.account, line.location, line.corrects)
             expected[k] = expected.get(k, 0) + line.amount
+        if not stored.posted:  # a new event (the common case): all its lines are new
+            snap = state.to_json() if state.n % snapshot_every == 0 else None
+            expected = {k: v for k, v in expected.items() if v}
+            written.append(Written(stream, ev, snap, expected, outcome.lines, is_new))
+            lasts[stream] = max(lasts.get(stream, key), key)
+            continue
         diff = [
             Line(a, loc, amount - stored.posted.get((a, loc, c), 0), c)
             for (a, loc, c), amount in expected.items()

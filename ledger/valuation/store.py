@@ -13,11 +13,12 @@ locks before).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from ledger.valuation.alerts import check as check_alerts
 from ledger.valuation.core import Ctx, Event, Key, Line, Method, State, apply
@@ -72,14 +73,33 @@ class _SqlSource:
         self.method = method
         # each loaded stream's provisional issues, to write only what changed
         self.backlog: dict[StreamId, dict[str, int]] = {}
+        self.heads: dict[StreamId, tuple[str, Key]] = {}
+        self.prefetched: set[str] = set()
+
+    def prefetch(self, items: Sequence[str]) -> None:
+        """Every stream of ``items`` in one query per chunk (a re-cost never leaves its item)."""
+        for start in range(0, len(items), _CHUNK):
+            chunk = list(items[start : start + _CHUNK])
+            marks = ",".join(["%s"] * len(chunk))
+            for item, loc, state, okey, pos in self.db.rows(
+                f"SELECT item, location, state, okey, pos FROM val_streams WHERE item IN ({marks})",
+                chunk,
+            ):
+                self.heads[(str(item), str(loc))] = (state, (str(okey), int(pos)))
+        self.prefetched.update(items)
 
     def head(self, stream: StreamId) -> tuple[State, Key] | None:
-        rows = self.db.rows(
-            "SELECT state, okey, pos FROM val_streams WHERE item = %s AND location = %s", stream
-        )
-        if not rows:
+        if stream[0] in self.prefetched:
+            found = self.heads.get(stream)
+        else:
+            rows = self.db.rows(
+                "SELECT state, okey, pos FROM val_streams WHERE item = %s AND location = %s",
+                stream,
+            )
+            found = None if not rows else (rows[0][0], (str(rows[0][1]), int(rows[0][2])))
+        if found is None:
             return None
-        state, okey, pos = rows[0]
+        state, (okey, pos) = found
         loaded = State.from_json(state)
         self.backlog[stream] = _issues(loaded)
         return loaded, (str(okey), int(pos))
@@ -130,11 +150,11 @@ class _SqlSource:
 
 
 def _load_posted(text: str) -> dict[tuple[str, str | None, str | None], int]:
-    return {(a, loc, c): int(v) for a, loc, c, v in json.loads(text)}
+    return {(a, loc, c): int(v) for a, loc, c, v in orjson.loads(text)}
 
 
 def _dump_posted(posted: dict[tuple[str, str | None, str | None], int]) -> str:
-    return json.dumps([[a, loc, c, v] for (a, loc, c), v in sorted(posted.items(), key=str)])
+    return orjson.dumps([[a, loc, c, v] for (a, loc, c), v in posted.items()]).decode()
 
 
 def post(db: Db, rows: Sequence[Any], posted_at: str, dialect: str) -> Run | None:
@@ -151,7 +171,7 @@ def post(db: Db, rows: Sequence[Any], posted_at: str, dialect: str) -> Run | Non
     new = []
     info: dict[str, tuple[str, str | None, str]] = {}
     for r in rows:
-        payload = json.loads(r.payload)
+        payload = orjson.loads(r.payload)
         cost = payload.get("unit_cost")
         std = items.get(r.item, (None, None))[0]
         m = Moved(
@@ -171,6 +191,7 @@ def post(db: Db, rows: Sequence[Any], posted_at: str, dialect: str) -> Run | Non
         return Ctx(stream[1], settings.accounts.inventory, settings.places)
 
     source = _SqlSource(db, ctx, method)
+    source.prefetch(sorted({r.item for r in rows}))
     result = run(source, new, ctx, method, SNAPSHOT_EVERY)
     _write(db, result, posted_at, info, source.backlog)
     check_alerts(db, sorted({r.item for r in rows}), posted_at)
