@@ -46,9 +46,7 @@ def test_reorder_point_computed_from_usage(store: SqlStore, mv: Any) -> None:
     """30 shipped in the 30-day window: 1 a day × 4 days lead time + 2 safety = 6."""
     store.add_agent(AGENT)
     store.write(
-        lambda db: import_items(
-            db, f"item,lead_time_days,safety_stock\n{GTIN},4,2\n", "items.csv"
-        )
+        lambda db: import_items(db, f"item,lead_time_days,safety_stock\n{GTIN},4,2\n", "items.csv")
     )
     store.apply_batch(AGENT, [mv("receive", 40), mv("ship", 30)])
     assert open_alerts(store) == set()  # 10 held > 6
