@@ -101,6 +101,10 @@ def ledger() -> None:
     "[default: the ledger's, else fifo].",
 )
 @click.option("--currency", help="The ledger's currency, ISO 4217 (EUR, USD, JPY…) [default: EUR].")
+@click.option(
+    "--alert-webhook",
+    help="POST each low-stock alert (raised or cleared) to this URL, retried with backoff.",
+)
 @_user_errors
 def ledger_serve(
     db: str | None,

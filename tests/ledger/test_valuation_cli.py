@@ -89,5 +89,7 @@ def test_serve_refuses_lifo_and_a_currency_change(tmp_path: Path) -> None:
     done = runner.invoke(main, ["ledger", "serve", "--db", str(db), "--currency", "usd"])
     assert done.exit_code == 1
     assert "--currency USD: this ledger has postings in EUR" in done.output
+    done = runner.invoke(main, ["ledger", "serve", "--db", str(db), "--alert-webhook", "ftp://x"])
+    assert done.exit_code == 2 and "--alert-webhook" in done.output and "http://" in done.output
     done = runner.invoke(main, ["ledger", "serve", "--db", str(db), "--currency", "XYZ"])
     assert done.exit_code == 1 and "currency 'XYZ': not a known ISO 4217 code" in done.output
