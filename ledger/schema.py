@@ -164,8 +164,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             CHECK (debit = 0 OR credit = 0)
         );
         CREATE INDEX entries_movement ON entries(movement);
-        CREATE INDEX entries_entry ON entries(entry);
-        CREATE INDEX entries_account ON entries(account, posted_at);
         CREATE TABLE val_provisional(
             movement TEXT NOT NULL,
             item TEXT NOT NULL,

@@ -35,6 +35,7 @@ from ledger.store.domain import (
     check_agent_id,
     sha256,
 )
+from ledger.valuation.store import StateCache
 from ledger.valuation.store import checker as valuation_checker
 from ledger.valuation.store import post as post_valuation
 
@@ -235,7 +236,7 @@ class SqlStore(ABC):
             check = valuation_checker(db) if self.valuing else None
             outcome = apply_batch(self._tx(db), agent, movements, at, check)
             if self.valuing:
-                post_valuation(db, outcome.applied, at, db.dialect)
+                post_valuation(db, outcome.applied, at, db.dialect, self._state_cache())
             _record(db, agent, at, outcome)
             return outcome
 
@@ -245,6 +246,13 @@ class SqlStore(ABC):
         return outcome.results
 
     # -- for ledger.valuation (its SQL lives there) ------------------------------
+
+    def _state_cache(self) -> StateCache:
+        """This store's cache of stream states (see ``ledger.valuation.store``)."""
+        cache: StateCache | None = self.__dict__.get("_val_states")
+        if cache is None:
+            cache = self.__dict__["_val_states"] = {}
+        return cache
 
     def read(self, work: Callable[[Db], T]) -> T:
         """Run ``work`` on a read-only connection."""

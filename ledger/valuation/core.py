@@ -82,6 +82,17 @@ class State:
             },
         ).decode()
 
+    def copy(self) -> State:
+        return State(
+            method=self.method,
+            layers=[[q, v] for q, v in self.layers],
+            backlog=[Backlog(b.issue, b.qty, b.cost, b.account, b.location) for b in self.backlog],
+            posted=self.posted,
+            n=self.n,
+            last_cost=self.last_cost,
+            last_out_cost=self.last_out_cost,
+        )
+
     @classmethod
     def from_json(cls, text: str) -> State:
         d = orjson.loads(text)

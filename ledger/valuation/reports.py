@@ -34,22 +34,25 @@ def entries(db: Db, movement: str | None, since: int, limit: int) -> tuple[list[
     another's on PostgreSQL, so an entry is given whole, once, by its first line)."""
     s = load_settings(db)
     heads = db.rows(
-        "SELECT entry, min(pos) FROM entries e WHERE pos > %s "
+        "SELECT entry, min(pos), movement FROM entries e WHERE pos > %s "
         "AND (CAST(%s AS TEXT) IS NULL OR movement = %s) "
-        "AND NOT EXISTS (SELECT 1 FROM entries b WHERE b.entry = e.entry AND b.pos <= %s) "
-        "GROUP BY entry ORDER BY min(pos) LIMIT %s",
+        "AND NOT EXISTS (SELECT 1 FROM entries b "
+        "WHERE b.movement = e.movement AND b.entry = e.entry AND b.pos <= %s) "
+        "GROUP BY entry, movement ORDER BY min(pos) LIMIT %s",
         (since, movement, movement, since, limit),
     )
     if not heads:
         return [], since
-    ids = [str(e) for e, _ in heads]
+    ids = [str(e) for e, _, _ in heads]
+    movements = sorted({str(m) for _, _, m in heads})
     marks = ",".join(["%s"] * len(ids))
+    mmarks = ",".join(["%s"] * len(movements))
     rows = db.rows(
         "SELECT e.entry, e.pos, e.movement, e.kind, e.reason, e.item, e.stream_location, e.type, "
         "e.account, e.location, e.debit, e.credit, e.corrects, e.observed_at, e.posted_at, "
         "(SELECT count(*) FROM val_provisional p WHERE p.movement = e.movement) "
-        f"FROM entries e WHERE e.entry IN ({marks}) ORDER BY e.pos",
-        ids,
+        f"FROM entries e WHERE e.movement IN ({mmarks}) AND e.entry IN ({marks}) ORDER BY e.pos",
+        [*movements, *ids],
     )
     out: dict[str, Row] = {}
     names = s.accounts.names()
@@ -74,7 +77,7 @@ def entries(db: Db, movement: str | None, since: int, limit: int) -> tuple[list[
             }
         )
     ordered = sorted(out.values(), key=lambda e: e["pos"])
-    return ordered, max(int(p) for _, p in heads)
+    return ordered, max(int(p) for _, p, _ in heads)
 
 
 def entry_lines(entries_: Sequence[Row]) -> list[Row]:

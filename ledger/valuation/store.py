@@ -64,10 +64,22 @@ def checker(db: Db) -> Callable[[Any], None]:
     return check
 
 
+# Stream states by the exact text stored: a head whose stored text is the text last
+# written (by this process) is copied, not parsed again (parsing a FIFO stream's layers
+# is most of what valuing an in-order movement costs). Equal text is the same state,
+# so another process's write or a rolled-back batch can never make it wrong.
+StateCache = dict[StreamId, tuple[str, State]]
+
+
 class _SqlSource:
     def __init__(
-        self, db: Db, ctx: Callable[[StreamId], Ctx], method: Callable[[str], Method]
+        self,
+        db: Db,
+        ctx: Callable[[StreamId], Ctx],
+        method: Callable[[str], Method],
+        cache: StateCache | None = None,
     ) -> None:
+        self.cache: StateCache = {} if cache is None else cache
         self.db = db
         self.ctx = ctx
         self.method = method
@@ -100,7 +112,8 @@ class _SqlSource:
         if found is None:
             return None
         state, (okey, pos) = found
-        loaded = State.from_json(state)
+        cached = self.cache.get(stream)
+        loaded = cached[1].copy() if cached and cached[0] == state else State.from_json(state)
         self.backlog[stream] = _issues(loaded)
         return loaded, (str(okey), int(pos))
 
@@ -157,7 +170,9 @@ def _dump_posted(posted: dict[tuple[str, str | None, str | None], int]) -> str:
     return orjson.dumps([[a, loc, c, v] for (a, loc, c), v in posted.items()]).decode()
 
 
-def post(db: Db, rows: Sequence[Any], posted_at: str, dialect: str) -> Run | None:
+def post(
+    db: Db, rows: Sequence[Any], posted_at: str, dialect: str, cache: StateCache | None = None
+) -> Run | None:
     """Value the journal rows just inserted (``domain.JournalRow``s) and post their entries."""
     rows = [r for r in rows if r.kind in _VALUED]
     if not rows:
@@ -190,10 +205,10 @@ def post(db: Db, rows: Sequence[Any], posted_at: str, dialect: str) -> Run | Non
     def ctx(stream: StreamId) -> Ctx:
         return Ctx(stream[1], settings.accounts.inventory, settings.places)
 
-    source = _SqlSource(db, ctx, method)
+    source = _SqlSource(db, ctx, method, cache)
     source.prefetch(sorted({r.item for r in rows}))
     result = run(source, new, ctx, method, SNAPSHOT_EVERY)
-    _write(db, result, posted_at, info, source.backlog)
+    _write(db, result, posted_at, info, source.backlog, source.cache)
     check_alerts(db, sorted({r.item for r in rows}), posted_at)
     return result
 
@@ -228,6 +243,7 @@ def _write(
     posted_at: str,
     info: dict[str, tuple[str, str | None, str]],
     backlog: dict[StreamId, dict[str, int]],
+    cache: StateCache,
 ) -> None:
     events = []
     lines: list[tuple[Any, ...]] = []
@@ -254,13 +270,16 @@ def _write(
             lines,
         )
     heads = sorted(result.heads.items())
+    texts = {s: st.to_json() for s, (st, _) in heads}
+    for s, (st, _) in heads:
+        cache[s] = (texts[s], st)  # the engine is done with it: the cache owns it now
     db.many(
         "INSERT INTO val_streams(item, location, state, okey, pos, qty, value, posted) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item, location) DO UPDATE SET "
         "state = excluded.state, okey = excluded.okey, pos = excluded.pos, qty = excluded.qty, "
         "value = excluded.value, posted = excluded.posted",
         [
-            (s[0], s[1], st.to_json(), k[0], k[1], st.qty, str(st.value), st.posted)
+            (s[0], s[1], texts[s], k[0], k[1], st.qty, str(st.value), st.posted)
             for s, (st, k) in heads
         ],
     )
