@@ -4,7 +4,8 @@
 
 One agent's movements (receipts with a unit cost, transfers, ships, returns,
 count shortfalls through adjusts; 50 items over 3 locations, in event-time
-order) applied straight to a store (no HTTP: the ledger's own cost) in batches
+order, as much going out of each location as comes in: a site in steady
+state) applied straight to a store (no HTTP: the ledger's own cost) in batches
 of ``--batch``. Each round runs both arms on fresh databases, one after the
 other: ``quantity_only`` (the store with valuation off: journal + on-hand) and
 ``valued`` (FIFO, every movement posts its entries). Medians over the rounds.
@@ -39,26 +40,34 @@ def workload(n: int, seed: int = 7) -> list[dict[str, Any]]:
     """``n`` movements in event-time order; deterministic for a seed."""
     items = [gtin14(f"950600013{k:04d}") for k in range(50)]
     out = []
+    counts: dict[str, int] = {}
     for seq in range(1, n + 1):
         k = seq * 7919 + seed
         item = items[k % len(items)]
-        kind = ("receive", "receive", "transfer", "ship", "ship", "return", "adjust")[k % 7]
+        # As much goes out of each location as comes in (a site in steady state), so
+        # the FIFO layers a stream holds are the receipts still on its shelves.
+        t = counts[item] = counts.get(item, 0) + 1  # this item's t-th movement
+        kind = ("receive", "transfer", "ship", "receive", "transfer", "return", "ship", "adjust")[
+            t % 8
+        ]
+        # a round of 8 uses one shelf and one quantity; each receipt has its own cost
+        shelf, qty = LOCATIONS[1 + t // 8 % 2], 1 + t // 8 % 5
         where: dict[str, Any] = {}
         if kind == "receive":
             where = {"to": "DOCK-1", "unit_cost": f"{1 + k % 97}.{k % 100:02d}"}
         elif kind == "transfer":
-            where = {"from": "DOCK-1", "to": LOCATIONS[1 + k % 2]}
+            where = {"from": "DOCK-1", "to": shelf}
         elif kind == "ship":
-            where = {"from": LOCATIONS[k % 3]}
+            where = {"from": shelf}
         elif kind == "return":
-            where = {"to": LOCATIONS[1 + k % 2], "reason": "restock"}
+            where = {"to": shelf, "reason": "restock"}
         else:
-            where = {"from": LOCATIONS[k % 3], "reason": "count-variance"}
+            where = {"from": shelf, "reason": "count-variance"}
         out.append(
             {
                 "id": str(uuid.UUID(int=(seed << 64) + seq)),
                 "agent": AGENT, "seq": seq, "kind": kind, "item": {"gtin": item},
-                "qty": 1 + k % 5, "station": "s", "device": "d",
+                "qty": qty, "station": "s", "device": "d",
                 "observed_at": f"2026-05-01T{seq // 3600 % 24:02d}:{seq // 60 % 60:02d}:"
                 f"{seq % 60:02d}.{seq // 86400:06d}Z",
                 "clock": {"synced": True, "boot_id": "b", "mono_ns": seq}, **where,

@@ -255,33 +255,38 @@ def _write(
         )  # fmt: skip
         if w.lines:
             lines += _entry_lines(w, posted_at, info.get(e.movement))
-    db.many(
+    _bulk(
+        db,
         "INSERT INTO val_events(item, location, okey, pos, direction, movement, event, state, "
-        "posted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "posted)",
+        "text text text bigint text text text text text",
+        events,
         "ON CONFLICT (item, location, okey, pos, direction) DO UPDATE SET "
         "event = excluded.event, state = excluded.state, posted = excluded.posted",
-        events,
     )
     if lines:
-        db.many(
+        _bulk(
+            db,
             "INSERT INTO entries(entry, movement, kind, reason, item, stream_location, type, "
-            "account, location, debit, credit, corrects, observed_at, posted_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "account, location, debit, credit, corrects, observed_at, posted_at)",
+            "text text text text text text text text text numeric numeric text text text",
             lines,
         )
     heads = sorted(result.heads.items())
     texts = {s: st.to_json() for s, (st, _) in heads}
     for s, (st, _) in heads:
         cache[s] = (texts[s], st)  # the engine is done with it: the cache owns it now
-    db.many(
-        "INSERT INTO val_streams(item, location, state, okey, pos, qty, value, posted) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (item, location) DO UPDATE SET "
-        "state = excluded.state, okey = excluded.okey, pos = excluded.pos, qty = excluded.qty, "
-        "value = excluded.value, posted = excluded.posted",
+    _bulk(
+        db,
+        "INSERT INTO val_streams(item, location, state, okey, pos, qty, value, posted)",
+        "text text text text bigint bigint numeric numeric",
         [
             (s[0], s[1], texts[s], k[0], k[1], st.qty, str(st.value), st.posted)
             for s, (st, k) in heads
         ],
+        "ON CONFLICT (item, location) DO UPDATE SET "
+        "state = excluded.state, okey = excluded.okey, pos = excluded.pos, qty = excluded.qty, "
+        "value = excluded.value, posted = excluded.posted",
     )
     gone, changed = [], []
     for s, (st, _) in heads:
@@ -299,6 +304,24 @@ def _write(
             "ON CONFLICT (movement, item, location) DO UPDATE SET qty = excluded.qty",
             changed,
         )
+
+
+def _bulk(db: Db, insert: str, types: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """``insert`` of ``rows``: one executemany on SQLite; on PostgreSQL one statement over
+    arrays (``unnest``), as the journal's insert does: a row per round trip is the cost."""
+    if not rows:
+        return
+    kinds = types.split()
+    if getattr(db, "dialect", "") == "postgresql":
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        for i, kind in enumerate(kinds):
+            if kind == "numeric":
+                columns[i] = [None if v is None else str(v) for v in columns[i]]
+        arrays = ", ".join(f"%s::{kind}[]" for kind in kinds)
+        db.run(f"{insert} SELECT * FROM unnest({arrays}) {tail}", columns)
+        return
+    marks = ", ".join(["%s"] * len(kinds))
+    db.many(f"{insert} VALUES ({marks}) {tail}", rows)
 
 
 def _issues(state: State) -> dict[str, int]:
