@@ -9,6 +9,15 @@ state) applied straight to a store (no HTTP: the ledger's own cost) in batches
 of ``--batch``. Each round runs both arms on fresh databases, one after the
 other: ``quantity_only`` (the store with valuation off: journal + on-hand) and
 ``valued`` (FIFO, every movement posts its entries). Medians over the rounds.
+
+Where the valued arm's extra time goes (cProfile, SQLite, 10,000 movements):
+about a third in the engine and `core.apply` (Decimal arithmetic, building
+lines), a third in writing (an event row, two entry lines, the stream's
+state per batch, each with its JSON), the rest in reading the journal
+positions, the item list and the streams, and a longer commit. The next
+steps, not taken: one row per entry (lines as JSON, balances kept per
+account, day and location for the reports), and no ``posted`` JSON on an
+event that was never re-costed.
 ``--pg`` runs the same on a throwaway PostgreSQL cluster too.
 
 Output (JSON on stdout): ``movements_per_s_quantity_only``,
