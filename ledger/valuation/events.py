@@ -45,7 +45,7 @@ def event_time(observed_at: str, fallback: str) -> str:
 
 def stream_events(m: Moved, key: Key, acc: Accounts) -> list[tuple[StreamId, Event]]:
     """The events of one movement, out before in; none for counts (their variance
-    adjusts carry the change) and count_close."""
+    adjusts carry the change), count_close, and a transfer to where it came from."""
 
     def ev(
         direction: Literal["in", "out"], counter: str, basis: Basis = "receipt", **kw: Any
@@ -65,7 +65,7 @@ def stream_events(m: Moved, key: Key, acc: Accounts) -> list[tuple[StreamId, Eve
         return [((m.item, m.from_), ev("out", account))]
     if m.kind == "adjust" and m.to:
         return [((m.item, m.to), ev("in", acc.shrinkage, "found", unit_cost=m.unit_cost))]
-    if m.kind == "transfer" and m.from_ and m.to:
+    if m.kind == "transfer" and m.from_ and m.to and m.from_ != m.to:
         return [
             ((m.item, m.from_), ev("out", acc.variance, counter_location=m.to, transfer=True)),
             ((m.item, m.to), ev("in", acc.inventory, counter_location=m.from_, transfer=True)),

@@ -96,6 +96,13 @@ def test_transfer_moves_layers_with_their_cost() -> None:
     assert book.balance(INV, "DOCK") == 300 and book.balance(INV, "A-01") == 300
 
 
+def test_transfer_to_its_own_location_posts_nothing() -> None:
+    book = Book()
+    book.post([mv("r", "receive", 2, 1, "1.00"), mv("t", "transfer", 2, 2, to="DOCK")])
+    assert lines(book, "t") == []
+    assert book.value(("A", "DOCK")) == D("2.00")
+
+
 def test_damaged_return_written_off() -> None:
     book = Book()
     book.post(
