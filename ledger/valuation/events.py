@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,9 +30,16 @@ class Moved:
     standard_cost: Decimal | None = None
 
 
+_UTC_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?Z$")
+
+
 def event_time(observed_at: str, fallback: str) -> str:
     """``observed_at`` as UTC text that sorts in time order; ``fallback`` (the time the
-    ledger received it) if it is not an ISO 8601 time. A time without offset is UTC."""
+    ledger received it) if it is not an ISO 8601 time. A time without offset is UTC; one
+    in UTC with a ``Z`` (what agents send) is taken as written, its fraction padded."""
+    fast = _UTC_RE.match(observed_at)  # what agents send: UTC with a Z, no parsing needed
+    if fast is not None:
+        return f"{fast.group(1)}.{(fast.group(2) or '').ljust(6, '0')}Z"
     for text in (observed_at, fallback):
         try:
             when = datetime.fromisoformat(text)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.valuation.core import Line
-from ledger.valuation.events import Moved
+from ledger.valuation.events import Moved, event_time
 from ledger.valuation.memory import Book
 from ledger.valuation.money import ValuationError, parse_cost, to_minor
 
@@ -163,6 +163,20 @@ def test_late_transfer_cost_reaches_the_destination() -> None:
     assert book.balance(COGS) == 1200
     assert book.balance(INV) == 0
     assert book.provisional() == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("2026-05-01T10:00:00Z", "2026-05-01T10:00:00.000000Z"),
+        ("2026-05-01T10:00:00.5Z", "2026-05-01T10:00:00.500000Z"),
+        ("2026-05-01T12:00:00.25+02:00", "2026-05-01T10:00:00.250000Z"),
+        ("2026-05-01T10:00:00", "2026-05-01T10:00:00.000000Z"),
+        ("yesterday", "2026-06-01T00:00:00.000000Z"),  # not a time: when the ledger got it
+    ],
+)
+def test_costing_order_is_utc_event_time(text: str, key: str) -> None:
+    assert event_time(text, "2026-06-01T00:00:00Z") == key
 
 
 def test_parse_cost_refuses_floats_and_negatives() -> None:
