@@ -38,6 +38,11 @@ MAX_REF_KEY = 64  # characters in one key of movement.ref
 # In item and location ids: C0/C1 controls, and the bidirectional formatting marks
 # that make "A-01" look like another code on a screen (Trojan Source, CVE-2021-42574).
 _BAD_ID_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A unit cost is a decimal *string* (a JSON number would be a float, and lose cents):
+# up to 12 digits, up to 6 places, not negative. A currency is an ISO 4217 code.
+_COST_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,6})?$")
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+COSTED_KINDS = ("receive", "return", "adjust")
 
 
 def dumps(obj: Any) -> str:
@@ -246,6 +251,11 @@ class Movement:
     operator: str | None = None
     ref: Mapping[str, str] = field(default_factory=dict)
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    # What one unit cost, from a PO or ASN line (receive, return, adjust in); the
+    # ledger values with it. Absent from the JSON when None, so movements without
+    # a cost keep the exact JSON (and idempotency) they always had.
+    unit_cost: str | None = None
+    currency: str | None = None
 
     def with_seq(self, seq: int) -> Movement:
         # A plain copy: dataclasses.replace costs more than the SQLite insert.
@@ -273,6 +283,10 @@ class Movement:
             "clock": self.clock.to_dict(),
             "evidence": dict(self.evidence),
         }
+        if self.unit_cost is not None:
+            out["unit_cost"] = self.unit_cost
+        if self.currency is not None:
+            out["currency"] = self.currency
         return out
 
     def to_json(self) -> str:
@@ -329,7 +343,11 @@ class Movement:
             observed_at=v.req("observed_at"),
             clock=clock,
             evidence=v.mapping("evidence", required=False, max_bytes=MAX_EVIDENCE_BYTES),
+            unit_cost=_cost(_no_number(d.get("unit_cost"), v), kind),
+            currency=_currency(v.text("currency")),
         )
+        if movement.currency is not None and movement.unit_cost is None:
+            raise ValueError("movement.currency: given without a unit_cost")
         v.no_extra(
             (
                 "id",
@@ -349,6 +367,8 @@ class Movement:
                 "observed_at",
                 "clock",
                 "evidence",
+                "unit_cost",
+                "currency",
             )
         )
         _check_locations(movement)
@@ -385,6 +405,39 @@ def check_limits(m: Movement) -> None:
             size = len(orjson.dumps(dict(value)))
             if size > cap:
                 raise ValueError(f"movement.{name}: {size} bytes as JSON, at most {cap}")
+
+
+def _cost(text: str | None, kind: str) -> str | None:
+    if text is None:
+        return None
+    if not _COST_RE.match(text):
+        raise ValueError(
+            'movement.unit_cost: expected a decimal string such as "4.25" '
+            f"(at most 6 places, not negative), got {text[:40]!r}"
+        )
+    if kind not in COSTED_KINDS:
+        raise ValueError(
+            f"movement.unit_cost: a {kind} carries no cost (only {', '.join(COSTED_KINDS)})"
+        )
+    return text
+
+
+def _no_number(value: object, v: _Validator) -> str | None:
+    """The cost's text; a JSON number is refused by name: as a float it has lost the cents."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(
+            'movement.unit_cost: expected a decimal string such as "4.25", not a JSON number '
+            "(a float cannot hold every cent)"
+        )
+    return v.text("unit_cost")
+
+
+def _currency(text: str | None) -> str | None:
+    if text is not None and not _CURRENCY_RE.match(text):
+        raise ValueError(
+            f"movement.currency: expected an ISO 4217 code such as EUR, got {text[:40]!r}"
+        )
+    return text
 
 
 _NEEDS = {

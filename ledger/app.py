@@ -32,6 +32,7 @@ from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
 from ledger.pages.auth import current_user
 from ledger.store import MAX_INT, MAX_PAGE, READER, LedgerUnavailable, Principal, SqlStore
+from ledger.valuation.http import routes as valuation_routes
 
 MiB = 1024 * 1024
 log = logging.getLogger("edgetally.ledger")
@@ -149,6 +150,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *dashboard_routes(store, silent_after_s),  # the site dashboard (ledger/pages)
+        *valuation_routes(store, lambda request: _reader(request, store, "the valuation")),
     ]
     return Starlette(
         routes=routes,

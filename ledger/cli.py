@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent.errors import EdgeTallyError
+from ledger.valuation.cli import register as _register_valuation
 
 if TYPE_CHECKING:
     from ledger.config import LedgerSettings
@@ -100,6 +101,16 @@ def ledger() -> None:
     help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
 )
 @click.option("--tls-key", type=click.Path(path_type=Path), help="The PEM key of --tls-cert.")
+@click.option(
+    "--valuation",
+    help="Costing method for new streams: fifo or average (lifo is refused: IFRS) "
+    "[default: the ledger's, else fifo].",
+)
+@click.option("--currency", help="The ledger's currency, ISO 4217 (EUR, USD, JPY…) [default: EUR].")
+@click.option(
+    "--alert-webhook",
+    help="POST each low-stock alert (raised or cleared) to this URL, retried with backoff.",
+)
 @_user_errors
 def ledger_serve(
     db: str | None,
@@ -111,9 +122,13 @@ def ledger_serve(
     silent_after_s: float | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    valuation: str | None,
+    currency: str | None,
+    alert_webhook: str | None,
 ) -> None:
-    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/agents, /openapi.json)."""
+    """Serve the ledger's HTTP API (/v1/movements, /v1/stock, /v1/entries, /v1/reports/…)."""
     from ledger import serve
+    from ledger.valuation.settings import configure
 
     s = _settings(
         config_path,
@@ -125,7 +140,17 @@ def ledger_serve(
         silent_after_s=silent_after_s,
         tls_cert=_text(tls_cert),
         tls_key=_text(tls_key),
+        valuation=valuation,
+        currency=currency,
+        alert_webhook=alert_webhook,
     )
+    if s.alert_webhook is not None and not s.alert_webhook.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"expected an http:// or https:// URL, got {s.alert_webhook!r}",
+            param_hint="--alert-webhook",
+        )
+    with _open(s) as store:
+        store.write(lambda d: configure(d, s))
     serve(
         s.db,
         s.host,
@@ -136,6 +161,7 @@ def ledger_serve(
         pool_size=s.pool_size,
         tls_cert=None if s.tls_cert is None else Path(s.tls_cert),
         tls_key=None if s.tls_key is None else Path(s.tls_key),
+        alert_webhook=s.alert_webhook,
     )
 
 
@@ -432,6 +458,13 @@ def ledger_user_add(
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"user {name}: password set; log in at the ledger's / page")
+
+
+def _open_for(config_path: Path | None, db: str | None, password_file: Path | None) -> SqlStore:
+    return _open(_settings(config_path, db=db, password_file=_text(password_file)))
+
+
+_register_valuation(ledger, _db_options, _user_errors, _open_for)
 
 
 def _gaps_text(missing: int, gaps: list[list[int]]) -> str:

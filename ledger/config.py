@@ -11,6 +11,10 @@ silent_after_s = 900
 pool_size = 8
 tls_cert = "/etc/edgetally-ledger/cert.pem"   # HTTPS, with tls_key; else plain HTTP
 tls_key = "/etc/edgetally-ledger/key.pem"
+valuation = "fifo"        # or "average"; per item in the item list
+alert_webhook = "https://hooks.site.example/low-stock"
+currency = "EUR"
+account_inventory = "1300"  # and account_grni, _cogs, _shrinkage, _writeoff, _variance
 ```
 
 Unknown keys and wrong types are refused naming the file, the key and what
@@ -38,6 +42,16 @@ class LedgerSettings:
     pool_size: int = 8
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Valuation (ledger.valuation): None keeps what the ledger's database holds.
+    valuation: str | None = None
+    alert_webhook: str | None = None
+    currency: str | None = None
+    account_inventory: str | None = None
+    account_grni: str | None = None
+    account_cogs: str | None = None
+    account_shrinkage: str | None = None
+    account_writeoff: str | None = None
+    account_variance: str | None = None
 
 
 _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
@@ -50,6 +64,13 @@ _CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "pool_size": (int, "connections per process, at least 1"),
     "tls_cert": (str, "a PEM certificate file"),
     "tls_key": (str, "a PEM key file"),
+    "valuation": (str, "fifo or average (lifo is not allowed under IFRS)"),
+    "alert_webhook": (str, "an http:// or https:// URL"),
+    "currency": (str, "an ISO 4217 code such as EUR"),
+    **{
+        f"account_{name}": (str, "an account code")
+        for name in ("inventory", "grni", "cogs", "shrinkage", "writeoff", "variance")
+    },
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.valuation.openapi import paths as valuation_paths
+
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 512}
 _OPT_TEXT = {"type": ["string", "null"], "maxLength": 512}
 _SAFE_INT = 2**53 - 1
@@ -96,6 +98,12 @@ SCHEMAS: dict[str, Any] = {
             "observed_at": {**_TEXT, "description": "Wall clock, UTC, RFC 3339"},
             "clock": _ref("Clock"),
             "evidence": {"type": ["object", "null"]},
+            "unit_cost": {
+                "type": "string",
+                "pattern": "^[0-9]{1,12}(\\.[0-9]{1,6})?$",
+                "description": "What one unit cost (receive, return, adjust): a decimal string",
+            },
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
         },
         "additionalProperties": False,
     },
@@ -385,6 +393,7 @@ OPENAPI: dict[str, Any] = {
                 },
             },
         },
+        **valuation_paths(_ok, _AUTH_ERRORS),
         "/healthz": {
             "get": {
                 "summary": "Liveness",

@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
@@ -81,6 +82,7 @@ class ServeOptions:
     head_timeout_s: float = 5.0
     body_idle_s: float = 10.0
     max_connections: int = 0  # 0: below the process's descriptor limit
+    alert_webhook: str | None = None  # low-stock alerts are POSTed here (ledger.valuation.alerts)
 
     def uvicorn_options(self) -> dict[str, object]:
         """What every uvicorn config of ours gets: the guard's limits, TLS, shutdown."""
@@ -111,6 +113,7 @@ def serve(
     head_timeout_s: float = 5.0,
     body_idle_s: float = 10.0,
     max_connections: int = 0,
+    alert_webhook: str | None = None,
 ) -> None:
     """Serve the ledger in ``db_path`` (a SQLite file or a PostgreSQL URL) on ``host:port``;
     blocks until told to stop. Our JSON lines (the start line, one per batch) go to
@@ -129,6 +132,7 @@ def serve(
         head_timeout_s=head_timeout_s,
         body_idle_s=body_idle_s,
         max_connections=max_connections,
+        alert_webhook=alert_webhook,
     )
     if (tls_cert is None) != (tls_key is None):
         raise LedgerError("--tls-cert and --tls-key: give both (the certificate and its key)")
@@ -189,7 +193,7 @@ def worker_app() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _watching(holder[0], opts.silent_after_s):
+        async with _watching(holder[0], opts.silent_after_s, opts.alert_webhook):
             yield
         holder[0].close()
 
@@ -201,17 +205,22 @@ def worker_app() -> Starlette:
 def _app(store: SqlStore, opts: ServeOptions) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _watching(store, opts.silent_after_s):
+        async with _watching(store, opts.silent_after_s, opts.alert_webhook):
             yield
 
     return create_app(store, silent_after_s=opts.silent_after_s, lifespan=lifespan)
 
 
 @asynccontextmanager
-async def _watching(store: SqlStore, silent_after_s: float) -> AsyncIterator[None]:
-    """The silent-agent watchdog, owned by the server's lifespan and stopped with it.
+async def _watching(
+    store: SqlStore, silent_after_s: float, alert_webhook: str | None = None
+) -> AsyncIterator[None]:
+    """The silent-agent watchdog and the alert webhook's sender, owned by the server's
+    lifespan and stopped with it.
 
-    Every process runs one; the alarm table keeps each silence once.
+    Every process runs one; the alarm table keeps each silence once. With
+    several processes the webhook may see an alert twice (each process drains
+    the outbox); a receiver keys on the payload.
     """
 
     async def watch() -> None:
@@ -223,13 +232,21 @@ async def _watching(store: SqlStore, silent_after_s: float) -> AsyncIterator[Non
             except LedgerUnavailable as exc:
                 log.warning("silence check skipped: %s", exc)
 
-    task = asyncio.create_task(watch())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with contextlib.AsyncExitStack() as stack:
+        tasks = [asyncio.create_task(watch())]
+        if alert_webhook is not None:
+            from ledger.valuation.alerts import AlertSender
+
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+            tasks.append(asyncio.create_task(AlertSender(store, alert_webhook, client).run()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 @contextmanager

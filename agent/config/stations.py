@@ -42,7 +42,8 @@ class StationSettings:
         default=None,
         metadata=_help(
             'receiving only: JSON of expected lines per PO, {"PO-1": {"<GTIN>": qty}}; '
-            "over/short is reported when the PO closes"
+            "over/short is reported when the PO closes; a line "
+            '{"qty": 24, "unit_cost": "4.25", "currency": "EUR"} also puts its cost on the receipts'
         ),
     )
     debounce_ms: int = field(

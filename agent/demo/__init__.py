@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,7 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
     from agent.cli import write_secret
     from agent.daemon import Daemon
     from ledger import LedgerStore
+    from ledger.valuation.items import import_items
 
     # Bad reads are shown in the table below; the JSON log keeps to errors here.
     logs.setup(os.environ.get("EDGETALLY_DEMO_LOG", "error"), stream=sys.stderr)
@@ -117,11 +119,14 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
         workdir = Path(tmp)
         db = workdir / "ledger.db"
         password = secrets.token_urlsafe(9)  # a fresh one each run: the demo is a real login
+        costs = (resources.files("agent.demo") / "costs.csv").read_text(encoding="utf-8")
         with LedgerStore(db) as store:
             token = store.add_agent(AGENT_ID)
             # The stock shown below is read with a reader's token: the agent's reads only its own journal.
             watch = store.create_token("demo-watch", role="reader")
             store.add_user(DEMO_USER, password)
+            # A small cost list: the ledger values every receipt at these standard costs.
+            store.write(lambda d: import_items(d, costs, "agent/demo/costs.csv"))
         token_file = workdir / "token"
         write_secret(token_file, token)
         port = free_port()
@@ -243,9 +248,31 @@ async def _run(
             f"of {len(items)} items and {sum(pallets.values())} pallet(s) at {where}; "
             f"all {pallet} cases through the portal received"
         )
+        await _show_value(client, echo)
         return 0
     echo(f"MISMATCH: ledger {stock} vs outbox {expected}")
     return 1
+
+
+async def _show_value(client: httpx.AsyncClient, echo: Callable[[str], None]) -> None:
+    """Stock value and COGS beside on-hand: what the ledger's valuation made of the run."""
+    value = (await client.get("/v1/reports/stock-value")).json()["rows"]
+    cogs = (await client.get("/v1/reports/cogs")).json()["rows"][-1]
+    alerts = (await client.get("/v1/alerts")).json()["metrics"]["open"]
+    echo("")
+    echo(f"{'location':<10} {'item or pallet':<28} {'on hand':>8} {'unit cost':>10} {'value':>10}")
+    for row in value:
+        cost = row["unit_cost"] or "-"
+        echo(
+            f"{row['location']:<10} {_label(row['item']):<28} {row['qty']:>8} {cost:>10} "
+            f"{row['value']:>10}"
+        )
+    total = sum(Decimal(r["value"]) for r in value)
+    currency = cogs["currency"]
+    echo(
+        f"stock value {total} {currency}; cost of goods sold {cogs['cogs']} {currency}; "
+        f"{alerts} low-stock alert(s) open"
+    )
 
 
 async def _settled(daemon: Any, client: httpx.AsyncClient, pallet: int) -> None:

@@ -221,6 +221,8 @@ class Station(abc.ABC):
         ref: Mapping[str, str] | None = None,
         operator: str | None = None,
         evidence: Mapping[str, Any] | None = None,
+        unit_cost: str | None = None,
+        currency: str | None = None,
     ) -> Movement:
         """A movement stamped with this station, the read's device and the read's time.
 
@@ -252,4 +254,6 @@ class Station(abc.ABC):
                 **({"symbology": read.symbology} if read.symbology else {}),
                 **(evidence or {}),
             },
+            unit_cost=unit_cost,
+            currency=currency,
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.config import StationSettings
 from agent.model import MAX_TEXT, Identity, Read
-from agent.rules.asn import load_asn, over_short, summary_text
+from agent.rules.asn import load_asn_lines, over_short, summary_text
 from agent.rules.base import ITEM_KINDS, Context, Decision, Station, session_keys
 
 RECEIVED = "rcv:"  # state key prefix: quantity received per item under the open PO
@@ -29,7 +29,9 @@ class Receiving(Station):
 
     def __init__(self, settings: StationSettings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.asn = load_asn(settings.asn_file) if settings.asn_file is not None else {}
+        self.asn, self.costs = (
+            load_asn_lines(settings.asn_file) if settings.asn_file is not None else ({}, {})
+        )
 
     def decide(self, read: Read, identity: Identity, state: Mapping[str, Any]) -> Decision:
         if identity.kind == "command":
@@ -66,6 +68,7 @@ class Receiving(Station):
         if closed:
             ref["asn_closed"] = str(closed)
             changes["asn_closed"] = None
+        unit_cost, currency = self.costs.get(po or "", {}).get(item.key() or "", (None, None))
         movement = self.movement(
             "receive",
             read,
@@ -74,6 +77,8 @@ class Receiving(Station):
             to=self.settings.location,
             ref=ref,
             operator=state.get("operator"),
+            unit_cost=unit_cost,
+            currency=currency,
         )
         return self.item_decision(read, identity, state, (movement,), changes, reason)
 

@@ -37,6 +37,9 @@ from ledger.store.domain import (
     check_agent_id,
     sha256,
 )
+from ledger.valuation.store import StateCache
+from ledger.valuation.store import checker as valuation_checker
+from ledger.valuation.store import post as post_valuation
 
 log = logging.getLogger("edgetally.ledger")
 T = TypeVar("T")
@@ -48,6 +51,8 @@ class LedgerUnavailable(LedgerError):
 
 
 class Db(Protocol):
+    dialect: str  # "sqlite" or "postgresql", for the little SQL they do not share
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
     def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
     def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None: ...
@@ -107,6 +112,9 @@ class SqlStore(ABC):
     """Journal, on-hand, tokens and the fleet view over a backend's connections."""
 
     name: str  # what the messages call this store ("ledger /path/ledger.db")
+    # Post the valuation with every batch; bench.valuation turns it off on its own store
+    # to measure the quantity-only ledger side by side.
+    valuing: bool = True
 
     # -- what a backend supplies ------------------------------------------------
 
@@ -287,7 +295,10 @@ class SqlStore(ABC):
                 (agent,),  # the ledger's have none
             )[0][0]
             scope = AgentScope(frozenset(_locations(db, agent)), None if top is None else int(top))
-            outcome = apply_batch(self._tx(db), agent, movements, at, scope)
+            check = valuation_checker(db) if self.valuing else None
+            outcome = apply_batch(self._tx(db), agent, movements, at, scope, check)
+            if self.valuing:
+                post_valuation(db, outcome.applied, at, db.dialect, self._state_cache())
             _record(db, agent, at, outcome)
             return outcome
 
@@ -295,6 +306,24 @@ class SqlStore(ABC):
         for alarm in outcome.alarms:
             log.warning("ledger alarm: %s from agent %s: %s", alarm.kind, alarm.agent, alarm.detail)
         return outcome.results
+
+    # -- for ledger.valuation (its SQL lives there) ------------------------------
+
+    def _state_cache(self) -> StateCache:
+        """This store's cache of stream states (see ``ledger.valuation.store``)."""
+        cache: StateCache | None = self.__dict__.get("_val_states")
+        if cache is None:
+            cache = self.__dict__["_val_states"] = {}
+        return cache
+
+    def read(self, work: Callable[[Db], T]) -> T:
+        """Run ``work`` on a read-only connection."""
+        with self._reading() as db:
+            return work(db)
+
+    def write(self, work: Callable[[Db], T]) -> T:
+        """Run ``work`` in one write transaction."""
+        return self._transact(work)
 
     # -- queries ---------------------------------------------------------------
 

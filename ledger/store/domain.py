@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from agent.model import MAX_TEXT, Movement
@@ -85,6 +85,7 @@ class BatchOutcome:
     last_error: str | None  # the last refusal in the batch, for the fleet view
     regressions: int = 0  # movements applied with a seq at or below one seen before
     last_regression: str | None = None
+    applied: list[JournalRow] = field(default_factory=list)  # what valuation posts for
 
 
 class Raced(Exception):
@@ -126,10 +127,15 @@ def apply_batch(
     raws: Sequence[object],
     received_at: str,
     scope: AgentScope | None = None,
+    check: Callable[[Movement], None] | None = None,
 ) -> BatchOutcome:
-    """One result per movement, in order; raises `Raced` if the batch must run again."""
+    """One result per movement, in order; raises `Raced` if the batch must run again.
+
+    ``check`` may refuse a valid movement (ValueError, the reason sent back):
+    valuation refuses a cost in another currency than the ledger's.
+    """
     scope = scope or AgentScope()
-    checked = [_check(raw, agent, scope.locations) for raw in raws]
+    checked = [_check(raw, agent, scope.locations, check) for raw in raws]
     valid = [c for c in checked if isinstance(c, _Checked)]
     wanted = {c.movement.id for c in valid} | {
         variance_id(c.movement.id) for c in valid if c.movement.kind == "count"
@@ -213,7 +219,7 @@ def apply_batch(
     if rows and tx.insert_journal(rows) != len(rows):
         raise Raced()
     tx.write_on_hand([(item, loc, stock[(item, loc)]) for item, loc in sorted(changed)])
-    return BatchOutcome(results, alarms, last_error, regressions, last_regression)
+    return BatchOutcome(results, alarms, last_error, regressions, last_regression, rows)
 
 
 def _owner(payload: str) -> str | None:
@@ -271,7 +277,12 @@ def check_agent_id(agent: object) -> str:
     return agent
 
 
-def _check(raw: object, agent: str, allowed: frozenset[str] = frozenset()) -> _Checked | Result:
+def _check(
+    raw: object,
+    agent: str,
+    allowed: frozenset[str] = frozenset(),
+    check: Callable[[Movement], None] | None = None,
+) -> _Checked | Result:
     try:
         m = Movement.from_dict(raw)  # type: ignore[arg-type]  # it checks for a mapping
         payload = canonical(m)
@@ -288,6 +299,8 @@ def _check(raw: object, agent: str, allowed: frozenset[str] = frozenset()) -> _C
             raise _Rejected(f"movement.qty: expected at most {MAX_INT}")
         if m.seq is not None and m.seq > MAX_INT:
             raise _Rejected(f"movement.seq: expected at most {MAX_INT}")
+        if check is not None:
+            check(m)
     except (_Rejected, ValueError, TypeError, RecursionError) as exc:
         return {"id": _echo_id(raw), "status": "rejected", "reason": _reason(exc)}
     return _Checked(m, payload)

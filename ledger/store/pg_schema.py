@@ -109,6 +109,95 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE agents ADD COLUMN last_regression TEXT;
         """,
     ),
+    # -- perpetual valuation (issue 12): amounts in integer minor units, NUMERIC
+    (
+        "0006_valuation",
+        """
+        CREATE TABLE val_settings(
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE val_items(
+            item TEXT PRIMARY KEY,
+            description TEXT,
+            standard_cost NUMERIC(18, 6),
+            currency TEXT,
+            method TEXT CHECK (method IN ('fifo', 'average')),
+            reorder_point BIGINT,
+            lead_time_days INTEGER,
+            safety_stock BIGINT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE val_streams(
+            item TEXT NOT NULL,
+            location TEXT NOT NULL,
+            state TEXT NOT NULL,
+            okey TEXT NOT NULL,
+            pos BIGINT NOT NULL,
+            qty BIGINT NOT NULL,
+            value NUMERIC(24, 6) NOT NULL,
+            posted NUMERIC(20, 0) NOT NULL,
+            PRIMARY KEY (item, location)
+        );
+        CREATE TABLE val_events(
+            item TEXT NOT NULL,
+            location TEXT NOT NULL,
+            okey TEXT NOT NULL,
+            pos BIGINT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            movement TEXT NOT NULL,
+            event TEXT NOT NULL,
+            state TEXT,
+            posted TEXT NOT NULL,
+            PRIMARY KEY (item, location, okey, pos, direction)
+        );
+        CREATE TABLE entries(
+            pos BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            entry TEXT NOT NULL,
+            movement TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT,
+            item TEXT NOT NULL,
+            stream_location TEXT NOT NULL,
+            type TEXT NOT NULL CHECK (type IN ('post', 'correct', 'recost')),
+            account TEXT NOT NULL,
+            location TEXT,
+            debit NUMERIC(20, 0) NOT NULL CHECK (debit >= 0),
+            credit NUMERIC(20, 0) NOT NULL CHECK (credit >= 0),
+            corrects TEXT,
+            observed_at TEXT NOT NULL,
+            posted_at TEXT NOT NULL,
+            CHECK (debit = 0 OR credit = 0)
+        );
+        CREATE INDEX entries_movement ON entries(movement);
+        CREATE TABLE val_provisional(
+            movement TEXT NOT NULL,
+            item TEXT NOT NULL,
+            location TEXT NOT NULL,
+            qty BIGINT NOT NULL,
+            PRIMARY KEY (movement, item, location)
+        );
+        CREATE TABLE stock_alerts(
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            item TEXT NOT NULL,
+            location TEXT NOT NULL,
+            point BIGINT NOT NULL,
+            on_hand BIGINT NOT NULL,
+            raised_at TEXT NOT NULL,
+            cleared_at TEXT
+        );
+        CREATE UNIQUE INDEX stock_alerts_open ON stock_alerts(item, location)
+            WHERE cleared_at IS NULL;
+        CREATE TABLE alert_outbox(
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+            sent_at TEXT,
+            last_error TEXT
+        );
+        """,
+    ),
 )
 
 # A migration added for SQLite must be added here too, under the same name.

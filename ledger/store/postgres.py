@@ -31,6 +31,8 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 class _PgDb:
+    dialect = "postgresql"
+
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,33 @@ def test_receiving_refuses_qty_before_a_serialised_unit_and_non_items() -> None:
     assert r.decision.feedback == "bad" and "serialised" in (r.decision.reason or "")
     assert desk.scan("LOC:A-01").decision.feedback == "bad"
     assert "DISP is not used" in (desk.scan("DISP:damaged").decision.reason or "")
+
+
+def test_receiving_asn_line_costs_ride_on_the_receipts(tmp_path: Path) -> None:
+    asn = tmp_path / "asn.json"
+    lines = {G1: {"qty": 2, "unit_cost": "4.25", "currency": "EUR"}, G2: 1}
+    asn.write_text(json.dumps({"PO-1": lines}))
+    desk = Desk([station("dock", "receiving", asn_file=asn)])
+    ms = desk.moves("PO:PO-1", G1, G2, "PO:PO-9", G1)
+    assert [(m.unit_cost, m.currency) for m in ms] == [("4.25", "EUR"), (None, None), (None, None)]
+    assert ms[0].to_dict()["unit_cost"] == "4.25" and "unit_cost" not in ms[1].to_dict()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ({"qty": 1, "unit_cost": 4.25}, 'unit_cost: expected a decimal string such as "4.25"'),
+        ({"qty": 1, "unit_cost": "4", "currency": "eur"}, "currency: expected an ISO 4217"),
+        ({"qty": 1, "price": "4"}, "unknown key 'price'"),
+    ],
+)
+def test_asn_line_cost_errors_name_the_line(tmp_path: Path, line: object, message: str) -> None:
+    from agent.rules.asn import AsnError, load_asn_lines
+
+    asn = tmp_path / "asn.json"
+    asn.write_text(json.dumps({"PO-1": {G1: line}}))
+    with pytest.raises(AsnError, match=f"PO 'PO-1', {G1}: .*" + re.escape(message)):
+        load_asn_lines(asn)
 
 
 def test_receiving_asn_over_short(tmp_path: Path) -> None:

@@ -300,6 +300,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
             "0002_fleet",
             "0003_users",
             "0005_scopes",
+            "0006_valuation",
         ]
         conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
         conn.commit()

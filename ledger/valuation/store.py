@@ -1,0 +1,354 @@
+"""Valuation in the ledger's database: what ``SqlStore.apply_batch`` runs after the
+journal rows of a batch are in, in the same transaction.
+
+SQL in the subset both backends speak (``%s`` placeholders). Amounts are
+integers of minor units (SQLite INTEGER, PostgreSQL NUMERIC(20,0)); unit costs
+and exact values are decimal text in SQLite and NUMERIC in PostgreSQL. On
+PostgreSQL a batch first takes a transaction advisory lock per item it moves,
+in item order: a re-cost can reach other locations of the same item (through
+transfers) but never another item, so two batches never value the same stream
+at once and never deadlock on each other (the quantity side took all its row
+locks before).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ledger.valuation.alerts import check as check_alerts
+from ledger.valuation.core import Ctx, Event, Key, Line, Method, State, apply
+from ledger.valuation.db import Db
+from ledger.valuation.engine import Run, Stored, StreamId, Written, run
+from ledger.valuation.events import Moved, event_time, stream_events
+from ledger.valuation.settings import ValuationSettings, from_rows, to_rows
+
+# The state after every 32nd event of a stream is kept: a late event replays at most 31
+# events to find its starting state, and the in-order path writes a state 1 time in 32.
+SNAPSHOT_EVERY = 32
+_VALUED = ("receive", "return", "ship", "transfer", "adjust")
+_CHUNK = 500
+
+
+def load_settings(db: Db) -> ValuationSettings:
+    return from_rows([(str(k), str(v)) for k, v in db.rows("SELECT key, value FROM val_settings")])
+
+
+def save_settings(db: Db, s: ValuationSettings) -> None:
+    db.many(
+        "INSERT INTO val_settings(key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        to_rows(s),
+    )
+
+
+# Any fixed number: the first key of the per-item advisory locks (see the module docstring).
+_ITEM_LOCK = 0x76616C75  # "valu"
+
+
+def checker(db: Db) -> Callable[[Any], None]:
+    """Refuses a movement whose cost is in another currency than the ledger's."""
+    currency = load_settings(db).currency
+
+    def check(m: Any) -> None:
+        if m.currency is not None and m.currency != currency:
+            raise ValueError(
+                f"movement.currency {m.currency!r}: this ledger values in {currency} "
+                "(it keeps no exchange rates); send the cost in that currency"
+            )
+
+    return check
+
+
+# Stream states by the exact text stored: a head whose stored text is the text last
+# written (by this process) is copied, not parsed again (parsing a FIFO stream's layers
+# is most of what valuing an in-order movement costs). Equal text is the same state,
+# so another process's write or a rolled-back batch can never make it wrong.
+StateCache = dict[StreamId, tuple[str, State]]
+
+
+class _SqlSource:
+    def __init__(
+        self,
+        db: Db,
+        ctx: Callable[[StreamId], Ctx],
+        method: Callable[[str], Method],
+        cache: StateCache | None = None,
+    ) -> None:
+        self.cache: StateCache = {} if cache is None else cache
+        self.db = db
+        self.ctx = ctx
+        self.method = method
+        # each loaded stream's provisional issues, to write only what changed
+        self.backlog: dict[StreamId, dict[str, int]] = {}
+        self.heads: dict[StreamId, tuple[str, Key]] = {}
+        self.prefetched: set[str] = set()
+
+    def prefetch(self, items: Sequence[str]) -> None:
+        """Every stream of ``items`` in one query per chunk (a re-cost never leaves its item)."""
+        for start in range(0, len(items), _CHUNK):
+            chunk = list(items[start : start + _CHUNK])
+            marks = ",".join(["%s"] * len(chunk))
+            for item, loc, state, okey, pos in self.db.rows(
+                f"SELECT item, location, state, okey, pos FROM val_streams WHERE item IN ({marks})",
+                chunk,
+            ):
+                self.heads[(str(item), str(loc))] = (state, (str(okey), int(pos)))
+        self.prefetched.update(items)
+
+    def head(self, stream: StreamId) -> tuple[State, Key] | None:
+        if stream[0] in self.prefetched:
+            found = self.heads.get(stream)
+        else:
+            rows = self.db.rows(
+                "SELECT state, okey, pos FROM val_streams WHERE item = %s AND location = %s",
+                stream,
+            )
+            found = None if not rows else (rows[0][0], (str(rows[0][1]), int(rows[0][2])))
+        if found is None:
+            return None
+        state, (okey, pos) = found
+        cached = self.cache.get(stream)
+        loaded = cached[1].copy() if cached and cached[0] == state else State.from_json(state)
+        self.backlog[stream] = _issues(loaded)
+        return loaded, (str(okey), int(pos))
+
+    def before(self, stream: StreamId, key: Key) -> State | None:
+        """The last snapshot before ``key``, brought up to ``key`` by replaying the events
+        between (their lines were posted already: only the state is wanted)."""
+        rows = self.db.rows(
+            "SELECT okey, pos, state FROM val_events WHERE item = %s AND location = %s "
+            "AND state IS NOT NULL AND (okey < %s OR (okey = %s AND pos < %s)) "
+            "ORDER BY okey DESC, pos DESC, direction ASC LIMIT 1",
+            (*stream, key[0], key[0], key[1]),
+        )
+        if rows:
+            okey, pos, text = rows[0]
+            state, since = State.from_json(text), (str(okey), int(pos) + 1)
+        else:
+            first = self.db.rows(
+                "SELECT count(*) FROM val_events WHERE item = %s AND location = %s "
+                "AND (okey < %s OR (okey = %s AND pos < %s))",
+                (*stream, key[0], key[0], key[1]),
+            )
+            if not int(first[0][0]):
+                return None
+            state, since = State(self.method(stream[0])), ("", 0)
+        rows = self.db.rows(
+            "SELECT okey, pos, movement, event FROM val_events WHERE item = %s AND location = %s "
+            "AND (okey > %s OR (okey = %s AND pos >= %s)) "
+            "AND (okey < %s OR (okey = %s AND pos < %s)) ORDER BY okey, pos, direction DESC",
+            (*stream, since[0], since[0], since[1], key[0], key[0], key[1]),
+        )
+        ctx = self.ctx(stream)
+        for o, p, m, ev in rows:
+            apply(state, Event.from_json((str(o), int(p)), m, ev), ctx)
+        return state
+
+    def stored_from(self, stream: StreamId, key: Key) -> list[Stored]:
+        rows = self.db.rows(
+            "SELECT okey, pos, movement, event, posted FROM val_events "
+            "WHERE item = %s AND location = %s AND (okey > %s OR (okey = %s AND pos >= %s)) "
+            "ORDER BY okey, pos, direction DESC",
+            (*stream, key[0], key[0], key[1]),
+        )
+        return [
+            Stored(Event.from_json((str(o), int(p)), m, ev), _load_posted(posted))
+            for o, p, m, ev, posted in rows
+        ]
+
+
+def _load_posted(text: str) -> dict[tuple[str, str | None, str | None], int]:
+    return {(a, loc, c): int(v) for a, loc, c, v in orjson.loads(text)}
+
+
+def _dump_posted(posted: dict[tuple[str, str | None, str | None], int]) -> str:
+    return orjson.dumps([[a, loc, c, v] for (a, loc, c), v in posted.items()]).decode()
+
+
+def post(
+    db: Db, rows: Sequence[Any], posted_at: str, dialect: str, cache: StateCache | None = None
+) -> Run | None:
+    """Value the journal rows just inserted (``domain.JournalRow``s) and post their entries."""
+    rows = [r for r in rows if r.kind in _VALUED]
+    if not rows:
+        return None
+    if dialect == "postgresql":
+        for item in sorted({r.item for r in rows}):
+            db.rows("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_ITEM_LOCK, item))
+    settings = load_settings(db)
+    positions = _positions(db, [r.id for r in rows])
+    items = _items(db, sorted({r.item for r in rows}))
+    new = []
+    info: dict[str, tuple[str, str | None, str]] = {}
+    for r in rows:
+        payload = orjson.loads(r.payload)
+        cost = payload.get("unit_cost")
+        std = items.get(r.item, (None, None))[0]
+        m = Moved(
+            id=r.id, pos=positions[r.id], kind=r.kind, item=r.item, qty=r.qty,
+            from_=r.from_loc, to=r.to_loc, reason=payload.get("reason"),
+            observed_at=payload.get("observed_at", ""),
+            unit_cost=None if cost is None else Decimal(cost), standard_cost=std,
+        )  # fmt: skip
+        okey = event_time(m.observed_at, r.received_at)
+        info[r.id] = (r.kind, m.reason, okey)
+        new += stream_events(m, (okey, m.pos), settings.accounts)
+
+    def method(item: str) -> Method:
+        return items.get(item, (None, None))[1] or settings.method
+
+    def ctx(stream: StreamId) -> Ctx:
+        return Ctx(stream[1], settings.accounts.inventory, settings.places)
+
+    source = _SqlSource(db, ctx, method, cache)
+    source.prefetch(sorted({r.item for r in rows}))
+    result = run(source, new, ctx, method, SNAPSHOT_EVERY)
+    _write(db, result, posted_at, info, source.backlog, source.cache)
+    check_alerts(db, sorted({r.item for r in rows}), posted_at)
+    return result
+
+
+def _positions(db: Db, ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join(["%s"] * len(chunk))
+        out.update(
+            (str(i), int(p))
+            for i, p in db.rows(f"SELECT id, pos FROM journal WHERE id IN ({marks})", chunk)
+        )
+    return out
+
+
+def _items(db: Db, items: list[str]) -> dict[str, tuple[Decimal | None, Method | None]]:
+    out: dict[str, tuple[Decimal | None, Method | None]] = {}
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        marks = ",".join(["%s"] * len(chunk))
+        for item, cost, method in db.rows(
+            f"SELECT item, standard_cost, method FROM val_items WHERE item IN ({marks})", chunk
+        ):
+            out[str(item)] = (None if cost is None else Decimal(str(cost)), method)
+    return out
+
+
+def _write(
+    db: Db,
+    result: Run,
+    posted_at: str,
+    info: dict[str, tuple[str, str | None, str]],
+    backlog: dict[StreamId, dict[str, int]],
+    cache: StateCache,
+) -> None:
+    events = []
+    lines: list[tuple[Any, ...]] = []
+    for w in result.written:
+        e = w.event
+        events.append(
+            (w.stream[0], w.stream[1], e.key[0], e.key[1], e.direction, e.movement,
+             e.to_json(), w.state, _dump_posted(w.posted))
+        )  # fmt: skip
+        if w.lines:
+            lines += _entry_lines(w, posted_at, info.get(e.movement))
+    _bulk(
+        db,
+        "INSERT INTO val_events(item, location, okey, pos, direction, movement, event, state, "
+        "posted)",
+        "text text text bigint text text text text text",
+        events,
+        "ON CONFLICT (item, location, okey, pos, direction) DO UPDATE SET "
+        "event = excluded.event, state = excluded.state, posted = excluded.posted",
+    )
+    if lines:
+        _bulk(
+            db,
+            "INSERT INTO entries(entry, movement, kind, reason, item, stream_location, type, "
+            "account, location, debit, credit, corrects, observed_at, posted_at)",
+            "text text text text text text text text text numeric numeric text text text",
+            lines,
+        )
+    heads = sorted(result.heads.items())
+    texts = {s: st.to_json() for s, (st, _) in heads}
+    for s, (st, _) in heads:
+        cache[s] = (texts[s], st)  # the engine is done with it: the cache owns it now
+    _bulk(
+        db,
+        "INSERT INTO val_streams(item, location, state, okey, pos, qty, value, posted)",
+        "text text text text bigint bigint numeric numeric",
+        [
+            (s[0], s[1], texts[s], k[0], k[1], st.qty, str(st.value), st.posted)
+            for s, (st, k) in heads
+        ],
+        "ON CONFLICT (item, location) DO UPDATE SET "
+        "state = excluded.state, okey = excluded.okey, pos = excluded.pos, qty = excluded.qty, "
+        "value = excluded.value, posted = excluded.posted",
+    )
+    gone, changed = [], []
+    for s, (st, _) in heads:
+        before, after = backlog.get(s, {}), _issues(st)
+        gone += [(issue, *s) for issue in before if issue not in after]
+        changed += [(issue, *s, q) for issue, q in after.items() if before.get(issue) != q]
+    if gone:
+        db.many(
+            "DELETE FROM val_provisional WHERE movement = %s AND item = %s AND location = %s",
+            gone,
+        )
+    if changed:
+        db.many(
+            "INSERT INTO val_provisional(movement, item, location, qty) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (movement, item, location) DO UPDATE SET qty = excluded.qty",
+            changed,
+        )
+
+
+def _bulk(db: Db, insert: str, types: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """``insert`` of ``rows``: one executemany on SQLite; on PostgreSQL one statement over
+    arrays (``unnest``), as the journal's insert does: a row per round trip is the cost."""
+    if not rows:
+        return
+    kinds = types.split()
+    if getattr(db, "dialect", "") == "postgresql":
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        for i, kind in enumerate(kinds):
+            if kind == "numeric":
+                columns[i] = [None if v is None else str(v) for v in columns[i]]
+        arrays = ", ".join(f"%s::{kind}[]" for kind in kinds)
+        db.run(f"{insert} SELECT * FROM unnest({arrays}) {tail}", columns)
+        return
+    marks = ", ".join(["%s"] * len(kinds))
+    db.many(f"{insert} VALUES ({marks}) {tail}", rows)
+
+
+def _issues(state: State) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for b in state.backlog:
+        out[b.issue] = out.get(b.issue, 0) + b.qty
+    return out
+
+
+def _entry_lines(
+    w: Written, posted_at: str, info: tuple[str, str | None, str] | None
+) -> list[tuple[Any, ...]]:
+    """A new event's lines are its entry (and one more for the corrections it makes);
+    an old one's difference is one ``recost`` entry. Each entry balances."""
+    kind, reason, okey = info if info is not None else ("", None, w.event.key[0])
+    groups: dict[str, list[Line]] = {}
+    for line in w.lines:
+        kind_of = "recost" if not w.new else ("correct" if line.corrects else "post")
+        groups.setdefault(kind_of, []).append(line)
+    out = []
+    for entry_type, group in groups.items():
+        assert sum(ln.amount for ln in group) == 0, group
+        entry = str(uuid.uuid4())
+        for ln in group:
+            out.append(
+                (entry, w.event.movement, kind, reason, w.stream[0], w.stream[1], entry_type,
+                 ln.account, ln.location, max(ln.amount, 0), max(-ln.amount, 0), ln.corrects,
+                 okey, posted_at)
+            )  # fmt: skip
+    return out
