@@ -26,6 +26,7 @@ from starlette.types import Lifespan
 
 from agent.logs import event
 from agent.model import MAX_TEXT
+from ledger.epcis.routes import routes as epcis_routes
 from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
 from ledger.store import MAX_INT, MAX_PAGE, LedgerUnavailable, SqlStore
@@ -117,6 +118,7 @@ def create_app(
         Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *epcis_routes(store, max_body_bytes, max_batch),  # EPCIS 2.0 capture and query
         *dashboard_routes(store, silent_after_s),  # the site dashboard (ledger/pages)
     ]
     return Starlette(

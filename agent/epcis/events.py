@@ -140,6 +140,7 @@ def to_event(movement: Mapping[str, Any], places: EpcisPlaces) -> dict[str, Any]
             ("operator", movement.get("operator")),
             ("agent", movement.get("agent")),
             ("seq", movement.get("seq")),
+            ("counted", movement.get("qty") if kind == "count_close" else None),
         )
         if v is not None
     }

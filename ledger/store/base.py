@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from agent.model import MAX_TEXT
+from ledger.epcis import store as epcis_store
 from ledger.passwords import hash_password, verify_password
 from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
@@ -233,6 +235,54 @@ class SqlStore(ABC):
         for alarm in outcome.alarms:
             log.warning("ledger alarm: %s from agent %s: %s", alarm.kind, alarm.agent, alarm.detail)
         return outcome.results
+
+    # -- EPCIS 2.0 capture and query (ledger/epcis) ---------------------------------
+
+    def epcis_capture(
+        self, agent: str, events: Sequence[object], behaviour: str = "rollback"
+    ) -> dict[str, Any]:
+        """Capture a document's events as one job; the job as ``GET /epcis/capture/{id}`` shows it.
+
+        ``rollback`` (the standard's default): one error and nothing is kept;
+        ``proceed``: what can be captured is, the rest are the job's errors.
+        """
+        if behaviour not in epcis_store.BEHAVIOURS:
+            raise ValueError(
+                f"GS1-Capture-Error-Behaviour: expected rollback or proceed, got {behaviour!r}"
+            )
+        created = utcnow()
+        prepared = epcis_store.prepare(events, agent, created)
+        capture_id = uuid.uuid4().hex
+
+        def work(db: Db) -> epcis_store.CaptureOutcome:
+            at = utcnow()
+            outcome = epcis_store.capture(db, self._tx(db), agent, prepared, capture_id, at)
+            if outcome.errors and behaviour == "rollback":
+                raise epcis_store.RolledBack(outcome)
+            epcis_store.insert_job(db, capture_id, agent, created, at, behaviour, outcome)
+            _record(db, agent, at, outcome.batch)
+            return outcome
+
+        try:
+            self._transact(work)
+        except epcis_store.RolledBack as rolled:
+            kept = epcis_store.CaptureOutcome(errors=rolled.outcome.errors)
+            self._transact(
+                lambda db: epcis_store.insert_job(
+                    db, capture_id, agent, created, utcnow(), behaviour, kept
+                )
+            )
+        job = self.epcis_job(capture_id, agent)
+        assert job is not None
+        return job
+
+    def epcis_job(self, capture_id: str, agent: str) -> dict[str, Any] | None:
+        with self._reading() as db:
+            return epcis_store.read_job(db, capture_id, agent)
+
+    def epcis_events(self, query: epcis_store.EventQuery) -> tuple[list[Result], int | None]:
+        with self._reading() as db:
+            return epcis_store.query_events(db, query)
 
     # -- queries ---------------------------------------------------------------
 

@@ -299,6 +299,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
             "0001_initial",
             "0002_fleet",
             "0003_users",
+            "0004_epcis",
         ]
         conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
         conn.commit()
