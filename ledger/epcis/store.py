@@ -199,7 +199,8 @@ class EventQuery:
 
 def query_events(db: Db, q: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
     """Matching events in capture order, and the position to continue after (or None)."""
-    where, params = ["pos > %s"], [q.after]
+    where: list[str] = ["pos > %s"]
+    params: list[object] = [q.after]
 
     def any_of(column: str, values: tuple[str, ...]) -> None:
         if values:
