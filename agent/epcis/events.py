@@ -140,7 +140,11 @@ def to_event(movement: Mapping[str, Any], places: EpcisPlaces) -> dict[str, Any]
             ("operator", movement.get("operator")),
             ("agent", movement.get("agent")),
             ("seq", movement.get("seq")),
-            ("counted", movement.get("qty") if kind == "count_close" else None),
+            # a count_close's evidence: the item keys its session counted
+            (
+                "counted",
+                (movement.get("evidence") or {}).get("counted") if kind == "count_close" else None,
+            ),
         )
         if v is not None
     }

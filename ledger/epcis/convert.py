@@ -145,6 +145,7 @@ def convert(event: object, agent: str) -> Converted:
                 if v is not None
             },
             **({"epcs": list(epcs)} if len(epcs) > 1 else {}),
+            **({"counted": ext.get("counted")} if kind == "count_close" else {}),
         },
     }
     try:
@@ -203,9 +204,9 @@ def _what(
     quantities = event.get("quantityList") or []
     if not isinstance(epcs, list) or not isinstance(quantities, list):
         raise EventRefused("epcList and quantityList: expected lists")
-    if kind == "count_close":
-        counted = ext.get("counted", 0)
-        return {}, counted if isinstance(counted, int) else -1, "EA", (), ()
+    if kind == "count_close":  # about a place: the keys counted are in the extension
+        counted = ext.get("counted")
+        return {}, len(counted) if isinstance(counted, list) else 0, "EA", (), ()
     if epcs and quantities:
         raise EventRefused("epcList and quantityList both given: one item per event")
     try:

@@ -163,8 +163,10 @@ def test_a_portal_pass_lists_its_epcs_and_a_zone_move_is_transporting() -> None:
 
 
 def test_a_count_close_is_an_empty_observation() -> None:
-    event = valid(to_event(mv("count_close", 4, item={}, to="A-01"), PLACES))
+    m = mv("count_close", 2, item={}, to="A-01", evidence={"counted": [GTIN, "SKU-1"]})
+    event = valid(to_event(m, PLACES))
     assert event["epcList"] == [] and event["bizStep"] == "cycle_counting"
+    assert event["edgetally:movement"]["counted"] == [GTIN, "SKU-1"]
 
 
 def test_references_become_business_transactions_and_places_fall_back() -> None:
