@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.epcis.openapi import PATHS as EPCIS_PATHS
+from ledger.epcis.openapi import SCHEMAS as EPCIS_SCHEMAS
+
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 512}
 _OPT_TEXT = {"type": ["string", "null"], "maxLength": 512}
 _SAFE_INT = 2**53 - 1
@@ -203,7 +206,7 @@ OPENAPI: dict[str, Any] = {
         "license": {"name": "GPL-3.0-or-later", "identifier": "GPL-3.0-or-later"},
     },
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **EPCIS_SCHEMAS},
         "securitySchemes": {"agentToken": {"type": "http", "scheme": "bearer"}},
     },
     "security": [{"agentToken": []}],
@@ -365,6 +368,7 @@ OPENAPI: dict[str, Any] = {
                 },
             },
         },
+        **EPCIS_PATHS,
         "/healthz": {
             "get": {
                 "summary": "Liveness",

@@ -312,3 +312,11 @@ async def test_capture_is_for_an_agent_token_and_jobs_are_the_agents_own(
     ) as them:
         assert (await them.get(r.headers["Location"])).status_code == 404
     assert (await client.get("/epcis/capture/nope")).status_code == 404
+
+
+async def test_openapi_describes_the_epcis_routes(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert set(paths["/epcis/capture"]) == {"post", "options"}
+    assert "get" in paths["/epcis/capture/{captureID}"]
+    params = {p["name"] for p in paths["/epcis/events"]["get"]["parameters"]}
+    assert {"eventType", "EQ_bizStep", "GE_eventTime", "LT_eventTime", "MATCH_epc"} <= params
