@@ -90,9 +90,12 @@ class EpcisSinkSettings:
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], file: str, key: str) -> EpcisSinkSettings:
-        """Check a TOML table; ConfigError names ``file``, ``key``.<name> and what was expected."""
+        """Check a TOML table; ConfigError names ``file``, ``key``.<name> and what was expected.
+
+        ``type`` / ``kind`` and ``name`` belong to the ``[[sync.sink]]`` framework and are
+        passed over here."""
         known = {
-            "type", "url", "token_file", "stations", "default_read_point", "default_biz_location",
+            "type", "kind", "name", "url", "token_file", "stations", "default_read_point", "default_biz_location",
             "timezone", "company_prefix_length", "timeout_s", "verify_tls", "ca_file",
             "poll_initial_s", "poll_max_s", "poll_timeout_s",
         }  # fmt: skip

@@ -282,3 +282,12 @@ async def test_the_factory_reads_the_token_and_refuses_one_others_can_read(tmp_p
     await anonymous.send("dock-1", [pending(1)], "b")
     assert "Authorization" not in repo.headers[1]
     await anonymous.aclose()
+
+
+def test_the_example_config_is_a_valid_epcis_sink() -> None:
+    import tomllib
+
+    path = Path(__file__).parents[2] / "config" / "epcis.toml.example"
+    [table] = tomllib.loads(path.read_text())["sync"]["sink"]
+    settings = EpcisSinkSettings.from_table(table, str(path), "sync.sink[0]")
+    assert settings.places.read_point("dock-7") == "urn:epc:id:sgln:9506000.13435.7"
