@@ -13,6 +13,7 @@ counts them; the reference ledger reads it back to the SKU.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import quote, unquote
@@ -62,13 +63,23 @@ def sgtin_uri(gtin: str, serial: str, default_gcp: int = DEFAULT_GCP_LENGTH) -> 
             f"GTIN {gtin} serial {serial!r}: expected 1 to 20 characters of GS1's set 82"
         )
     try:
-        base = str(
-            SGTIN.from_gs1_element_string(f"(01){g}(21)0", gcp_length(g, default_gcp)).epc_uri
-        )
-        uri = base[:-1] + "".join(_ESCAPES.get(c, c) for c in serial)
+        base = _sgtin_base(g, default_gcp)
     except _EPC_ERRORS as exc:
         raise EpcError(f"GTIN {gtin} serial {serial!r}: no SGTIN ({_why(exc)})") from exc
-    return uri
+    return base + "".join(_ESCAPES.get(c, c) for c in serial)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sgtin_base(gtin14: str, default_gcp: int) -> str:
+    """``urn:epc:id:sgtin:CP.IR.`` of a GTIN. A site has few products and many units,
+    and the prefix table and epcpy cost more than the rest of an event together."""
+    uri = SGTIN.from_gs1_element_string(f"(01){gtin14}(21)0", gcp_length(gtin14, default_gcp))
+    return str(uri.epc_uri)[:-1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _gtin_of(company_prefix: str, item_ref: str) -> str:
+    return str(SGTIN(f"urn:epc:id:sgtin:{company_prefix}.{item_ref}.0").gtin())
 
 
 def lgtin_uri(gtin: str, lot: str, default_gcp: int = DEFAULT_GCP_LENGTH) -> str:
@@ -112,7 +123,7 @@ def item_from_epc(uri: str) -> dict[str, Any]:
         if uri.startswith("urn:epc:id:sgtin:"):
             # By hand: epcpy reads "%20" inside "%2F0" as an escaped space.
             cp, ir, serial = uri[len("urn:epc:id:sgtin:") :].split(".", 2)
-            gtin = SGTIN(f"urn:epc:id:sgtin:{cp}.{ir}.0").gtin()
+            gtin = _gtin_of(cp, ir)
             return {"gtin": gtin, "serial": _unescape(serial, uri), "epc": uri}
         scheme = epc_pure_identity_to_scheme(uri)
         if isinstance(scheme, SSCC):
@@ -127,11 +138,10 @@ def item_from_class(uri: str) -> dict[str, Any]:
     try:
         if uri.startswith("urn:epc:class:lgtin:"):
             cp, ir, lot = uri[len("urn:epc:class:lgtin:") :].split(".", 2)
-            sgtin = SGTIN(f"urn:epc:id:sgtin:{cp}.{ir}.0")
-            return {"gtin": sgtin.gtin(), "lot": _unescape(lot, uri)}
+            return {"gtin": _gtin_of(cp, ir), "lot": _unescape(lot, uri)}
         if uri.startswith("urn:epc:idpat:sgtin:") and uri.endswith(".*"):
-            sgtin = SGTIN("urn:epc:id:sgtin:" + uri[len("urn:epc:idpat:sgtin:") : -1] + "0")
-            return {"gtin": sgtin.gtin()}
+            cp, ir = uri[len("urn:epc:idpat:sgtin:") : -2].split(".", 1)
+            return {"gtin": _gtin_of(cp, ir)}
     except _EPC_ERRORS as exc:
         raise EpcError(f"epcClass {uri!r}: {_why(exc)}") from exc
     if uri.startswith(SKU_CLASS) and len(uri) > len(SKU_CLASS):

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from faultproxy import LOST, FaultProxy
-from harness import AGENT, LedgerProcess, no_wait
+from harness import AGENT, LedgerProcess, no_wait, run_bench
 
 from agent.alarms import Alarms
 from agent.clock import Uuid7
@@ -232,3 +232,13 @@ def _replace(m: Movement, **changes: Any) -> Movement:
     import dataclasses
 
     return dataclasses.replace(m, **changes)
+
+
+def test_bench_epcis_prints_both_rates_and_loses_nothing(tmp_path: Path) -> None:
+    result, _ = run_bench(
+        "epcis", "--n", "300", "--batch", "100", "--rounds", "1", workdir=tmp_path
+    )
+    assert (result["lost"], result["duplicated"]) == (0, 0)
+    assert result["http_ledger_per_s"] > 0 and result["epcis_per_s"] > 0
+    ratio = result["epcis_per_s"] / result["http_ledger_per_s"]
+    assert abs(result["epcis_vs_http_ledger"] - ratio) < 0.01
