@@ -61,19 +61,34 @@ def prepare(events: Sequence[object], agent: str, record_time: str) -> list[Prep
     out = []
     for index, event in enumerate(events):
         eid = event.get("eventID") if isinstance(event, dict) else None
-        eid = eid if isinstance(eid, str) and len(eid) <= 512 else None
+        eid = eid if isinstance(eid, str) and len(eid) <= 512 and _utf8(eid) else None
+        converted: Converted | None = None
+        payload, error = "", None
         try:
-            converted: Converted | None = convert(event, agent)
-            error = None
+            converted = convert(event, agent)
+            assert isinstance(event, dict)
+            payload = json.dumps({**event, "recordTime": record_time}, ensure_ascii=False)
+            if not _utf8(payload):
+                raise EventRefused("event: text that is not valid Unicode (a lone surrogate)")
         except EventRefused as exc:
-            converted, error = None, str(exc)[:400]
-        payload = (
-            json.dumps({**event, "recordTime": record_time}, ensure_ascii=False)
-            if converted is not None and isinstance(event, dict)
-            else ""
-        )
+            converted, error = None, _text(str(exc))
+        except RecursionError:
+            converted, error = None, "event: nested too deeply"
         out.append(Prepared(index, eid, converted, error, payload))
     return out
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(reason: str) -> str:
+    """A reason that can be answered as JSON (it may quote what the client sent)."""
+    return reason.encode("utf-8", "backslashreplace").decode("utf-8")[:400]
 
 
 def problem(p: Prepared, detail: str) -> dict[str, Any]:

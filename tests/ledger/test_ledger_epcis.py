@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -320,3 +321,23 @@ async def test_openapi_describes_the_epcis_routes(client: httpx.AsyncClient) -> 
     assert "get" in paths["/epcis/capture/{captureID}"]
     params = {p["name"] for p in paths["/epcis/events"]["get"]["parameters"]}
     assert {"eventType", "EQ_bizStep", "GE_eventTime", "LT_eventTime", "MATCH_epc"} <= params
+
+
+async def test_text_that_is_not_unicode_is_that_events_error(
+    client: httpx.AsyncClient, store: SqlStore
+) -> None:
+    bad = _foreign(**{"example:note": "\ud800"})
+    worse = _foreign(eventID="urn:x:\udfff", bizStep="\udfff")
+    ok = _foreign(eventID="urn:uuid:00000000-0000-4000-8000-000000000003")
+    body = json.dumps(doc(bad, worse, ok))  # json escapes the lone surrogates as \\udxxx
+    r = await client.post(
+        "/epcis/capture",
+        content=body.encode(),
+        headers={"Content-Type": "application/json", **PROCEED},
+    )
+    assert r.status_code == 202
+    job = (await client.get(r.headers["Location"])).json()
+    assert [e["edgetally:index"] for e in job["errors"]] == [0, 1]
+    assert "lone surrogate" in job["errors"][0]["detail"]
+    assert job["errors"][1]["instance"] == "#/epcisBody/eventList/1"
+    assert [e["eventID"] for e in await events(client)] == [ok["eventID"]]
