@@ -125,7 +125,7 @@ def convert(event: object, agent: str) -> Converted:
         "uom": ext.get("uom") or uom,
         "from": src,
         "to": dst,
-        "reason": ext.get("reason") or (event.get("disposition") if kind == "adjust" else None),
+        "reason": ext.get("reason") if "kind" in ext else _disposed(event, kind),
         "ref": _refs(event),
         "station": ext.get("station") or read_point or "epcis",
         "device": ext.get("device") or "epcis",
@@ -162,6 +162,12 @@ def convert(event: object, agent: str) -> Converted:
         epcs,
         classes,
     )
+
+
+def _disposed(event: Mapping[str, Any], kind: str) -> str | None:
+    """Another reader's DELETE: its disposition (destroyed, disposed...) is the reason."""
+    disposition = event.get("disposition")
+    return disposition if kind == "adjust" and isinstance(disposition, str) else None
 
 
 def _extension(event: Mapping[str, Any]) -> dict[str, Any]:
