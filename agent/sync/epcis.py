@@ -289,7 +289,16 @@ class EpcisSink:
             raise LedgerMisconfigured(
                 f"epcis {self.url} answered 202 without a Location for the capture job"
             )
-        job = await self._follow(urljoin(self.url, location))
+        job_url = urljoin(self.url, location)
+        if httpx.URL(job_url).netloc != httpx.URL(self.url).netloc or not job_url.startswith(
+            ("http://", "https://")
+        ):
+            # The token goes with every request: never to a host the config did not name.
+            raise LedgerMisconfigured(
+                f"epcis {self.url}: the capture job is on another host ({job_url[:120]}); "
+                "not following it with our token"
+            )
+        job = await self._follow(job_url)
         return _outcome(job, by_event, self.url)
 
     async def _follow(self, job_url: str) -> dict[str, Any]:

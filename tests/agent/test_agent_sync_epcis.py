@@ -291,3 +291,17 @@ def test_the_example_config_is_a_valid_epcis_sink() -> None:
     [table] = tomllib.loads(path.read_text())["sync"]["sink"]
     settings = EpcisSinkSettings.from_table(table, str(path), "sync.sink[0]")
     assert settings.places.read_point("dock-7") == "urn:epc:id:sgln:9506000.13435.7"
+
+
+async def test_a_job_on_another_host_is_not_followed_with_the_token() -> None:
+    asked: list[str] = []
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(202, headers={"Location": "http://collector.example/jobs/1"})
+
+    s = sink(elsewhere)
+    with pytest.raises(LedgerMisconfigured, match="another host"):
+        await s.send("dock-1", [pending(1)], "b")
+    assert asked == ["http://repo/epcis/capture"]
+    await s.aclose()
