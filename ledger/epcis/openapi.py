@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-GS1_SCHEMA = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-json-schema.json"
+GS1_SCHEMA = "https://gs1.github.io/EPCIS/EPCIS-JSON-Schema.json"  # the schema's own $id
 
 _PROBLEM = {
     "type": "object",
