@@ -341,3 +341,19 @@ async def test_text_that_is_not_unicode_is_that_events_error(
     assert "lone surrogate" in job["errors"][0]["detail"]
     assert job["errors"][1]["instance"] == "#/epcisBody/eventList/1"
     assert [e["eventID"] for e in await events(client)] == [ok["eventID"]]
+
+
+def test_concurrent_captures_of_one_document_book_each_event_once(
+    store: SqlStore, token: str, mv: MakeMovement
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    events_ = [event(mv("receive", 1 + n % 3)) for n in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        jobs = list(pool.map(lambda _: store.epcis_capture(AGENT, events_, "proceed"), range(4)))
+    assert all(j["success"] for j in jobs), [j["errors"] for j in jobs]
+    assert sum(j["edgetally:captured"] for j in jobs) == 40
+    assert sum(len(j["edgetally:duplicates"]) for j in jobs) == 3 * 40
+    journal = store.journal(AGENT, 0, 1000)[0]
+    assert sorted(e["id"] for e in journal) == sorted(e["eventID"][9:] for e in events_)
+    assert stock(store) == {(GTIN, "DOCK-3"): sum(1 + n % 3 for n in range(40))}
