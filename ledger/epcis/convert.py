@@ -274,7 +274,10 @@ def _place(event: Mapping[str, Any], key: str) -> str | None:
 
 def _refs(event: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for n, t in enumerate(event.get("bizTransactionList") or []):
+    transactions = event.get("bizTransactionList") or []
+    if not isinstance(transactions, list):
+        raise EventRefused("bizTransactionList: expected a list")
+    for n, t in enumerate(transactions):
         if not isinstance(t, Mapping) or not isinstance(t.get("bizTransaction"), str):
             raise EventRefused(f'bizTransactionList[{n}]: expected {{"bizTransaction": <URI>}}')
         uri = t["bizTransaction"]

@@ -66,11 +66,28 @@ def test_any_json_is_a_movement_or_a_reason(event: Any) -> None:
     assert (p.converted is None) != (p.error is None)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(movements(), _keys, _json)
 def test_a_damaged_agent_event_is_a_movement_or_a_reason(
     m: dict[str, Any], key: str, value: Any
 ) -> None:
     event = {**to_event(m, PLACES), key: value}
+    [p] = prepare([event], m["agent"], "2026-01-01T00:00:00Z")
+    assert (p.converted is None) != (p.error is None)
+
+
+_ext_keys = st.sampled_from(
+    ["kind", "from", "to", "reason", "uom", "station", "device", "operator", "agent", "seq",
+     "counted"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(movements(), _ext_keys, _json)
+def test_a_damaged_extension_is_a_movement_or_a_reason(
+    m: dict[str, Any], key: str, value: Any
+) -> None:
+    event = to_event(m, PLACES)
+    event["edgetally:movement"] = {**event["edgetally:movement"], key: value}
     [p] = prepare([event], m["agent"], "2026-01-01T00:00:00Z")
     assert (p.converted is None) != (p.error is None)
