@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
 from agent.logs import event
 from agent.model import MAX_TEXT
+from ledger.epcis.routes import routes as epcis_routes
 from ledger.openapi import OPENAPI
 from ledger.pages import routes as dashboard_routes
 from ledger.pages.auth import current_user
@@ -149,6 +150,7 @@ def create_app(
         Route("/v1/alarms", get_alarms, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *epcis_routes(store, max_body_bytes, max_batch),  # EPCIS 2.0 capture and query
         *dashboard_routes(store, silent_after_s),  # the site dashboard (ledger/pages)
         *valuation_routes(store, lambda request: _reader(request, store, "the valuation")),
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.epcis.openapi import PATHS as EPCIS_PATHS
+from ledger.epcis.openapi import SCHEMAS as EPCIS_SCHEMAS
 from ledger.valuation.openapi import paths as valuation_paths
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 512}
@@ -221,7 +223,7 @@ OPENAPI: dict[str, Any] = {
         "license": {"name": "GPL-3.0-or-later", "identifier": "GPL-3.0-or-later"},
     },
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **EPCIS_SCHEMAS},
         "securitySchemes": {"agentToken": {"type": "http", "scheme": "bearer"}},
     },
     "security": [{"agentToken": []}],
@@ -394,6 +396,7 @@ OPENAPI: dict[str, Any] = {
             },
         },
         **valuation_paths(_ok, _AUTH_ERRORS),
+        **EPCIS_PATHS,
         "/healthz": {
             "get": {
                 "summary": "Liveness",

@@ -103,6 +103,43 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    # -- EPCIS 2.0 capture (issue 14): captured events beside the journal, capture jobs ----
+    (
+        "0004_epcis",
+        """
+        CREATE TABLE epcis_events(
+            pos INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            movement_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            biz_step TEXT,
+            event_time TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            capture_id TEXT NOT NULL
+        );
+        CREATE INDEX epcis_events_time ON epcis_events(event_time);
+        CREATE INDEX epcis_events_step ON epcis_events(biz_step, pos);
+        CREATE TABLE epcis_event_epcs(
+            event_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('epc', 'class')),
+            epc TEXT NOT NULL,
+            PRIMARY KEY (epc, kind, event_id)
+        );
+        CREATE TABLE epcis_captures(
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            behaviour TEXT NOT NULL,
+            success INTEGER NOT NULL,
+            captured INTEGER NOT NULL,
+            duplicates TEXT NOT NULL,
+            errors TEXT NOT NULL
+        );
+        """,
+    ),
     # -- token scopes, per-agent locations, seq regressions (issue 18) ----------------
     (
         "0005_scopes",

@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from agent.model import MAX_TEXT
+from ledger.epcis import store as epcis_store
 from ledger.passwords import hash_password, verify_password
 from ledger.schema import LedgerError, utcnow
 from ledger.store.domain import (
@@ -290,15 +292,7 @@ class SqlStore(ABC):
 
         def work(db: Db) -> BatchOutcome:
             at = utcnow()
-            top = db.rows(
-                "SELECT max(seq) FROM journal WHERE agent = %s",
-                (agent,),  # the ledger's have none
-            )[0][0]
-            scope = AgentScope(frozenset(_locations(db, agent)), None if top is None else int(top))
-            check = valuation_checker(db) if self.valuing else None
-            outcome = apply_batch(self._tx(db), agent, movements, at, scope, check)
-            if self.valuing:
-                post_valuation(db, outcome.applied, at, db.dialect, self._state_cache())
+            outcome = self._apply(db, agent, movements, at)
             _record(db, agent, at, outcome)
             return outcome
 
@@ -306,6 +300,21 @@ class SqlStore(ABC):
         for alarm in outcome.alarms:
             log.warning("ledger alarm: %s from agent %s: %s", alarm.kind, alarm.agent, alarm.detail)
         return outcome.results
+
+    def _apply(self, db: Db, agent: str, movements: Sequence[object], at: str) -> BatchOutcome:
+        """`apply_batch` with the agent's scope (its locations, its highest seq) and, when
+        the ledger values stock, the valuation's check and postings, in ``db``'s transaction.
+        Every way in (``/v1/movements``, EPCIS capture) books through here."""
+        top = db.rows(
+            "SELECT max(seq) FROM journal WHERE agent = %s",
+            (agent,),  # the ledger's have none
+        )[0][0]
+        scope = AgentScope(frozenset(_locations(db, agent)), None if top is None else int(top))
+        check = valuation_checker(db) if self.valuing else None
+        outcome = apply_batch(self._tx(db), agent, movements, at, scope, check)
+        if self.valuing:
+            post_valuation(db, outcome.applied, at, db.dialect, self._state_cache())
+        return outcome
 
     # -- for ledger.valuation (its SQL lives there) ------------------------------
 
@@ -324,6 +333,57 @@ class SqlStore(ABC):
     def write(self, work: Callable[[Db], T]) -> T:
         """Run ``work`` in one write transaction."""
         return self._transact(work)
+
+    # -- EPCIS 2.0 capture and query (ledger/epcis) ---------------------------------
+
+    def epcis_capture(
+        self, agent: str, events: Sequence[object], behaviour: str = "rollback"
+    ) -> dict[str, Any]:
+        """Capture a document's events as one job; the job as ``GET /epcis/capture/{id}`` shows it.
+
+        ``rollback`` (the standard's default): one error and nothing is kept;
+        ``proceed``: what can be captured is, the rest are the job's errors.
+        """
+        if behaviour not in epcis_store.BEHAVIOURS:
+            raise ValueError(
+                f"GS1-Capture-Error-Behaviour: expected rollback or proceed, got {behaviour!r}"
+            )
+        created = utcnow()
+        prepared = epcis_store.prepare(events, agent, created)
+        capture_id = uuid.uuid4().hex
+
+        def work(db: Db) -> epcis_store.CaptureOutcome:
+            at = utcnow()
+            outcome = epcis_store.capture(
+                db, self._tx(db), agent, prepared, capture_id, at,
+                lambda movements: self._apply(db, agent, movements, at),
+            )  # fmt: skip
+            if outcome.errors and behaviour == "rollback":
+                raise epcis_store.RolledBack(outcome)
+            epcis_store.insert_job(db, capture_id, agent, created, at, behaviour, outcome)
+            _record(db, agent, at, outcome.batch)
+            return outcome
+
+        try:
+            self._transact(work)
+        except epcis_store.RolledBack as rolled:
+            kept = epcis_store.CaptureOutcome(errors=rolled.outcome.errors)
+            self._transact(
+                lambda db: epcis_store.insert_job(
+                    db, capture_id, agent, created, utcnow(), behaviour, kept
+                )
+            )
+        job = self.epcis_job(capture_id, agent)
+        assert job is not None
+        return job
+
+    def epcis_job(self, capture_id: str, agent: str) -> dict[str, Any] | None:
+        with self._reading() as db:
+            return epcis_store.read_job(db, capture_id, agent)
+
+    def epcis_events(self, query: epcis_store.EventQuery) -> tuple[list[Result], int | None]:
+        with self._reading() as db:
+            return epcis_store.query_events(db, query)
 
     # -- queries ---------------------------------------------------------------
 

@@ -299,6 +299,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
             "0001_initial",
             "0002_fleet",
             "0003_users",
+            "0004_epcis",
             "0005_scopes",
             "0006_valuation",
         ]
