@@ -321,7 +321,9 @@ async def test_the_daemon_delivers_to_tryton_beside_the_ledger_from_sync_sink_ta
     }  # fmt: skip
     ids = [e["id"] for e in ledger.journal() if e["source"] == "agent"]
     assert sorted(mv["edgetally_id"] for mv in Reader(tryton).moves()) == sorted(ids)
-    rows = connect(tmp_path / "outbox.db", readonly=True).execute(
-        "SELECT state, count(*) FROM movements GROUP BY state"
-    ).fetchall()
+    rows = (
+        connect(tmp_path / "outbox.db", readonly=True)
+        .execute("SELECT state, count(*) FROM movements GROUP BY state")
+        .fetchall()
+    )
     assert rows == [("delivered", 3)]
