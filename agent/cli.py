@@ -115,12 +115,24 @@ def status(config_path: Path, once: bool, as_json: bool) -> None:
     show_default=True,
     help="Replay speed; 0 replays as fast as possible.",
 )
+@click.option(
+    "--sinks",
+    default=None,
+    metavar="LIST",
+    help="Deliver to these sinks too: ledger,mqtt (mqtt starts a local mosquitto), or all; "
+    "per-sink counts at the end.",
+)
 @user_errors
-def demo(forever: bool, speed: float) -> None:
+def demo(forever: bool, speed: float, sinks: str | None) -> None:
     """Run a ledger, an agent and a simulated dock scanner, and show stock on hand change."""
     from agent.demo import run_demo
 
-    sys.exit(asyncio.run(run_demo(forever=forever, speed=speed, echo=click.echo)))
+    kinds: tuple[str, ...] = ()
+    if sinks is not None:
+        from agent.demo.sinks import parse_sinks
+
+        kinds = parse_sinks(sinks)
+    sys.exit(asyncio.run(run_demo(forever=forever, speed=speed, echo=click.echo, sinks=kinds)))
 
 
 @main.command()

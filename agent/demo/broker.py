@@ -63,6 +63,8 @@ class MosquittoBroker:
             f"listener {self.port} {self.host}\n"
             f"allow_anonymous {'true' if self._anonymous else 'false'}\n"
             "persistence false\n"
+            # a subscriber that falls behind a backlog's drain is queued for, not dropped
+            "max_queued_messages 0\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\n"
         )
