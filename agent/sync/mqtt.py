@@ -42,6 +42,11 @@ log = logging.getLogger("edgetally.sync")
 # MQTT 5 reason codes 134 and 135): a configuration alarm, retried slowly.
 _AUTH_CODES = {4, 5, 134, 135}
 ALARM_TIMEOUT_S = 2.0  # an alarm never holds the daemon's alarm loop longer than this
+INFLIGHT = 100  # QoS 1 PUBLISHes awaiting their PUBACK at once (paho's default is 20)
+# aiomqtt warns at every publish while more than 10 wait for their PUBACK; a whole
+# batch in flight is this sink's design, so its own logger keeps to errors.
+_CLIENT_LOG = logging.getLogger("edgetally.sync.mqtt_client")
+_CLIENT_LOG.setLevel(logging.ERROR)
 
 
 class MqttSink:
@@ -132,6 +137,8 @@ class MqttSink:
             will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
             keepalive=self._keepalive_s,
             timeout=self._timeout_s,
+            logger=_CLIENT_LOG,
+            max_inflight_messages=INFLIGHT,
         )
         with self._map_errors():
             await client.__aenter__()
