@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from harness import (
     ROOT,
     LedgerProcess,
@@ -82,6 +83,18 @@ async def test_mqtt_down_the_ledger_keeps_delivering_then_mqtt_catches_up(
         assert sinks["mqtt"]["pending"] == n and "broker mqtt://" in sinks["mqtt"]["last_error"]
         assert "sink mqtt not reachable" in " ".join(daemon.observer.health_reasons())
         assert daemon.outbox.pending_count == n  # held until mqtt has them too
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.observer.port}") as web:
+            health = await web.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["sinks"]["mqtt"]["ok"] is False
+            assert health.json()["sinks"]["ledger"]["ok"] is True
+            board = (await web.get("/dock/board")).text  # the page's live fragment
+            assert 'data-sink="ledger"><b>ledger</b> (http-ledger): 0 pending' in board
+            assert f'data-sink="mqtt"><b>mqtt</b> (mqtt): {n} pending' in board
+            assert "sink mqtt not reachable" in board
+            metrics = (await web.get("/metrics")).text
+            assert f'edgetally_sink_pending{{sink="mqtt"}} {float(n)}' in metrics
+            assert 'edgetally_sink_up{sink="mqtt"} 0.0' in metrics
         broker.start()
         await sub.connect()
         await asyncio.wait_for(daemon.wait_settled(), 60)
