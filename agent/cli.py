@@ -13,7 +13,7 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from agent.config import load_config, read_token
+from agent.config import load_config, read_secrets, read_token
 from agent.errors import EdgeTallyError
 from ledger.cli import ledger as ledger_commands
 
@@ -59,6 +59,9 @@ def run(config_path: Path) -> None:
 
     config = load_config(config_path)
     token = read_token(config)
+    for sink in config.sinks:  # every sink's secret, before anything starts
+        if sink.where != "sync":
+            read_secrets(config, sink)
     problems = preflight(config)
     if problems:
         raise problems[0]
@@ -112,12 +115,24 @@ def status(config_path: Path, once: bool, as_json: bool) -> None:
     show_default=True,
     help="Replay speed; 0 replays as fast as possible.",
 )
+@click.option(
+    "--sinks",
+    default=None,
+    metavar="LIST",
+    help="Deliver to these sinks too: ledger,mqtt (mqtt starts a local mosquitto), or all; "
+    "per-sink counts at the end.",
+)
 @user_errors
-def demo(forever: bool, speed: float) -> None:
+def demo(forever: bool, speed: float, sinks: str | None) -> None:
     """Run a ledger, an agent and a simulated dock scanner, and show stock on hand change."""
     from agent.demo import run_demo
 
-    sys.exit(asyncio.run(run_demo(forever=forever, speed=speed, echo=click.echo)))
+    kinds: tuple[str, ...] = ()
+    if sinks is not None:
+        from agent.demo.sinks import parse_sinks
+
+        kinds = parse_sinks(sinks)
+    sys.exit(asyncio.run(run_demo(forever=forever, speed=speed, echo=click.echo, sinks=kinds)))
 
 
 @main.command()
@@ -231,12 +246,13 @@ def outbox_list(
     """Movements with their state, time, PO/ASN ref and the ledger's reason; newest first."""
     from agent.outbox.tools import count_movements, list_movements, table_lines
 
-    path = load_config(config_path).outbox_path
+    cfg = load_config(config_path)
+    path, sinks = cfg.outbox_path, tuple(s.name for s in cfg.sinks)
     if as_json:
-        for row in list_movements(path, state, limit, since_seq):
+        for row in list_movements(path, state, limit, since_seq, sinks=sinks):
             click.echo(json.dumps(row))
         return
-    rows = list_movements(path, state, limit, since_seq, newest_first=not oldest_first)
+    rows = list_movements(path, state, limit, since_seq, newest_first=not oldest_first, sinks=sinks)
     if not rows:
         click.echo("no movements" + (f" in state {state}" if state else ""))
         return
@@ -274,7 +290,9 @@ def outbox_retry(config_path: Path, seqs: tuple[int, ...], all_rejected: bool) -
     if bool(seqs) == all_rejected:
         raise click.UsageError("give the seqs to retry, or --all-rejected")
     cfg = load_config(config_path)
-    box = Outbox.open(cfg.outbox_path, cfg.agent.id, cfg.outbox.max_bytes)
+    box = Outbox.open(
+        cfg.outbox_path, cfg.agent.id, cfg.outbox.max_bytes, sinks=tuple(s.name for s in cfg.sinks)
+    )
     try:
         n = retry_rejected(box, list(seqs) if seqs else None)
     finally:
@@ -297,17 +315,31 @@ def config_check(file: Path) -> None:
     from agent.preflight import preflight
 
     cfg = load_config(file)
-    # Outside the service, a unit's config: systemd gives the token and makes state_dir.
-    for_systemd = "${CREDENTIALS_DIRECTORY}" in str(cfg.sync.token_file) and not os.environ.get(
-        "CREDENTIALS_DIRECTORY"
-    )
+    # Outside the service, a unit's config: systemd gives the secrets and makes state_dir.
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    secret_files = [str(p) for s in cfg.sinks for p in s.options.secret_files().values()]
+    late = [f for f in secret_files if "${CREDENTIALS_DIRECTORY}" in f]
+    for_systemd = bool(late) and not creds
     problems: list[EdgeTallyError] = [*preflight(cfg, systemd_creates=for_systemd)]
-    token = "token file readable and private"
+    token = (
+        "token file readable and private"
+        if len(secret_files) < 2
+        else ("secret files readable and private")
+    )
     if for_systemd:
-        token = "token from systemd's LoadCredential at run time, not checked here"
-    else:
+        token = "secrets from systemd's LoadCredential at run time, not checked here"
+        if len(late) == 1 and late[0] == str(cfg.sync.token_file):
+            token = "token from systemd's LoadCredential at run time, not checked here"
+    for sink in cfg.sinks:
+        if for_systemd and any(
+            "${CREDENTIALS_DIRECTORY}" in str(p) for p in sink.options.secret_files().values()
+        ):
+            continue
         try:
-            read_token(cfg)
+            if sink.where == "sync":
+                read_token(cfg)
+            else:
+                read_secrets(cfg, sink)
         except EdgeTallyError as exc:
             problems.append(exc)
     for problem in problems[:-1]:
@@ -316,7 +348,8 @@ def config_check(file: Path) -> None:
         raise problems[-1]
     click.echo(
         f"{file}: ok (agent {cfg.agent.id}, {len(cfg.devices)} device(s), "
-        f"{len(cfg.stations)} station(s), outbox {cfg.outbox_path}; {token})"
+        f"{len(cfg.stations)} station(s), {len(cfg.sinks)} sink(s) "
+        f"({', '.join(f'{s.name}: {s.type}' for s in cfg.sinks)}), outbox {cfg.outbox_path}; {token})"
     )
 
 

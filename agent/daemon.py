@@ -21,7 +21,7 @@ import httpx
 
 from agent.alarms import Alarm, Alarms
 from agent.clock import Clock, Uuid7
-from agent.config import Config
+from agent.config import Config, read_secrets
 from agent.dock import RecentScans, scan_of
 from agent.errors import DriverError, OutboxError
 from agent.flow import FlowLog, Totals
@@ -34,7 +34,8 @@ from agent.observe import Observer
 from agent.outbox import Commit, Outbox, Stored, recent_tag_reads
 from agent.replay import Recorder
 from agent.rules import Context, Rules, Ruling, Tick, identify_for
-from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
+from agent.sync import RetryPolicy, Syncer
+from agent.sync.registry import Sink, SinkContext, make_sink
 from drivers import DRIVERS, Driver, ReadFactory
 
 log = logging.getLogger("edgetally.daemon")
@@ -81,7 +82,8 @@ class Daemon:
         self.device_errors: dict[str, str] = {}
         self.last_read_at: dict[str, float] = {}
         self.outbox: Outbox | None = None
-        self.syncer: Syncer | None = None
+        self.syncer: Syncer | None = None  # the first sink's (its alarms and metrics are unnamed)
+        self.syncers: dict[str, Syncer] = {}  # every sink's, by name, in config order
         self.drivers: list[Driver] = []
         self._reads: asyncio.Queue[object] = asyncio.Queue(READ_QUEUE_MAX)
         self._alarm_queue: asyncio.Queue[tuple[Alarm, bool]] = asyncio.Queue()
@@ -124,6 +126,7 @@ class Daemon:
             retention_days=cfg.outbox.retention_days,
             group_max=cfg.outbox.group_max,
             wall=self.clock.wall,
+            sinks=tuple(s.name for s in cfg.sinks),
         )
         self.outbox = outbox
         try:
@@ -150,32 +153,11 @@ class Daemon:
             await self._resume(rules)
         recorder = Recorder(cfg.record_path, cfg.record.max_bytes, self.alarms)
         factory = ReadFactory(self.clock, self.ids)
-        sink = HttpLedgerSink(
-            cfg.sync.url,
-            self._token,
-            timeout_s=cfg.sync.timeout_s,
-            verify_tls=cfg.sync.verify_tls,
-            ca_file=cfg.sync.ca_file,
-            transport=self._transport,
-            wall=self.clock.wall,
-        )
-        self.syncer = Syncer(
-            outbox,
-            sink,
-            RetryPolicy(cfg.sync.backoff_initial_s, cfg.sync.backoff_cap_s, cfg.sync.auth_retry_s),
-            self.alarms,
-            batch_max=cfg.sync.batch_max,
-            batch_max_bytes=cfg.sync.batch_max_bytes,
-            stall_alarm_s=cfg.sync.stall_alarm_s,
-            sleep=self._sleep,
-            wall=self.clock.wall,
-            ids=self.ids,
-            metrics=self.metrics,
-        )
+        sinks = await self._make_sinks(outbox)
         try:  # before the devices: a port another agent holds stops the start here
             health = await self.observer.start()
         except BaseException:
-            await sink.aclose()
+            await self._close_sinks(sinks)
             raise
         async with contextlib.AsyncExitStack() as drivers_open:
             for dev in cfg.devices:
@@ -190,7 +172,10 @@ class Daemon:
             rules_task = asyncio.create_task(
                 self._rules_loop(rules, outbox, recorder), name="rules"
             )
-            sync_task = asyncio.create_task(self.syncer.run(), name="sync")
+            sync_tasks = [
+                asyncio.create_task(syncer.run(), name=f"sync:{name}")
+                for name, syncer in self.syncers.items()
+            ]
             ticks = (
                 [asyncio.create_task(self._tick_loop(rules, outbox), name="ticks")]
                 if rules.ticking
@@ -215,7 +200,7 @@ class Daemon:
                 outbox=str(cfg.outbox_path),
             )
             stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
-            watched = {rules_task, sync_task, stop_wait, *side, *ticks}
+            watched = {rules_task, *sync_tasks, stop_wait, *side, *ticks}
             side.extend(self._beams(rules))
             failure: BaseException | None = None
             try:
@@ -252,16 +237,57 @@ class Daemon:
                 # 3. outbox: flush queued writes
                 with contextlib.suppress(OutboxError):
                     await outbox.flush()
-                # 4. sync and the rest
-                for other in (sync_task, stop_wait, *side):
+                # 4. sync (every sink's task) and the rest
+                for other in (*sync_tasks, stop_wait, *side):
                     other.cancel()
-                await asyncio.gather(sync_task, stop_wait, *side, return_exceptions=True)
-                await sink.aclose()
+                await asyncio.gather(*sync_tasks, stop_wait, *side, return_exceptions=True)
+                await self._close_sinks(sinks)
                 recorder.close()
                 if health is not None:
                     await health.close()
             if failure is not None:
                 raise failure
+
+    async def _make_sinks(self, outbox: Outbox) -> list[Sink]:
+        """Each configured sink and its Syncer; the first is ``self.syncer``."""
+        cfg = self.config
+        sinks: list[Sink] = []
+        try:
+            for i, s in enumerate(cfg.sinks):
+                if s.where == "sync":  # [sync]'s url: its token came in with the daemon
+                    secrets = {"token_file": self._token}
+                else:
+                    secrets = await asyncio.to_thread(read_secrets, cfg, s)
+                ctx = SinkContext(cfg.agent.id, secrets, self.clock.wall, self._transport)
+                sink = make_sink(s, ctx)
+                sinks.append(sink)
+                o = s.options
+                self.syncers[s.name] = Syncer(
+                    outbox,
+                    sink,
+                    RetryPolicy(o.backoff_initial_s, o.backoff_cap_s, o.auth_retry_s),
+                    self.alarms,
+                    batch_max=o.batch_max,
+                    batch_max_bytes=o.batch_max_bytes,
+                    stall_alarm_s=o.stall_alarm_s,
+                    sleep=self._sleep,
+                    wall=self.clock.wall,
+                    ids=self.ids,
+                    metrics=self.metrics,
+                    name=s.name,
+                    primary=i == 0,
+                    kind=s.type,
+                )
+        except BaseException:
+            await self._close_sinks(sinks)
+            raise
+        self.syncer = next(iter(self.syncers.values()))
+        return sinks
+
+    @staticmethod
+    async def _close_sinks(sinks: list[Sink]) -> None:
+        for sink in sinks:
+            await sink.aclose()
 
     async def _pump(self, driver: Driver) -> None:
         """Move reads from one device to the rules queue (backpressure when it is full).
@@ -476,6 +502,10 @@ class Daemon:
         """Alarms reach the operators' devices, not only the log."""
         while True:
             alarm, raised = await self._alarm_queue.get()
+            for syncer in self.syncers.values():
+                publish = getattr(syncer.sink, "publish_alarm", None)
+                if publish is not None:
+                    await publish(alarm, raised)
             if raised:
                 for driver in self.drivers:
                     if driver.state == "open":

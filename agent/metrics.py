@@ -50,6 +50,32 @@ class Metrics:
             "When the ledger last answered",
             registry=r,
         )
+        # Per sink (label `sink`): each sink's own delivery. The unlabelled sync
+        # metrics above are the first sink's, as in the days of one sink.
+        self.sink_movements = Counter(
+            "edgetally_sink_movements",
+            "Movements settled by each sink, by state (delivered, rejected)",
+            ["sink", "state"],
+            registry=r,
+        )
+        self.sink_pending = Gauge(
+            "edgetally_sink_pending", "Movements waiting for each sink", ["sink"], registry=r
+        )
+        self.sink_retries = Counter(
+            "edgetally_sink_retries", "Failed delivery attempts of each sink", ["sink"], registry=r
+        )
+        self.sink_last_success = Gauge(
+            "edgetally_sink_last_success_timestamp_seconds",
+            "When each sink last answered",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_up = Gauge(
+            "edgetally_sink_up",
+            "1 unless the sink is failing (see health.ledger_down_attempts)",
+            ["sink"],
+            registry=r,
+        )
         self.device_connected = Gauge(
             "edgetally_device_connected", "1 if the device is connected", ["device"], registry=r
         )

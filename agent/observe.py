@@ -19,6 +19,7 @@ from drivers import Driver
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
+    from agent.sync import Syncer
 
 log = logging.getLogger("edgetally.daemon")
 ALARM_KEYS = (
@@ -83,22 +84,20 @@ class Observer:
 
     def health_reasons(self) -> list[str]:
         """Why the agent needs a person's attention; empty when all is well."""
-        cfg, outbox, syncer = self.daemon.config, self.daemon.outbox, self.daemon.syncer
-        assert outbox is not None and syncer is not None
+        cfg, outbox = self.daemon.config, self.daemon.outbox
+        assert outbox is not None and self.daemon.syncers
         reasons = []
-        down = self.ledger_down()
-        if down is not None:
-            reasons.append(down)
+        for syncer in self.daemon.syncers.values():
+            down = self.sink_down(syncer)
+            if down is not None:
+                reasons.append(down)
         used, cap = outbox.used_bytes(), outbox.max_bytes
         if used >= cfg.health.outbox_warn_ratio * cap:
             reasons.append(f"outbox at {used / cap:.0%} of its cap ({used} of {cap} bytes)")
-        oldest = syncer.oldest_pending_at
-        if oldest is not None and self.daemon.clock.wall() - oldest > cfg.sync.stall_alarm_s:
-            reasons.append(
-                f"sync stalled: the oldest pending movement has waited "
-                f"{self.daemon.clock.wall() - oldest:.0f}s (limit {cfg.sync.stall_alarm_s:.0f}s); "
-                f"last error: {syncer.status.last_error or 'none'}"
-            )
+        for syncer in self.daemon.syncers.values():
+            stalled = self.stalled(syncer)
+            if stalled is not None:
+                reasons.append(stalled)
         for driver in self.daemon.drivers:
             if not self.connected(driver):
                 why = (
@@ -109,27 +108,64 @@ class Observer:
                 reasons.append(f"device {driver.device_id} not connected: {why}")
         if cfg.health.require_clock_sync and not self.daemon.clock.synced():
             reasons.append(CLOCK_WARNING)
-        for key in ("outbox_refusing", "ledger_auth", "ledger_config"):
-            alarm = self.daemon.alarms.active().get(key)
-            if alarm is not None:
-                reasons.append(alarm.message)
+        active = self.daemon.alarms.active()
+        for key in active:
+            if key == "outbox_refusing" or key.split(":")[0] in ("ledger_auth", "ledger_config"):
+                reasons.append(active[key].message)
         return reasons
 
+    def stalled(self, syncer: Syncer) -> str | None:
+        oldest, now = syncer.oldest_pending_at, self.daemon.clock.wall()
+        if oldest is None or now - oldest <= syncer.stall_alarm_s:
+            return None
+        who = "sync" if syncer.primary else f"sink {syncer.name}"
+        return (
+            f"{who} stalled: the oldest pending movement has waited "
+            f"{now - oldest:.0f}s (limit {syncer.stall_alarm_s:.0f}s); "
+            f"last error: {syncer.status.last_error or 'none'}"
+        )
+
     def ledger_down(self) -> str | None:
-        """The ledger is down once delivery has failed health.ledger_down_attempts times
+        """The first sink's ``sink_down`` (the ledger of the days of one sink)."""
+        assert self.daemon.syncer is not None
+        return self.sink_down(self.daemon.syncer)
+
+    def sink_down(self, syncer: Syncer) -> str | None:
+        """A sink is down once delivery has failed health.ledger_down_attempts times
         in a row or for health.ledger_down_s: well before the stall alarm."""
-        health, syncer = self.daemon.config.health, self.daemon.syncer
-        assert syncer is not None
+        health = self.daemon.config.health
         st = syncer.status
         if st.failing_since is None:
             return None
         failing_s = self.daemon.clock.wall() - st.failing_since
         if st.failed_attempts < health.ledger_down_attempts and failing_s < health.ledger_down_s:
             return None
+        who = "ledger" if syncer.primary and syncer.name == "ledger" else f"sink {syncer.name}"
         return (
-            f"ledger not reachable: {st.failed_attempts} failed attempt(s) over {failing_s:.0f}s; "
+            f"{who} not reachable: {st.failed_attempts} failed attempt(s) over {failing_s:.0f}s; "
             f"last error: {st.last_error or 'none'}"
         )
+
+    def sinks(self) -> dict[str, dict[str, Any]]:
+        """Each sink's delivery, for /healthz, /status and the dock page."""
+        outbox, now = self.daemon.outbox, self.daemon.clock.wall()
+        assert outbox is not None
+        out = {}
+        for name, syncer in self.daemon.syncers.items():
+            st = syncer.status
+            problem = self.sink_down(syncer) or self.stalled(syncer)
+            out[name] = {
+                "type": syncer.kind,
+                "ok": problem is None,
+                "problem": problem,
+                "pending": outbox.sink_pending(name),
+                "delivered": st.delivered,
+                "rejected": st.rejected,
+                "retries": st.retries,
+                "last_success_age_s": _age(now, st.last_success_at),
+                "last_error": st.last_error,
+            }
+        return out
 
     def health_warnings(self) -> list[str]:
         """Worth a look, but data still flows: /healthz stays 200 (``degraded``)."""
@@ -140,12 +176,15 @@ class Observer:
 
     async def _healthz(self) -> Response:
         reasons = self.health_reasons()
+        # With several sinks, each one's state: one down makes the agent 503 (it needs a
+        # person), and says which, while the others keep delivering.
+        extra = {"sinks": self.sinks()} if len(self.daemon.syncers) > 1 else {}
         if reasons:
-            return json_response(503, {"status": "unhealthy", "reasons": reasons})
+            return json_response(503, {"status": "unhealthy", "reasons": reasons, **extra})
         warnings = self.health_warnings()
         if warnings:
-            return json_response(200, {"status": "degraded", "warnings": warnings})
-        return json_response(200, {"status": "ok"})
+            return json_response(200, {"status": "degraded", "warnings": warnings, **extra})
+        return json_response(200, {"status": "ok", **extra})
 
     async def _metrics(self) -> Response:
         m, outbox, syncer = self.daemon.metrics, self.daemon.outbox, self.daemon.syncer
@@ -162,6 +201,12 @@ class Observer:
         active = self.daemon.alarms.active()
         for key in ALARM_KEYS:
             m.alarm.labels(key).set(1 if key in active else 0)
+        for key in active:
+            if key not in ALARM_KEYS:  # another sink's, named key:sink
+                m.alarm.labels(key).set(1)
+        for name, syncer in self.daemon.syncers.items():
+            m.sink_pending.labels(name).set(outbox.sink_pending(name))
+            m.sink_up.labels(name).set(0 if self.sink_down(syncer) else 1)
         m.clock_synced.set(1 if self.daemon.clock.synced() else 0)
         return Response(200, m.render(), "text/plain; version=0.0.4; charset=utf-8")
 
@@ -221,6 +266,7 @@ class Observer:
                 "last_error": syncer.status.last_error,
                 "last_error_age_s": _age(now, syncer.status.last_error_at),
             },
+            "sinks": self.sinks(),
             "alarms": [
                 {"alarm": a.key, "message": a.message, "age_s": _age(now, a.since)}
                 for a in self.daemon.alarms.active().values()

@@ -19,10 +19,12 @@ from rich.text import Text
 
 from agent.config import Config, parse_listen
 from agent.errors import OutboxError
-from agent.outbox import connect, read_stats, read_sync_state
+from agent.outbox import connect, read_sink_pending, read_stats, read_sync_state
 
 
-def outbox_status(path: Path, max_bytes: int, now: float | None = None) -> dict[str, Any]:
+def outbox_status(
+    path: Path, max_bytes: int, now: float | None = None, sinks: tuple[str, ...] = ("ledger",)
+) -> dict[str, Any]:
     if not path.exists():
         raise OutboxError(f"no outbox at {path}: has the agent run with this config?")
     now = time.time() if now is None else now
@@ -30,7 +32,9 @@ def outbox_status(path: Path, max_bytes: int, now: float | None = None) -> dict[
         conn = connect(path, readonly=True)
         try:
             stats = read_stats(conn, max_bytes)
-            sync = read_sync_state(conn)
+            sync = read_sync_state(conn, sinks[0])
+            per_sink = {s: read_sync_state(conn, s) for s in sinks}
+            sink_pending = read_sink_pending(conn, sinks)
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -58,12 +62,27 @@ def outbox_status(path: Path, max_bytes: int, now: float | None = None) -> dict[
             "attempts": sync.attempts,
             "next_attempt_at": sync.next_attempt_at,
         },
+        # Each sink's own delivery: what waits for it, and its backoff (the first is
+        # the "sync" above).
+        "sinks": {
+            name: {
+                "pending": sink_pending[name],
+                "attempts": st.attempts,
+                "last_success_age_s": None
+                if st.last_success_at is None
+                else round(now - st.last_success_at, 3),
+                "last_error": st.last_error,
+            }
+            for name, st in per_sink.items()
+        },
     }
 
 
 def agent_status(config: Config, timeout_s: float = 2.0) -> dict[str, Any]:
     """The running agent's own view joined to the outbox's, or the outbox's alone."""
-    report = outbox_status(config.outbox_path, config.outbox.max_bytes)
+    report = outbox_status(
+        config.outbox_path, config.outbox.max_bytes, sinks=tuple(s.name for s in config.sinks)
+    )
     listen = config.health.listen
     if not listen or parse_listen(listen)[1] == 0:
         report["agent"] = {"reachable": False, "why": "health.listen names no fixed port"}
@@ -141,6 +160,20 @@ def render(status: dict[str, Any]) -> RenderableType:
         f"{status['rate_per_s']:.1f}/s" if "rate_per_s" in status else "-",
     )
     parts += [outbox, sync]
+    sinks = status.get("sinks") or {}
+    if len(sinks) > 1:  # several sinks: where each stands (the agent's live view if it answers)
+        live = agent.get("sinks") or {} if agent.get("reachable") else {}
+        table = Table("sink", "pending", "delivered", "last success", "last error", title="sinks")
+        for name, st in sinks.items():
+            mine = live.get(name, {})
+            table.add_row(
+                name,
+                str(mine.get("pending", st["pending"])),
+                str(mine["delivered"]) if "delivered" in mine else "-",
+                _ago(mine.get("last_success_age_s", st["last_success_age_s"])),
+                mine.get("last_error", st["last_error"]) or "-",
+            )
+        parts.append(table)
     return Group(*parts)
 
 

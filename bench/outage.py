@@ -1,6 +1,6 @@
 """Long outage: a backlog buffered while the ledger is down, drained when it returns.
 
-    python -m bench.outage [--movements 1000000] [--batch 500] [--dir DIR]
+    python -m bench.outage [--movements 1000000] [--batch 500] [--sinks 1|2|3] [--dir DIR]
 
 1. Buffer: ``--movements`` pending movements in the outbox, stored as the agent
    stores them (bench.footprint's prefill: a read and its receive per commit).
@@ -17,6 +17,10 @@ Prints one JSON object: ``buffered``, ``outbox_mb``, ``drain_s``, ``drain_per_s`
 ``ledger_ceiling_per_s``, ``ratio`` (drain / ceiling), ``lost`` (buffered ids
 not in the journal), ``duplicated`` (ids or reads in the journal twice).
 Bar (DESIGN §8): ratio >= 0.5, 0 lost, 0 duplicated.
+
+``--sinks 2`` or ``3``: the same backlog drained to several sinks at once (the
+ledger, an MQTT broker, a second ledger) beside the single-sink drain of it, in
+one run; see bench.outage_sinks for what it prints.
 """
 
 from __future__ import annotations
@@ -254,6 +258,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="no ceiling phase (exactly-once checks only): ratio and ceiling are null",
     )
+    p.add_argument(
+        "--sinks",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="drain to this many sinks at once (ledger, mqtt, a second ledger) beside one",
+    )
     p.add_argument("--dir", type=Path, default=None, help="where to make the temp dir")
     args = p.parse_args(argv)
     for name in ("movements", "batch"):
@@ -267,10 +278,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.sinks > 1:
+        from bench import outage_sinks
+
+        def job(tmp: Path) -> dict[str, Any]:
+            return outage_sinks.run(args, tmp)
+    else:
+
+        def job(tmp: Path) -> dict[str, Any]:
+            return run(args, tmp)
+
     return bench_main(
         "outage",
-        f"movements={args.movements:,} batch={args.batch}",
-        lambda tmp: run(args, tmp),
+        f"movements={args.movements:,} batch={args.batch} sinks={args.sinks}",
+        job,
         say=log,
         parent=args.dir,
         stdout=stdout,

@@ -1,4 +1,5 @@
-"""Session-wide real parts: one throwaway PostgreSQL cluster for every test that needs one."""
+"""Real parts: one throwaway PostgreSQL cluster for every test that needs one (per
+session); a mosquitto broker on a free port (per test)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from agent.demo.broker import MosquittoBroker, mosquitto_binary
 from bench.pgcluster import PgCluster
 from ledger.store.postgres import PgStore
 
@@ -42,3 +44,16 @@ def pg_database(pg_cluster: PgCluster) -> Iterator[Callable[[], str]]:
     with psycopg.connect(pg_cluster.url(), autocommit=True) as conn:
         for name in made:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoBroker]:
+    """A real mosquitto on a free loopback port, anonymous, no persistence."""
+    if mosquitto_binary() is None:  # pragma: no cover - scripts/system-deps --test installs it
+        pytest.fail("mosquitto is not installed: run `sh scripts/system-deps --test`")
+    b = MosquittoBroker()
+    b.start()
+    try:
+        yield b
+    finally:
+        b.close()

@@ -20,6 +20,7 @@ from agent.config.settings import (
     RecordSettings,
     SyncSettings,
 )
+from agent.config.sinks import SINK_SETTINGS, SinkSettings
 from agent.config.stations import (
     Disposition,
     StationKind,
@@ -27,9 +28,10 @@ from agent.config.stations import (
     parse_antenna_location,
 )
 from agent.config.table import settings_help, settings_table
-from agent.config.token_file import read_token, token_path
+from agent.config.token_file import read_secrets, read_token, secret_paths, token_path
 
 __all__ = [
+    "SINK_SETTINGS",
     "AgentSettings",
     "Config",
     "DeviceSettings",
@@ -37,6 +39,7 @@ __all__ = [
     "HealthSettings",
     "OutboxSettings",
     "RecordSettings",
+    "SinkSettings",
     "Size",
     "StationKind",
     "StationSettings",
@@ -46,7 +49,9 @@ __all__ = [
     "parse_antenna_location",
     "parse_config",
     "parse_listen",
+    "read_secrets",
     "read_token",
+    "secret_paths",
     "settings_help",
     "settings_table",
     "token_path",

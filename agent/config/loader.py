@@ -28,6 +28,12 @@ from agent.config.settings import (
     RecordSettings,
     SyncSettings,
 )
+from agent.config.sinks import (
+    DELIVERY_KEYS,
+    SINK_SETTINGS,
+    HttpLedgerSinkSettings,
+    SinkSettings,
+)
 from agent.config.stations import StationSettings, _check_station
 from agent.errors import ConfigError
 from agent.identify.settings import IdentifySettings
@@ -81,7 +87,13 @@ def parse_config(table: dict[str, Any], file: str, base: Path) -> Config:
             raise ConfigError(file, name, f"required section [{name}] is missing")
     agent = build(AgentSettings, table["agent"], "agent", file, base)
     outbox = build(OutboxSettings, table.get("outbox", {}), "outbox", file, base)
-    sync = build(SyncSettings, table["sync"], "sync", file, base)
+    sync_table = table["sync"]
+    sink_tables = None
+    if isinstance(sync_table, dict) and isinstance(sync_table.get("sink"), list):
+        sync_table = dict(sync_table)
+        sink_tables = _array_of_tables(sync_table.pop("sink"), "sync.sink", file)
+    sync = build(SyncSettings, sync_table, "sync", file, base)
+    sinks = _sinks(sync, sync_table, sink_tables, file, base)
     health = build(HealthSettings, table.get("health", {}), "health", file, base)
     devices = tuple(_devices(table.get("devices", []), file, base))
     stations = tuple(
@@ -96,7 +108,63 @@ def parse_config(table: dict[str, Any], file: str, base: Path) -> Config:
     _cross_check(devices, stations, file)
     for i, st in enumerate(stations):
         _check_station(st, f"stations[{i}]", file)
-    return Config(Path(file), agent, outbox, sync, health, devices, stations, record, identify)
+    return Config(
+        Path(file), agent, outbox, sync, health, devices, stations, record, identify, sinks
+    )
+
+
+def _sinks(
+    sync: SyncSettings,
+    sync_table: dict[str, Any],
+    tables: list[dict[str, Any]] | None,
+    file: str,
+    base: Path,
+) -> tuple[SinkSettings, ...]:
+    """[sync]'s url as the http-ledger sink ``ledger`` (as before several sinks), then
+    each [[sync.sink]]; the delivery keys set in [sync] are every sink's defaults."""
+    shared = {k: sync_table[k] for k in DELIVERY_KEYS if k in sync_table}
+    out: list[SinkSettings] = []
+    if sync.url is not None or not tables:
+        for key in ("url", "token_file"):
+            if getattr(sync, key) is None:
+                spec = next(f for f in fields(SyncSettings) if f.name == key)
+                raise ConfigError(file, f"sync.{key}", f"required: {spec.metadata['help']}")
+        assert sync.url is not None and sync.token_file is not None
+        legacy = HttpLedgerSinkSettings(
+            url=sync.url,
+            token_file=sync.token_file,
+            verify_tls=sync.verify_tls,
+            ca_file=sync.ca_file,
+            **{k: getattr(sync, k) for k in DELIVERY_KEYS},
+        )
+        out.append(SinkSettings("ledger", "http-ledger", legacy, "sync"))
+    elif sync.token_file is not None:
+        raise ConfigError(file, "sync.token_file", "only with sync.url (the `ledger` sink)")
+    for i, t in enumerate(tables or []):
+        where = f"sync.sink[{i}]"
+        t = dict(t)
+        name, kind = t.pop("name", None), t.pop("type", None)
+        if not isinstance(name, str) or not _ID_RE.match(name):
+            raise ConfigError(file, f"{where}.name", f"a sink name: {ID_RULE}, got {name!r}")
+        if not isinstance(kind, str) or kind not in SINK_SETTINGS:
+            close = difflib.get_close_matches(str(kind), list(SINK_SETTINGS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                file, f"{where}.type", f"one of {', '.join(SINK_SETTINGS)}, got {kind!r}{hint}"
+            )
+        taken = [s.name for s in out]
+        if name in taken:
+            why = (
+                " ([sync] url is the sink `ledger`)"
+                if name == "ledger" and out[0].where == "sync"
+                else ""
+            )
+            raise ConfigError(
+                file, f"{where}.name", f"a unique sink name; {name!r} is used twice{why}"
+            )
+        options = build(SINK_SETTINGS[kind], {**shared, **t}, where, file, base)
+        out.append(SinkSettings(name, kind, options, where))
+    return tuple(out)
 
 
 def _devices(value: Any, file: str, base: Path) -> list[DeviceSettings]:
@@ -213,6 +281,12 @@ def _convert(value: Any, tp: Any, meta: dict[str, Any], key: str, file: str, bas
         if value not in options:
             raise ConfigError(file, key, f"one of {', '.join(map(repr, options))}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+        ):
+            raise ConfigError(file, key, "a table of names to non-empty strings")
+        return dict(value)
     if origin is list:
         (element,) = typing.get_args(tp)
         if element is int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.config.meta import Size, _help
+from agent.config.sinks import SinkSettings
 from agent.config.stations import StationSettings
 from agent.identify.settings import IdentifySettings
 from agent.urls import redacted
@@ -59,16 +60,25 @@ class OutboxSettings:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    url: str = field(metadata=_help("base URL of the ledger, http:// or https://", url=True))
-    token_file: Path = field(
+    url: str | None = field(
+        default=None,
+        metadata=_help(
+            "base URL of the ledger, http:// or https://: the http-ledger sink named "
+            "`ledger`; required unless [[sync.sink]] tables name the sinks",
+            url=True,
+        ),
+    )
+    token_file: Path | None = field(
+        default=None,
         metadata=_help(
             "file holding the agent's bearer token; ${CREDENTIALS_DIRECTORY} is expanded "
-            "when it is read",
+            "when it is read; required with url",
             late_env=True,
-        )
+        ),
     )
     sink: Literal["http-ledger"] = field(
-        default="http-ledger", metadata=_help("where movements go")
+        default="http-ledger",
+        metadata=_help("the type of the sink url names; more sinks: [[sync.sink]] tables"),
     )
     batch_max: int = field(
         default=500, metadata=_help("most movements per request", minimum=1, maximum=10000)
@@ -167,6 +177,9 @@ class Config:
     stations: tuple[StationSettings, ...] = ()
     record: RecordSettings = field(default_factory=RecordSettings)
     identify: IdentifySettings = field(default_factory=IdentifySettings)
+    # Every sink, in config order: [sync]'s url as the http-ledger `ledger` first, if
+    # set, then each [[sync.sink]]. The loader makes sure there is at least one.
+    sinks: tuple[SinkSettings, ...] = ()
 
     @property
     def outbox_path(self) -> Path:
@@ -184,7 +197,11 @@ class Config:
         out = {
             "agent": asdict(self.agent),
             "outbox": asdict(self.outbox),
-            "sync": {**asdict(self.sync), "url": redacted(self.sync.url)},
+            "sync": {
+                **asdict(self.sync),
+                "url": None if self.sync.url is None else redacted(self.sync.url),
+                "sinks": [s.shown() for s in self.sinks],
+            },
             "health": asdict(self.health),
             "devices": [
                 {"id": d.id, "driver": d.driver, **asdict(d.options)} for d in self.devices

@@ -13,6 +13,7 @@ from agent.config.settings import (
     RecordSettings,
     SyncSettings,
 )
+from agent.config.sinks import SINK_SETTINGS
 from agent.config.stations import StationSettings
 from agent.identify.settings import IdentifySettings
 
@@ -50,13 +51,23 @@ def settings_table() -> str:
         ("[record]", RecordSettings, None),
         ("[identify]", IdentifySettings, None),
     ]
+    sinks: list[tuple[str, type[Any], str | None]] = [
+        (f'[[sync.sink]] type = "{name}"', SINK_SETTINGS[name], f"sink:{name}")
+        for name in SINK_SETTINGS
+    ]
+    sections[3:3] = sinks
     sections += [
         (f'[[devices]] driver = "{name}"', DRIVERS[name].Settings, name) for name in sorted(DRIVERS)
     ]
     lines = ["| key | default | what it is |", "|---|---|---|"]
     for title, cls, driver in sections:
         lines.append(f"| **`{title}`** | | |")
-        if driver is not None:
+        if driver is not None and driver.startswith("sink:"):
+            lines.append(
+                "| `name` | `required` | the sink's name; its delivery state is kept under it |"
+            )
+            lines.append(f"| `type` | `required` | the kind of sink: `{driver[5:]}` |")
+        elif driver is not None:
             lines.append("| `id` | `required` | device id; stations name their devices by it |")
             lines.append(f"| `driver` | `required` | the kind of device: `{driver}` |")
         lines.extend(f"| `{n}` | `{d}` | {h} |" for n, d, h in settings_help(cls))

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,6 +33,9 @@ from agent.config import parse_config
 from agent.errors import EdgeTallyError
 from agent.model import Movement
 from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
+
+if TYPE_CHECKING:
+    from agent.demo.sinks import DemoSinks
 
 AGENT_ID = "demo-dock"
 DEMO_USER = "demo"
@@ -57,6 +60,7 @@ def demo_config(
     repeat: bool,
     reader_port: int | None = None,
     health_port: int = 0,
+    sink_tables: list[dict[str, Any]] | None = None,
 ) -> Any:
     table: dict[str, Any] = {
         "agent": {"id": AGENT_ID, "state_dir": str(workdir), "log_level": "warning"},
@@ -81,6 +85,8 @@ def demo_config(
             }
         ],
     }
+    if sink_tables:
+        table["sync"]["sink"] = sink_tables
     if reader_port is not None:
         table["devices"].append(
             {
@@ -106,7 +112,27 @@ def demo_config(
     return parse_config(table, file="<demo defaults>", base=workdir)
 
 
-async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = print) -> int:
+async def run_demo(
+    forever: bool,
+    speed: float,
+    echo: Callable[[str], None] = print,
+    sinks: tuple[str, ...] = (),
+) -> int:
+    """The demo; ``sinks`` (from --sinks) adds sinks beside the ledger (agent.demo.sinks)."""
+    if not sinks:
+        return await _demo(forever, speed, echo, None)
+    from agent.demo.sinks import DemoSinks
+
+    extras = await DemoSinks.start(sinks, AGENT_ID)
+    try:
+        return await _demo(forever, speed, echo, extras)
+    finally:
+        await extras.close()
+
+
+async def _demo(
+    forever: bool, speed: float, echo: Callable[[str], None], extras: DemoSinks | None
+) -> int:
     from agent import logs
     from agent.cli import write_secret
     from agent.daemon import Daemon
@@ -173,6 +199,7 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
                             forever,
                             reader.port,
                             health_port,
+                            extras.tables() if extras else None,
                         )
                         daemon = Daemon(config, token)
                         echo(
@@ -184,9 +211,15 @@ async def run_demo(forever: bool, speed: float, echo: Callable[[str], None] = pr
                             f"127.0.0.1:{reader.port}, a pallet of {pallet} tagged cases "
                             "driven in through the door"
                         )
+                        if extras is not None and extras.describe():
+                            echo(str(extras.describe()))
                         echo("")
                         echo(f"{'location':<10} {'item or pallet':<28} {'on hand':>8}")
-                        return await _run(daemon, client, forever, echo, pallet)
+                        code = await _run(daemon, client, forever, echo, pallet)
+                        if extras is not None:
+                            delivered = {n: s.status.delivered for n, s in daemon.syncers.items()}
+                            await extras.summary(delivered, echo)
+                        return code
         finally:
             ledger.send_signal(signal.SIGTERM)
             try:

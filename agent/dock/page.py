@@ -158,6 +158,13 @@ class DockPage:
                 "rejected_total": self._rejected_total,
             },
             "sync": {**snap["sync"], "last_success": ago(snap["sync"]["last_success_age_s"])},
+            # several sinks: one line each (one sink: the sync line says it all)
+            "sinks": [
+                {"name": name, **st, "last_success": ago(st["last_success_age_s"])}
+                for name, st in snap["sinks"].items()
+            ]
+            if len(snap["sinks"]) > 1
+            else [],
             "alarms": [{**a, "since": ago(a["age_s"])} for a in snap["alarms"]],
         }
 
@@ -168,9 +175,10 @@ class DockPage:
         syncer = self.daemon.syncer
         if outbox is None or syncer is None:
             return
-        if syncer.status.rejected == self._rejected_seen:
+        rejected = sum(s.status.rejected for s in self.daemon.syncers.values())
+        if rejected == self._rejected_seen:
             return
-        self._rejected_seen = syncer.status.rejected
+        self._rejected_seen = rejected
         self._rejected_total, self._rejected = await asyncio.to_thread(_read_rejected, outbox.path)
 
 

@@ -1,6 +1,12 @@
 """The durable local store of reads and movements (DESIGN §4)."""
 
-from agent.outbox.queries import connect, read_stats, read_sync_state, recent_tag_reads
+from agent.outbox.queries import (
+    connect,
+    read_sink_pending,
+    read_stats,
+    read_sync_state,
+    recent_tag_reads,
+)
 from agent.outbox.rows import Commit, OutboxStats, Pending, Stored, SyncState
 from agent.outbox.store import Outbox
 
@@ -12,6 +18,7 @@ __all__ = [
     "Stored",
     "SyncState",
     "connect",
+    "read_sink_pending",
     "read_stats",
     "read_sync_state",
     "recent_tag_reads",

@@ -50,7 +50,7 @@ class Cancelling(OutboxCore):
                     )
                     self._cancelling.add(seq)
                     marked.append(seq)
-                    tx.on_rollback(functools.partial(self._uncancel, seq))
+                    tx.on_rollback(functools.partial(self._uncancel, seq, True))
                     tx.on_commit(functools.partial(self._uncancel, seq))
                     self.pending_count -= 1
                     cancelled.append(target.movement_id)
@@ -64,6 +64,8 @@ class Cancelling(OutboxCore):
                     refused.append(f"{target.movement_id} was {state}: nothing to undo")
         return CancelResult(tuple(cancelled), tuple(reversed_), tuple(refused)), chosen, marked
 
-    def _uncancel(self, seq: int) -> None:
+    def _uncancel(self, seq: int, rolled_back: bool = False) -> None:
         with self._flight_lock:
             self._cancelling.discard(seq)
+            if rolled_back:
+                self.cancel_rollbacks += 1

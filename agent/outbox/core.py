@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,8 +34,14 @@ class OutboxCore:
         retention_days: float = 30.0,
         group_max: int = 512,
         wall: Callable[[], float] = time.time,
+        sinks: Sequence[str] = ("ledger",),
     ) -> None:
+        if not sinks or len(set(sinks)) != len(sinks):
+            raise OutboxError(f"outbox {path}: sinks must be one or more distinct names")
         self.path = path
+        # The configured sinks, in config order. A movement is settled (and may be
+        # pruned) once each of these has it; a sink no longer configured holds nothing.
+        self.sinks = tuple(sinks)
         self.agent_id = agent_id
         self.max_bytes = max_bytes
         self.retention_days = retention_days
@@ -49,6 +55,11 @@ class OutboxCore:
         self._group_max = group_max
         self._next_seq = 1
         self.pending_count = 0  # kept by the writer as it commits: the backlog, without a scan
+        # Per sink, the pending movements it has settled already (it has a row in
+        # ``deliveries``, another sink has not); its own backlog is pending_count
+        # minus this. Kept by the writer, like pending_count.
+        self._done_pending: dict[str, int] = dict.fromkeys(self.sinks, 0)
+        self._has_deliveries = False  # no rows: the pending query needs no probe
         self._page_size = 4096
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         # CANCEL against the syncer (see _cancel): the highest seq ever handed to it,
@@ -56,6 +67,9 @@ class OutboxCore:
         self._flight_lock = threading.Lock()
         self._handed_out = 0
         self._cancelling: set[int] = set()
+        # CANCELs rolled back after pending() skipped their seq: a syncer that keeps
+        # a resume point (several sinks) starts again from the beginning when it moves.
+        self.cancel_rollbacks = 0
 
     # ---- writing ------------------------------------------------------------------
 
@@ -83,6 +97,10 @@ class OutboxCore:
     async def flush(self) -> None:
         """Wait until every write queued before this call is committed."""
         await self._submit(lambda tx: None)
+
+    def sink_pending(self, sink: str) -> int:
+        """How many movements wait for ``sink``: no scan, like pending_count."""
+        return self.pending_count - self._done_pending.get(sink, 0)
 
     # ---- change notification (loop side) ---------------------------------------------
 

@@ -12,6 +12,7 @@ from agent.errors import OutboxDamaged, OutboxError
 from agent.outbox.core import OutboxCore
 from agent.outbox.queries import connect, next_seq
 from agent.outbox.schema import migrate
+from agent.outbox.settled import finish_settled
 from agent.outbox.writer import Writer, map_sqlite_error
 
 _HEADROOM_MIN = 1 << 20  # bytes past the soft cap kept free for marking and pruning
@@ -96,9 +97,40 @@ class Lifecycle(OutboxCore):
         # all of it counts as handed out, so a CANCEL reverses it rather than
         # cancelling what the ledger may have applied.
         self._handed_out = self._next_seq - 1
+        self._reconcile(conn)
         self.pending_count = conn.execute(
             "SELECT count(*) FROM movements WHERE state = 'pending'"
         ).fetchone()[0]
+
+    def _reconcile(self, conn: sqlite3.Connection) -> None:
+        """Settle what every configured sink has (a sink was taken out of the config
+        while others had delivered), and count per sink what it has of the rest."""
+        self._has_deliveries = (
+            conn.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone() is not None
+        )
+        if not self._has_deliveries:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            marks = ",".join("?" * len(self.sinks))
+            done = conn.execute(
+                f"SELECT d.seq FROM movements m JOIN deliveries d ON d.seq = m.seq"
+                f" WHERE m.state = 'pending' AND d.sink IN ({marks})"
+                f" GROUP BY d.seq HAVING count(*) = ?",
+                (*self.sinks, len(self.sinks)),
+            ).fetchall()
+            finish_settled(conn, [s for (s,) in done], self.sinks, self._wall())
+            for sink, n in conn.execute(
+                "SELECT d.sink, count(*) FROM movements m JOIN deliveries d ON d.seq = m.seq"
+                " WHERE m.state = 'pending' GROUP BY d.sink"
+            ):
+                if sink in self._done_pending:
+                    self._done_pending[sink] = n
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Finish queued writes, checkpoint the WAL and close. A closed outbox stays closed."""

@@ -55,6 +55,18 @@ def read_sync_state(conn: sqlite3.Connection, sink: str = "ledger") -> SyncState
     return SyncState(*row) if row else SyncState()
 
 
+def read_sink_pending(conn: sqlite3.Connection, sinks: tuple[str, ...]) -> dict[str, int]:
+    """How many movements wait for each sink: pending, less what a sink already has."""
+    pending = conn.execute("SELECT count(*) FROM movements WHERE state = 'pending'").fetchone()[0]
+    done = dict(
+        conn.execute(
+            "SELECT d.sink, count(*) FROM deliveries d JOIN movements m ON m.seq = d.seq"
+            " WHERE m.state = 'pending' GROUP BY d.sink"
+        ).fetchall()
+    )
+    return {s: int(pending - done.get(s, 0)) for s in sinks}
+
+
 def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
     """Counts for status and health; shared by the daemon and `edgetally status`."""
     counts = dict(conn.execute("SELECT state, count(*) FROM movements GROUP BY state").fetchall())

@@ -110,6 +110,31 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE reads ADD COLUMN reader_offset_us INTEGER;
         """,
     ),
+    (
+        # Several sinks (issue 14). A movement's own ``state`` stays the summary:
+        # 'pending' until every configured sink has settled it, then 'delivered'
+        # (or 'rejected' when any sink refused it). With one sink it is that sink's
+        # state, exactly as before, and nothing else is written. With several, a
+        # sink that settles a movement others still wait for gets a row here; a
+        # movement still pending has no row for the sinks that have yet to take
+        # it. Nothing is written at enqueue: the scan's path to disk is unchanged.
+        # Today's outbox needs no data change: what was pending is pending for the
+        # http-ledger sink (named ``ledger``), what was delivered is delivered for it.
+        # Per sink, the backoff (attempts, next_attempt_at, last error) is the
+        # existing sync_state row named after it: only the head of a sink's queue
+        # is ever being tried.
+        "0004_sinks",
+        """
+        CREATE TABLE deliveries(
+            seq INTEGER NOT NULL,
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('delivered', 'rejected')),
+            reason TEXT,
+            settled_at REAL NOT NULL,
+            PRIMARY KEY (seq, sink)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 

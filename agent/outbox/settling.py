@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from agent.errors import OutboxError
 from agent.outbox.core import OutboxCore
 from agent.outbox.rows import uuid7_floor
+from agent.outbox.settled import finish_settled
 from agent.outbox.writer import Transaction
 
 
@@ -30,27 +31,76 @@ class Settling(OutboxCore):
     def _settle_job(
         self, tx: Transaction, rows: list[tuple[int, str, str | None]], sink: str
     ) -> int:
+        """One sink's answers. Returns how many movements that sink settled now."""
         conn = tx.conn
         now = self._wall()
+        if sink not in self.sinks:
+            raise OutboxError(f"no sink {sink!r} in this outbox's config ({', '.join(self.sinks)})")
         for seq, state, _ in rows:
             if state not in ("delivered", "rejected"):
                 raise OutboxError(f"cannot settle movement {seq} as {state!r}")
-        before = conn.total_changes
-        conn.executemany(
-            "UPDATE movements SET state = ?, settled_at = ?, last_error = ?"
-            " WHERE seq = ? AND state = 'pending'",
-            [(state, now, reason, seq) for seq, state, reason in rows],
-        )
-        changed = conn.total_changes - before
         pending_before = self.pending_count
-        self.pending_count -= changed
-        tx.on_rollback(lambda: setattr(self, "pending_count", pending_before))
+        done_before = dict(self._done_pending)
+        has_before = self._has_deliveries
+
+        def undo() -> None:
+            self.pending_count, self._done_pending = pending_before, done_before
+            self._has_deliveries = has_before
+
+        tx.on_rollback(undo)
+        if len(self.sinks) == 1:
+            # One sink: its answer is the movement's state, as before several sinks.
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE movements SET state = ?, settled_at = ?, last_error = ?"
+                " WHERE seq = ? AND state = 'pending'",
+                [(state, now, reason, seq) for seq, state, reason in rows],
+            )
+            changed = conn.total_changes - before
+            self.pending_count -= changed
+        else:
+            changed = self._settle_one_of_several(conn, rows, sink, now)
         conn.execute(
             "INSERT INTO sync_state(sink, attempts, next_attempt_at, last_success_at)"
             " VALUES (?, 0, NULL, ?) ON CONFLICT(sink) DO UPDATE SET attempts = 0,"
             " next_attempt_at = NULL, last_success_at = excluded.last_success_at",
             (sink, now),
         )
+        return changed
+
+    def _settle_one_of_several(
+        self,
+        conn: sqlite3.Connection,
+        rows: list[tuple[int, str, str | None]],
+        sink: str,
+        now: float,
+    ) -> int:
+        """Record ``sink``'s answers; movements every sink now has get their summary."""
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO deliveries(seq, sink, state, reason, settled_at)"
+            " SELECT seq, ?, ?, ?, ? FROM movements WHERE seq = ? AND state = 'pending'",
+            [(sink, state, reason, now, seq) for seq, state, reason in rows],
+        )
+        changed = conn.total_changes - before
+        if not changed:
+            return 0
+        self._has_deliveries = True
+        self._done_pending[sink] += changed
+        seqs = [seq for seq, _, _ in rows]
+        marks = ",".join("?" * len(self.sinks))
+        complete = [
+            s
+            for (s,) in conn.execute(
+                f"SELECT seq FROM deliveries WHERE seq BETWEEN ? AND ? AND sink IN ({marks})"
+                " GROUP BY seq HAVING count(*) = ?",
+                (min(seqs), max(seqs), *self.sinks, len(self.sinks)),
+            )
+        ]
+        finished = finish_settled(conn, complete, self.sinks, now)
+        self.pending_count -= finished
+        for name in self.sinks:
+            self._done_pending[name] -= finished
         return changed
 
     async def record_failure(
@@ -80,7 +130,8 @@ class Settling(OutboxCore):
         await self._submit(job)
 
     async def prune(self, chunk: int = 5000) -> int:
-        """Delete delivered movements past retention, and reads nothing refers to."""
+        """Delete movements past retention that every configured sink has (their summary
+        state is 'delivered' only then), and reads nothing refers to."""
         cutoff = self._wall() - self.retention_days * 86400
         total = 0
         while True:
@@ -93,6 +144,13 @@ class Settling(OutboxCore):
         # The newest movement always stays: next_seq is derived from it.
         n = 0
         for state in ("delivered", "cancelled"):
+            if self._has_deliveries and state == "delivered":  # each sink's rows go with it
+                conn.execute(
+                    "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM movements"
+                    " WHERE state = ? AND settled_at < ?"
+                    " AND seq < (SELECT max(seq) FROM movements) LIMIT ?)",
+                    (state, cutoff, chunk),
+                )
             n += conn.execute(
                 "DELETE FROM movements WHERE seq IN (SELECT seq FROM movements"
                 " WHERE state = ? AND settled_at < ?"

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
+from agent.errors import OutboxError
 from agent.outbox.lifecycle import Lifecycle
 from agent.outbox.queries import read_stats, read_sync_state
 from agent.outbox.rows import OutboxStats, Pending, SyncState
@@ -28,18 +29,34 @@ class Outbox(Lifecycle, Storing, Settling):
     # ---- reading (own connection; WAL readers never block the writer) ------------------
 
     def pending(
-        self, after_seq: int = 0, limit: int = 500, max_bytes: int = 1 << 20
+        self,
+        after_seq: int = 0,
+        limit: int = 500,
+        max_bytes: int = 1 << 20,
+        sink: str = "ledger",
     ) -> list[Pending]:
-        """The next pending movements in seq order, at most ``limit`` and about ``max_bytes``."""
+        """The next movements pending for ``sink`` in seq order, at most ``limit`` and
+        about ``max_bytes``."""
+        if sink not in self.sinks:
+            raise OutboxError(f"no sink {sink!r} in this outbox's config ({', '.join(self.sinks)})")
+        if self._has_deliveries:  # some sink is ahead of another: skip what this one has
+            sql = (
+                "SELECT seq, id, payload, created_at, kind FROM movements m"
+                " WHERE state = 'pending' AND seq > ? AND NOT EXISTS (SELECT 1 FROM"
+                " deliveries d WHERE d.seq = m.seq AND d.sink = ?) ORDER BY seq LIMIT ?"
+            )
+            args: tuple[object, ...] = (after_seq, sink, limit)
+        else:
+            sql = (
+                "SELECT seq, id, payload, created_at, kind FROM movements"
+                " WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?"
+            )
+            args = (after_seq, limit)
 
         def q(conn: sqlite3.Connection) -> list[Pending]:
             out: list[Pending] = []
             size = 0
-            for seq, mid, payload, created_at, kind in conn.execute(
-                "SELECT seq, id, payload, created_at, kind FROM movements WHERE state = 'pending' AND seq > ?"
-                " ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ):
+            for seq, mid, payload, created_at, kind in conn.execute(sql, args):
                 if seq in self._cancelling:  # cancelled by a transaction committing now
                     continue
                 if out and size + len(payload) > max_bytes:
@@ -68,6 +85,14 @@ class Outbox(Lifecycle, Storing, Settling):
 
     def sync_state(self, sink: str = "ledger") -> SyncState:
         return self._read(lambda conn: read_sync_state(conn, sink))
+
+    def sink_states(self) -> dict[str, SyncState]:
+        """Each configured sink's backoff and last answer, in config order."""
+
+        def q(conn: sqlite3.Connection) -> dict[str, SyncState]:
+            return {s: read_sync_state(conn, s) for s in self.sinks}
+
+        return self._read(q)
 
     def stats(self) -> OutboxStats:
         return self._read(lambda conn: read_stats(conn, self.max_bytes))

@@ -53,9 +53,10 @@ def list_movements(
     limit: int = 50,
     since_seq: int = 0,
     newest_first: bool = False,
+    sinks: tuple[str, ...] = ("ledger",),
 ) -> list[dict[str, Any]]:
     """Movements from ``since_seq`` on, in seq order or newest first: the columns a person
-    needs to act."""
+    needs to act, and each configured sink's state of each (``sinks``)."""
     conn = _reader(path)
     order = "DESC" if newest_first else "ASC"
     try:
@@ -65,6 +66,7 @@ def list_movements(
             f" ORDER BY seq {order} LIMIT ?",
             (since_seq, state, state, limit),
         ).fetchall()
+        per_sink = _sink_states(conn, [r[0] for r in rows])
     except sqlite3.Error as exc:
         raise OutboxError(f"cannot read the outbox {path}: {exc}") from exc
     finally:
@@ -89,9 +91,30 @@ def list_movements(
                 "attempts": attempts,
                 "error": error,
                 "created_at": created_at,
+                "sinks": {
+                    name: per_sink.get((seq, name), "-" if st == "cancelled" else st)
+                    for name in sinks
+                },
             }
         )
     return out
+
+
+def _sink_states(conn: sqlite3.Connection, seqs: list[int]) -> dict[tuple[int, str], str]:
+    """Per (seq, sink), the state a sink recorded before the others had the movement.
+
+    A sink with no row has the movement's own state: pending until every sink
+    has it, then what they all answered (see migration 0004_sinks).
+    """
+    if not seqs:
+        return {}
+    return {
+        (seq, sink): state
+        for seq, sink, state in conn.execute(
+            "SELECT seq, sink, state FROM deliveries WHERE seq BETWEEN ? AND ?",
+            (min(seqs), max(seqs)),
+        )
+    }
 
 
 _COLUMNS = ("seq", "state", "kind", "item", "qty", "from -> to", "ref", "observed (UTC)", "station")
@@ -100,7 +123,12 @@ _COLUMNS = ("seq", "state", "kind", "item", "qty", "from -> to", "ref", "observe
 def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     """``outbox list`` for a person: a header, then one line per movement; the ledger's
     reason (or the last error and attempts) after the columns. Columns are as wide as
-    their widest value, so GTINs, SSCCs and EPCs are never cut."""
+    their widest value, so GTINs, SSCCs and EPCs are never cut. With several sinks,
+    one more column per sink says where each movement stands there."""
+    names = list(rows[0].get("sinks", {})) if rows else []
+    if len(names) < 2:
+        names = []
+    columns = (*_COLUMNS, *names)
     cells = [
         (
             str(r["seq"]),
@@ -112,10 +140,11 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
             " ".join(f"{k}={v}" for k, v in sorted(r["ref"].items())) or "-",
             (r["observed_at"] or "-").replace("T", " ").rstrip("Z")[:19],
             r["station"] or "-",
+            *(r["sinks"][n] for n in names),
         )
         for r in rows
     ]
-    widths = [max(len(c[i]) for c in [_COLUMNS, *cells]) for i in range(len(_COLUMNS))]
+    widths = [max(len(c[i]) for c in [columns, *cells]) for i in range(len(columns))]
     right = {0, 4}  # numbers
 
     def line(values: tuple[str, ...]) -> str:
@@ -124,7 +153,7 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
             for i, (v, w) in enumerate(zip(values, widths, strict=True))
         ).rstrip()
 
-    out = [line(_COLUMNS)]
+    out = [line(columns)]
     for r, c in zip(rows, cells, strict=True):
         why = ""
         if r["error"]:
@@ -165,11 +194,20 @@ def retry_rejected(outbox: Outbox, seqs: list[int] | None) -> int:
     """Rejected movements (all, or those of ``seqs``) back to pending; how many.
 
     For when the reason is fixed at the ledger (an unknown item added to its
-    master data). They go out again in seq order with the next batch.
+    master data). They go out again in seq order with the next batch, to the
+    sinks that refused them; a sink that delivered one keeps it (its row in
+    ``deliveries`` stays). A movement rejected before several sinks (no rows)
+    goes again to every configured sink.
     """
 
     def job(tx: Transaction) -> int:
         conn = tx.conn
+        where = "state = 'rejected'" if seqs is None else "state = 'rejected' AND seq = ?"
+        conn.executemany(
+            f"DELETE FROM deliveries WHERE state = 'rejected' AND seq IN"
+            f" (SELECT seq FROM movements WHERE {where})",
+            [()] if seqs is None else [(s,) for s in seqs],
+        )
         before = conn.total_changes
         if seqs is None:
             conn.execute(

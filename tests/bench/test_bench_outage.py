@@ -32,3 +32,22 @@ def test_tiny_outage_prints_the_keys_and_loses_nothing(tmp_path: Path) -> None:
     assert result["db_integrity"] == "ok"
     assert "bench.outage: ceiling" in stderr  # progress goes to stderr
     assert list(tmp_path.iterdir()) == []  # the temp dir is cleaned up
+
+
+def test_tiny_outage_to_three_sinks_loses_and_duplicates_nothing_at_any(tmp_path: Path) -> None:
+    """--sinks 3: the ledger, a real mosquitto (a subscriber process counting ids) and a
+    second ledger, beside the single-sink drain of the same backlog."""
+    result, stderr = run_bench(
+        "outage", "--movements", "1200", "--batch", "100", "--sinks", "3", workdir=tmp_path
+    )
+    assert result["sinks"] == 3 and result["buffered"] == 1200
+    assert set(result["per_sink"]) == {"ledger", "mqtt", "ledger2"}
+    for name, sink in result["per_sink"].items():
+        assert (sink["lost"], sink["duplicated"]) == (0, 0), name
+        assert sink["drain_per_s"] > 0 and sink["drain_s"] > 0, name
+        vs = result["per_sink_vs_single"][name]
+        assert vs == round(sink["drain_per_s"] / result["single_sink_drain_per_s"], 3)
+    assert result["single_sink_lost"] == result["single_sink_duplicated"] == 0
+    assert result["lost"] == result["duplicated"] == 0
+    assert "bench.outage: 3 sinks: ledger, mqtt, ledger2" in stderr
+    assert list(tmp_path.iterdir()) == []

@@ -289,3 +289,41 @@ async def test_fifo_valuation_against_a_worked_example(
     )
     assert remaining == Decimal("3.10")  # 1 @ 3.10: the FIFO layer left agrees to the cent
     assert reader.on_hand(SHELVES) == {f"DOCK-7/{gtin14(9)}": 1}
+
+
+async def test_the_daemon_delivers_to_tryton_beside_the_ledger_from_sync_sink_tables(
+    tmp_path: Path, tryton: TrytonServer, ledger: LedgerProcess
+) -> None:
+    """issue 14 + 16: `[[sync.sink]] type = "tryton"` beside [sync]'s ledger; one outbox,
+    two delivery tasks; both books agree and every movement is delivered to each once."""
+    a, b = gtin14(7), gtin14(8)
+    script = write_script(
+        tmp_path / "s.jsonl",
+        [{"data": "PO:4500000002"}, {"data": a}, {"data": "QTY:4"}, {"data": b}, {"data": a},
+         {"data": "END"}],
+    )  # fmt: skip
+    password = tmp_path / "tryton-password"
+    password.write_text(PASSWORD + "\n")
+    password.chmod(0o600)
+    table = (
+        f'\n[[sync.sink]]\nname = "erp"\ntype = "tryton"\nurl = "http://127.0.0.1:{tryton.port}"\n'
+        f'database = "edgetally"\nlogin = "{LOGIN}"\npassword_file = "{password}"\n'
+        f'lost_found = "{LOST_FOUND}"\nbatch_max = 2\n'
+        '[sync.sink.locations]\n"DOCK-7" = "DOCK-7"\n'
+    )
+    cfg = write_config(tmp_path, ledger.url, ledger.token_file, script, extra_sync=table)
+    daemon = make_daemon(cfg, ledger.token)
+    assert list(daemon.config.sinks[i].name for i in range(2)) == ["ledger", "erp"]
+    await run_until_settled(daemon)
+    assert daemon.syncers["erp"].status.delivered == daemon.syncers["ledger"].status.delivered == 3
+    assert Reader(tryton).on_hand(SHELVES) == ledger.on_hand() == {
+        f"DOCK-7/{a}": 2, f"DOCK-7/{b}": 4,  # QTY:4 counts the next item
+    }  # fmt: skip
+    ids = [e["id"] for e in ledger.journal() if e["source"] == "agent"]
+    assert sorted(mv["edgetally_id"] for mv in Reader(tryton).moves()) == sorted(ids)
+    rows = (
+        connect(tmp_path / "outbox.db", readonly=True)
+        .execute("SELECT state, count(*) FROM movements GROUP BY state")
+        .fetchall()
+    )
+    assert rows == [("delivered", 3)]

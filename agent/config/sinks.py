@@ -1,0 +1,162 @@
+"""[[sync.sink]]: where movements go, one table per sink, each with its own delivery.
+
+Every sink type's settings share the delivery keys of ``[sync]`` (batches,
+backoff, stall alarm); a key a sink table leaves out takes ``[sync]``'s value,
+so one ``[sync]`` line sets it for all. A sink type is one entry in
+``SINK_SETTINGS`` (its settings class) and one in ``agent.sync.registry`` (the
+factory that makes the sink from them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.config.meta import Size, _help
+
+# The keys of [sync] that every sink shares; the loader copies the ones set there.
+DELIVERY_KEYS = (
+    "batch_max",
+    "batch_max_bytes",
+    "timeout_s",
+    "backoff_initial_s",
+    "backoff_cap_s",
+    "auth_retry_s",
+    "stall_alarm_s",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliverySettings:
+    """What every sink's delivery task takes: its batches, its retry, its stall alarm."""
+
+    batch_max: int = field(
+        default=500, metadata=_help("most movements per request", minimum=1, maximum=10000)
+    )
+    batch_max_bytes: Size = field(
+        default=Size(1 << 20), metadata=_help("most payload bytes per request", minimum=1024)
+    )
+    timeout_s: float = field(default=10.0, metadata=_help("per-request timeout", minimum=0.1))
+    backoff_initial_s: float = field(
+        default=0.5, metadata=_help("first retry wait (full jitter)", minimum=0.001)
+    )
+    backoff_cap_s: float = field(default=300.0, metadata=_help("longest retry wait", minimum=0.01))
+    auth_retry_s: float = field(
+        default=300.0,
+        metadata=_help("retry wait after an authentication failure (a config alarm)", minimum=0.01),
+    )
+    stall_alarm_s: float = field(
+        default=600.0, metadata=_help("backlog age that raises the stall alarm", minimum=1)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpLedgerSinkSettings(DeliverySettings):
+    url: str = field(metadata=_help("base URL of the ledger, http:// or https://", url=True))
+    token_file: Path = field(
+        metadata=_help(
+            "file holding the agent's bearer token; ${CREDENTIALS_DIRECTORY} is expanded "
+            "when it is read",
+            late_env=True,
+        )
+    )
+    verify_tls: bool = field(default=True, metadata=_help("verify the ledger's TLS certificate"))
+    ca_file: Path | None = field(
+        default=None, metadata=_help("CA bundle for the ledger's certificate")
+    )
+
+    def secret_files(self) -> dict[str, Path]:
+        return {"token_file": self.token_file}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttSinkSettings(DeliverySettings):
+    host: str = field(metadata=_help("the MQTT broker's host name or address"))
+    port: int = field(default=1883, metadata=_help("the broker's port", minimum=1, maximum=65535))
+    username: str | None = field(default=None, metadata=_help("user name, if the broker asks"))
+    password_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "file holding the password; ${CREDENTIALS_DIRECTORY} is expanded when it is read",
+            late_env=True,
+        ),
+    )
+    topic_prefix: str = field(
+        default="edgetally",
+        metadata=_help(
+            "topics are <prefix>/<agent>/<station>/movements, <prefix>/<agent>/alarms and "
+            "<prefix>/<agent>/status"
+        ),
+    )
+    keepalive_s: int = field(
+        default=30,
+        metadata=_help("MQTT keepalive; the broker publishes the will after 1.5x", minimum=5),
+    )
+
+    def secret_files(self) -> dict[str, Path]:
+        return {} if self.password_file is None else {"password_file": self.password_file}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrytonSinkSettings(DeliverySettings):
+    url: str = field(
+        metadata=_help("trytond's web listener; RPC goes to <url>/<database>/rpc/", url=True)
+    )
+    database: str = field(metadata=_help("the Tryton database"))
+    login: str = field(metadata=_help("a Tryton user in the Stock group, with the company set"))
+    password_file: Path = field(
+        metadata=_help(
+            "file holding that user's password; ${CREDENTIALS_DIRECTORY} is expanded when it "
+            "is read",
+            late_env=True,
+        )
+    )
+    supplier: str = field(default="SUP", metadata=_help("Tryton location code receipts come from"))
+    customer: str = field(default="CUS", metadata=_help("Tryton location code shipments go to"))
+    lost_found: str = field(
+        default="LOST",
+        metadata=_help("Tryton location code for counts, adjustments and scrap (give it one)"),
+    )
+    locations: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_help("EdgeTally location -> Tryton storage location code"),
+    )
+    timeout_s: float = field(
+        default=30.0, metadata=_help("per-request timeout (a batch is one booking)", minimum=0.1)
+    )
+
+    def secret_files(self) -> dict[str, Path]:
+        return {"password_file": self.password_file}
+
+
+# type -> settings class. The lead adds "epcis" here (and its factory in
+# agent.sync.registry) when the EPCIS sink lands.
+SINK_SETTINGS: dict[str, type[DeliverySettings]] = {
+    "http-ledger": HttpLedgerSinkSettings,
+    "mqtt": MqttSinkSettings,
+    "tryton": TrytonSinkSettings,
+}
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """A sink: its ``name`` (its delivery state in the outbox is kept under it), its
+    ``type`` and the type's own settings. ``where`` is its key path in the config."""
+
+    name: str
+    type: str
+    options: Any
+    where: str = "sync"
+
+    def shown(self) -> dict[str, Any]:
+        """For ``config show``: every URL with its userinfo and query values masked."""
+        from dataclasses import asdict
+
+        from agent.urls import redacted
+
+        options = {
+            k: redacted(v) if k.endswith("url") and isinstance(v, str) else v
+            for k, v in asdict(self.options).items()
+        }
+        return {"name": self.name, "type": self.type, **options}

@@ -1,0 +1,144 @@
+"""[[sync.sink]] tables on real TOML files: [sync]'s url stays the http-ledger sink
+`ledger`, each table is checked against its type's settings with the loader's errors
+(file, key path, expected, did you mean), names are unique, secrets are read from
+their own files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config, read_secrets
+from agent.config.sinks import HttpLedgerSinkSettings, MqttSinkSettings, TrytonSinkSettings
+from agent.errors import ConfigError
+from tests.agent.test_agent_config import VALID, replace_once, write
+
+MQTT = """
+[[sync.sink]]
+name = "bus"
+type = "mqtt"
+host = "127.0.0.1"
+port = 18830
+"""
+
+TRYTON = """
+[[sync.sink]]
+name = "erp"
+type = "tryton"
+url = "http://127.0.0.1:8000"
+database = "wh"
+login = "agent"
+password_file = "tryton-password"
+batch_max = 50
+
+[sync.sink.locations]
+"DOCK-3" = "STOR"
+"""
+
+
+def test_sync_url_alone_is_one_http_ledger_sink_named_ledger(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID))
+    (sink,) = cfg.sinks
+    assert (sink.name, sink.type, sink.where) == ("ledger", "http-ledger", "sync")
+    assert isinstance(sink.options, HttpLedgerSinkSettings)
+    assert sink.options.url == "http://127.0.0.1:8080"
+    assert sink.options.token_file == tmp_path / "token"
+    assert sink.options.batch_max == 200  # [sync]'s
+
+
+def test_sink_tables_come_after_the_ledger_and_take_syncs_delivery_keys(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID + MQTT + TRYTON))
+    assert [(s.name, s.type, s.where) for s in cfg.sinks] == [
+        ("ledger", "http-ledger", "sync"),
+        ("bus", "mqtt", "sync.sink[0]"),
+        ("erp", "tryton", "sync.sink[1]"),
+    ]
+    bus, erp = cfg.sinks[1].options, cfg.sinks[2].options
+    assert isinstance(bus, MqttSinkSettings) and isinstance(erp, TrytonSinkSettings)
+    assert (bus.host, bus.port, bus.batch_max, bus.topic_prefix) == (
+        "127.0.0.1",
+        18830,
+        200,
+        "edgetally",
+    )
+    assert erp.batch_max == 50  # its own beats [sync]'s
+    assert erp.locations == {"DOCK-3": "STOR"}
+    assert erp.password_file == tmp_path / "tryton-password"
+    shown = cfg.shown()["sync"]["sinks"]
+    assert [s["name"] for s in shown] == ["ledger", "bus", "erp"]
+    assert shown[2]["password_file"] == str(tmp_path / "tryton-password")  # the path, never read
+
+
+def test_sink_tables_alone_need_no_url(tmp_path: Path) -> None:
+    text = replace_once(VALID, 'url = "http://127.0.0.1:8080"\ntoken_file = "token"\n', "")
+    cfg = load_config(write(tmp_path, text + MQTT))
+    assert [s.name for s in cfg.sinks] == ["bus"]
+    assert cfg.sync.url is None
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "expected"),
+    [
+        ('name = "bus"\ntype = "mqqt"\nhost = "h"', "sync.sink[0].type", "did you mean 'mqtt'?"),
+        ('name = "bus"\ntype = "mqtt"\nhots = "h"', "sync.sink[0].hots", "did you mean 'host'?"),
+        ('name = "bus"\ntype = "mqtt"', "sync.sink[0].host", "required: the MQTT broker's host"),
+        ('name = "bus"\ntype = "mqtt"\nhost = "h"\nport = 0', "sync.sink[0].port", "at least 1"),
+        ('name = "b us"\ntype = "mqtt"\nhost = "h"', "sync.sink[0].name", "a sink name"),
+        ('type = "mqtt"\nhost = "h"', "sync.sink[0].name", "a sink name"),
+        ('name = "ledger"\ntype = "mqtt"\nhost = "h"', "sync.sink[0].name", "is the sink `ledger`"),
+        (
+            'name = "erp"\ntype = "tryton"\nurl = "ftp://x"\ndatabase = "d"\nlogin = "l"\n'
+            'password_file = "p"',
+            "sync.sink[0].url",
+            "an http:// or https:// URL",
+        ),
+        (
+            'name = "erp"\ntype = "tryton"\nurl = "http://x"\ndatabase = "d"\nlogin = "l"\n'
+            'password_file = "p"\nlocations = {"A" = 1}',
+            "sync.sink[0].locations",
+            "a table of names to non-empty strings",
+        ),
+    ],
+)
+def test_a_wrong_sink_table_names_file_key_and_what_was_expected(
+    tmp_path: Path, table: str, key: str, expected: str
+) -> None:
+    path = write(tmp_path, VALID + "\n[[sync.sink]]\n" + table + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.file == str(path)
+    assert err.value.key == key
+    assert expected in err.value.expected
+
+
+def test_sink_names_are_unique(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, VALID + MQTT + MQTT.replace("18830", "1883")))
+    assert (err.value.key, err.value.expected) == (
+        "sync.sink[1].name",
+        "a unique sink name; 'bus' is used twice",
+    )
+
+
+def test_no_url_and_no_sink_table_is_still_sync_url_required(tmp_path: Path) -> None:
+    text = replace_once(VALID, 'url = "http://127.0.0.1:8080"\n', "")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert err.value.key == "sync.url" and "required" in err.value.expected
+
+
+def test_a_sinks_secret_is_read_from_its_own_file_and_must_be_private(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID + TRYTON))
+    secret = tmp_path / "tryton-password"
+    secret.write_text("s3cret-Pw\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError) as err:
+        read_secrets(cfg, cfg.sinks[1])
+    assert err.value.key == "sync.sink[0].password_file" and "chmod 600" in err.value.expected
+    secret.chmod(0o600)
+    assert read_secrets(cfg, cfg.sinks[1]) == {"password_file": "s3cret-Pw"}
+    secret.unlink()
+    with pytest.raises(ConfigError) as err:
+        read_secrets(cfg, cfg.sinks[1])
+    assert "s3cret" not in str(err.value) and "a readable file holding the secret" in str(err.value)
