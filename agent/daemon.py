@@ -20,11 +20,13 @@ from dataclasses import dataclass
 import httpx
 
 from agent.alarms import Alarm, Alarms
+from agent.batchqueue import BatchQueue
 from agent.clock import Clock, Uuid7
 from agent.config import Config
 from agent.dock import RecentScans, scan_of
 from agent.errors import DriverError, OutboxError
 from agent.flow import FlowLog, Totals
+from agent.frozen import positional
 from agent.logs import event
 from agent.memory import release_freed_heap
 from agent.metrics import Metrics
@@ -38,7 +40,7 @@ from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
 from drivers import DRIVERS, Driver, ReadFactory
 
 log = logging.getLogger("edgetally.daemon")
-_END = object()
+_COMMIT = positional(Commit)  # one per read: a frozen dataclass's __init__ is slow
 READ_QUEUE_MAX = 10_000
 DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
 TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone quiet)
@@ -83,7 +85,7 @@ class Daemon:
         self.outbox: Outbox | None = None
         self.syncer: Syncer | None = None
         self.drivers: list[Driver] = []
-        self._reads: asyncio.Queue[object] = asyncio.Queue(READ_QUEUE_MAX)
+        self._reads: BatchQueue[tuple[Driver, Read]] = BatchQueue(READ_QUEUE_MAX)
         self._alarm_queue: asyncio.Queue[tuple[Alarm, bool]] = asyncio.Queue()
         self._pumps: list[asyncio.Task[None]] = []
         self._busy = 0  # groups taken off the queue and not yet stored
@@ -113,6 +115,7 @@ class Daemon:
     async def run(self, handle_signals: bool = False) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self._reads = BatchQueue(READ_QUEUE_MAX)  # closed at the end of each run
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
@@ -245,7 +248,7 @@ class Daemon:
                 await asyncio.gather(*pumps, return_exceptions=True)
                 # 2. rules: decide and store what was read
                 if not rules_task.done():
-                    await self._reads.put(_END)
+                    self._reads.close()  # the rules take what is left, then end
                     await asyncio.gather(rules_task, return_exceptions=True)
                 # 2b. RFID ticks end (open passes stay open: rebuilt at the next start)
                 await asyncio.gather(*ticks, return_exceptions=True)
@@ -266,17 +269,14 @@ class Daemon:
     async def _pump(self, driver: Driver) -> None:
         """Move reads from one device to the rules queue (backpressure when it is full).
 
-        Reads come in the batches the device delivered (an RFID report); each
-        read is its own queue item, so the queue's bound counts reads.
+        Reads go on in the batches the device delivered (an RFID report); the
+        queue's bound counts reads.
         """
         queue = self._reads
         try:
             async for batch in driver.read_batches():
-                for read in batch:
-                    if queue.full():
-                        await queue.put((driver, read))
-                    else:
-                        queue.put_nowait((driver, read))
+                if not await queue.put([(driver, read) for read in batch]):
+                    return  # the rules have ended (the daemon is stopping)
         except DriverError as exc:
             self.device_errors[driver.device_id] = str(exc)
             event(
@@ -288,25 +288,12 @@ class Daemon:
     async def _rules_loop(self, rules: Rules, outbox: Outbox, recorder: Recorder) -> None:
         """Decide and store reads; under a burst, everything waiting goes in one commit."""
         group_max = self.config.outbox.group_max
-        while True:
-            first = await self._reads.get()
-            if first is _END:
-                return
-            group = [first]
-            ended = False
-            while len(group) < group_max and not self._reads.empty():
-                item = self._reads.get_nowait()
-                if item is _END:
-                    ended = True
-                    break
-                group.append(item)
+        while group := await self._reads.get(group_max):
             self._busy += 1
             try:
-                await self._process(rules, outbox, group, recorder)  # type: ignore[arg-type]
+                await self._process(rules, outbox, group, recorder)
             finally:
                 self._busy -= 1
-            if ended:
-                return
 
     async def _process(
         self,
@@ -316,7 +303,7 @@ class Daemon:
         recorder: Recorder | None = None,
     ) -> None:
         commits, rulings = [], []
-        decide = rules.decide
+        decide, new_commit = rules.decide, _COMMIT
         for driver, read in group:
             if recorder is not None:
                 recorder.write(read)  # before deciding: a read that breaks the rules is kept
@@ -328,7 +315,7 @@ class Daemon:
             else:
                 outcome = "double read" if ruling.double else decision.reason or "good"
             commits.append(
-                Commit(read, decision.movements, ruling.changes, outcome, decision.cancel)
+                new_commit(read, decision.movements, ruling.changes, outcome, decision.cancel)
             )
         try:
             stored = await outbox.store(commits)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import Config, StationSettings
+from agent.frozen import positional
 from agent.identify import Identifier, identify
 from agent.identify.epc import raw_tag_key
 from agent.identify.settings import COMMAND_NAMES
@@ -72,6 +73,9 @@ class Tick:
     device: str
     decision: Decision
     changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+_RULING = positional(Ruling)
 
 
 class Rules:
@@ -139,7 +143,10 @@ class Rules:
         identity = self._policy(station, read, identity)
         decision = self._decide(station, read, identity, state)
         _apply(state, decision.state)
-        return Ruling(name, identity, decision, {name: decision.state} if decision.state else {})
+        # ``_RULING``: every read comes here; a frozen dataclass's own __init__ is slow.
+        return _RULING(
+            name, identity, decision, {name: decision.state} if decision.state else {}, False
+        )
 
     def beam_devices(self) -> set[str]:
         """Devices whose GPI inputs a station watches (a portal's beam sensor)."""
