@@ -117,7 +117,6 @@ class Uuid7:
         self._rand = b""
         self._pos = 0
         self._pid = 0
-        self._tails = _Tails()
 
     def __call__(self) -> uuid.UUID:
         return uuid.UUID(self.new())
@@ -146,26 +145,27 @@ class Uuid7:
         )
 
     def batch(self) -> Callable[[], str]:
-        """``new`` for ids made together (the tags of one RFID report), ~4x cheaper.
+        """``new`` for ids made together (the tags of one RFID report), ~5x cheaper.
 
         The wall clock is read once for the batch and the 60-bit counter counts
-        up from there, as ``new`` does within one millisecond; only the 62-bit
-        random tail is per id, cut from a hex string of the random pool. Ids stay
-        strictly increasing across ``new`` and every batch, and are the same
-        version 7 form.
+        up from there, as ``new`` does within one millisecond; the 62-bit random
+        tail (rand_b) is drawn once for the batch. Each id is still unique (the
+        counter never repeats in a generator) and as unlikely to meet another
+        agent's (it needs the same millisecond, counter and 62 random bits).
+        Ids stay strictly increasing across ``new`` and every batch, and are the
+        same version 7 form.
         """
         wall_ms = int(self._wall() * 1000) & 0xFFFFFFFFFFFF
         pos = self._pos
-        if pos + 2 > len(self._rand) or self._pid != _PID[0]:
+        if pos + 10 > len(self._rand) or self._pid != _PID[0]:
             self._rand = os.urandom(10 * self._POOL)
             self._pid = _PID[0]
             pos = 0
-        self._pos = pos + 2
-        start = (wall_ms << 12) | (int.from_bytes(self._rand[pos : pos + 2]) >> 5)
-        self._last = max(start - 1, self._last)
-        tails = self._tails
-        if tails.pid != _PID[0]:  # a forked child never shares its parent's random bytes
-            tails = self._tails = _Tails()
+        self._pos = pos + 10
+        r = int.from_bytes(self._rand[pos : pos + 10])
+        self._last = max(((wall_ms << 12) | (r >> 69)) - 1, self._last)
+        low = (0b10 << 62) | (r & 0x3FFFFFFFFFFFFFFF)  # variant, rand_b
+        tail = "-%04x-%012x" % (low >> 48, low & 0xFFFFFFFFFFFF)  # noqa: UP031
         prefix = ["", -1]  # the id's text up to rand_a, and the ms it is for
 
         def new() -> str:
@@ -174,34 +174,9 @@ class Uuid7:
             if ts != prefix[1]:
                 prefix[0] = "%08x-%04x-7" % (ts >> 16, ts & 0xFFFF)  # noqa: UP031
                 prefix[1] = ts
-            h = tails.next()
-            return f"{prefix[0]}{value & 0xFFF:03x}-{_VARIANT[h[0]]}{h[1:4]}-{h[4:]}"
+            return f"{prefix[0]}{value & 0xFFF:03x}{tail}"
 
         return new
-
-
-# The variant nibble of rand_b: its top two bits are 10 (RFC 9562), the rest random.
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
-
-
-class _Tails:
-    """16 random hex digits at a time, from os.urandom read a few KiB at once."""
-
-    __slots__ = ("_hex", "_pos", "pid")
-    _CHUNK = 4096  # tails' worth of random bytes read at once
-
-    def __init__(self) -> None:
-        self._hex = ""
-        self._pos = 0
-        self.pid = _PID[0]
-
-    def next(self) -> str:
-        pos = self._pos
-        if pos >= len(self._hex):
-            self._hex = os.urandom(8 * self._CHUNK).hex()
-            pos = 0
-        self._pos = pos + 16
-        return self._hex[pos : pos + 16]
 
 
 def utc_iso(ts: float) -> str:
