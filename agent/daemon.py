@@ -21,7 +21,7 @@ import httpx
 
 from agent.alarms import Alarm, Alarms
 from agent.batchqueue import BatchQueue
-from agent.clock import Clock, Uuid7
+from agent.clock import Clock, Uuid7, utc_iso
 from agent.config import Config
 from agent.dock import RecentScans, scan_of
 from agent.errors import DriverError, OutboxError
@@ -219,7 +219,7 @@ class Daemon:
             )
             stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
             watched = {rules_task, sync_task, stop_wait, *side, *ticks}
-            side.extend(self._beams(rules))
+            side.extend(self._beams(rules, recorder))
             failure: BaseException | None = None
             try:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -603,24 +603,31 @@ class Daemon:
             finally:
                 self._busy -= 1
 
-    def _beams(self, rules: Rules) -> list[asyncio.Task[None]]:
+    def _beams(self, rules: Rules, recorder: Recorder) -> list[asyncio.Task[None]]:
         """A task per device whose GPI a station watches (a portal's beam sensor)."""
         wanted = rules.beam_devices()
         return [
-            asyncio.create_task(self._gpi_loop(rules, d), name=f"gpi:{d.device_id}")
+            asyncio.create_task(self._gpi_loop(rules, d, recorder), name=f"gpi:{d.device_id}")
             for d in self.drivers
             if d.device_id in wanted
         ]
 
-    async def _gpi_loop(self, rules: Rules, driver: Driver) -> None:
-        """GPI changes of one reader into the rules, until the driver closes."""
+    async def _gpi_loop(self, rules: Rules, driver: Driver, recorder: Recorder) -> None:
+        """GPI changes of one reader into the rules, until the driver closes; recorded
+        with the reads, so that ``replay`` gates the passes as this run does."""
         # Only the LLRP driver has GPI inputs; the config check makes sure it is one.
         events = getattr(driver, "gpi_events", None)
         if events is None:
             return
-        rules.watch_beam(driver.device_id, self.clock.mono_ns())
+        clock = self.clock
+        since = clock.mono_ns()
+        rules.watch_beam(driver.device_id, since)
+        recorder.write_gpi_watch(driver.device_id, since, utc_iso(clock.wall()), clock.boot_id)
         async for ev in events():
             rules.gpi(ev.device, ev.port, ev.high, ev.mono_ns)
+            recorder.write_gpi(
+                ev.device, ev.port, ev.high, ev.mono_ns, ev.observed_at, clock.boot_id
+            )
 
     def _verdicts(self, ticks: list[Tick]) -> None:
         """Each portal verdict counted per station; why nothing moved, logged at debug."""

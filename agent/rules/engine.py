@@ -152,6 +152,10 @@ class Rules:
         """Devices whose GPI inputs a station watches (a portal's beam sensor)."""
         return {d for st in self.stations.values() for d in st.inputs()}
 
+    def beams(self) -> list[tuple[str, str]]:
+        """(station, device) for each station gated by a device's GPI, for replay's notes."""
+        return [(n, d) for n, st in self.stations.items() for d in sorted(st.inputs())]
+
     def watch_beam(self, device: str, mono_ns: int) -> None:
         """The daemon listens to ``device``'s GPI from now on."""
         for st in self.stations.values():

@@ -172,7 +172,11 @@ class Portal(Station):
         return frozenset((self._beam_device,)) if self._beam_device else frozenset()
 
     def watch_inputs(self, mono_ns: int) -> None:
+        """The agent listens to the beam from ``mono_ns`` (a daemon start). What an earlier
+        start saw is dropped, as a new process has none of it: a replay of a recording
+        that spans restarts then judges each run's passes as that run did."""
         self._beam_since = mono_ns
+        self._broken.clear()
 
     def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:
         if device != self._beam_device or port != self._beam_port:

@@ -15,6 +15,7 @@ from harness import LedgerProcess, write_config
 
 from agent.config import load_config
 from agent.daemon import Daemon
+from agent.replay import ReplayedTick, replay
 from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
 
 SPEED = 5.0
@@ -61,6 +62,7 @@ async def _run(
     beam: bool | None = None,
     verdicts: Counter[str] | None = None,
     until_verdicts: int = 0,
+    record: bool = False,
 ) -> list[dict[str, object]]:
     """Run the daemon against the emulator until the ledger holds ``want`` movements
     (or for ``seconds`` when ``want`` is 0), and return the ledger's journal.
@@ -69,14 +71,19 @@ async def _run(
     breaks as the pallet goes through the door (True) or never (False).
     ``verdicts`` gets the portal's verdicts as counted in the metrics; with ``want`` 0 the
     run goes on past ``seconds`` until ``until_verdicts`` passes are judged (a loaded
-    machine starts late)."""
+    machine starts late). ``record``: the daemon records its reads (and GPI) to
+    ``reads.jsonl`` in ``tmp_path``, for ``_replayed``."""
     sc = dataclasses.replace(load_scenario(bundled_scenario(scenario)), speed=SPEED)
     extra = device = ""
     if beam is not None:
         sc = dataclasses.replace(sc, beam_gpi=1 if beam else None)
         extra, device = "beam_gpi = 1\n", "gpi_port = 1\n"
     async with LlrpEmulator(sc) as emu:
-        config = load_config(_config(tmp_path, ledger, emu.port, extra, device))
+        path = _config(tmp_path, ledger, emu.port, extra, device)
+        if record:
+            with path.open("a", encoding="utf-8") as f:
+                f.write('\n[record]\npath = "reads.jsonl"\n')
+        config = load_config(path)
         daemon = Daemon(config, ledger.token)
         task = asyncio.create_task(daemon.run())
         loop = asyncio.get_running_loop()
@@ -99,6 +106,23 @@ async def _run(
     if verdicts is not None:
         verdicts.update(_verdicts(daemon))
     return await asyncio.to_thread(ledger.journal)
+
+
+def _replayed(tmp_path: Path) -> tuple[set[str], Counter[str]]:
+    """``edgetally replay`` of what the daemon recorded, with the config it ran: the EPCs
+    it would move, and the verdicts of the passes it closed."""
+    results = replay(
+        load_config(tmp_path / "agent.toml"),
+        (tmp_path / "reads.jsonl").read_text(encoding="utf-8").splitlines(),
+        "reads.jsonl",
+    )
+    moved: set[str] = set()
+    verdicts: Counter[str] = Counter()
+    for r in results:
+        if isinstance(r, ReplayedTick):
+            moved |= {m.item.epc or "" for m in r.tick.decision.movements}
+            verdicts[r.tick.decision.verdict or ""] += 1
+    return moved, verdicts
 
 
 def _verdicts(daemon: Daemon) -> Counter[str]:
@@ -184,10 +208,21 @@ async def test_a_beam_gated_portal_moves_a_pallet_only_through_a_broken_beam(
 ) -> None:
     verdicts: Counter[str] = Counter()
     journal = await _run(
-        tmp_path, ledger, "portal-inbound", want=200, seconds=0, beam=True, verdicts=verdicts
+        tmp_path,
+        ledger,
+        "portal-inbound",
+        want=200,
+        seconds=0,
+        beam=True,
+        verdicts=verdicts,
+        record=True,
     )
     assert _kinds(journal) == {"receive": 200}
     assert verdicts["crossed_in"] == 200 and verdicts["beam_not_broken"] == 0
+    # replay of the recording (reads and GPI) moves what the live run moved
+    moved, replayed = _replayed(tmp_path)
+    assert moved == _epcs(journal, "receive")
+    assert replayed["beam_not_broken"] == 0, replayed
 
 
 async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
@@ -204,6 +239,11 @@ async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
         beam=False,
         verdicts=verdicts,
         until_verdicts=200,
+        record=True,
     )
     assert journal == []
     assert verdicts["beam_not_broken"] == 200
+    # replay gates the passes as the live run did: the recording has the beam's GPI
+    moved, replayed = _replayed(tmp_path)
+    assert moved == set(), replayed
+    assert replayed["beam_not_broken"] >= 200, replayed
