@@ -140,9 +140,13 @@ class Rules:
                 bad(f"device {device} is in no station: scan PAIR:<station> to join one"),
             )
         station, state = self.stations[name], self.state[name]
-        identity = self._policy(station, read, identity)
-        decision = self._decide(station, read, identity, state)
-        _apply(state, decision.state)
+        if identity.kind == "epc" and not station.settings.require_operator:
+            decision = station.decide(read, identity, state)  # a tag: what _decide comes to
+        else:
+            identity = self._policy(station, read, identity)
+            decision = self._decide(station, read, identity, state)
+        if decision.state:
+            _apply(state, decision.state)
         # ``_RULING``: every read comes here; a frozen dataclass's own __init__ is slow.
         return _RULING(
             name, identity, decision, {name: decision.state} if decision.state else {}, False
