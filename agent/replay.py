@@ -8,8 +8,9 @@ network. The clock comes from the reads themselves (``observed_at``,
 ``mono_ns``, ``boot_id``), so debounce and movement times come out as they did
 live; only ids differ. With nothing delivered, a CANCEL always cancels.
 
-RFID stations also decide by time: before each read the rules tick at that
-read's own time, and at the end of the file every pass still open is closed,
+RFID stations also decide by time: the rules tick at the time of each batch of
+reads that arrived together, once it is decided (as the daemon's tick waits
+for reads already queued), and at the end of the file every pass still open is closed,
 so a portal's movements come out as they did live (``ReplayedTick`` rows,
 which have no read).
 
@@ -329,7 +330,7 @@ def replay(
         identify=identify_for(config),
     )
     ticking = rules.ticking
-    number = ticked = 0
+    number = ticked = last_number = 0
     last: Read | None = None
     watched: set[str] = set()
     for number, read in reads:
@@ -341,16 +342,24 @@ def replay(
                 assert read.high is not None
                 rules.gpi(read.device, read.port, read.high, read.mono_ns)
             continue
-        now.at(read)
-        if ticking and (
-            last is None or last.boot_id != read.boot_id or read.mono_ns - ticked >= TICK_NS
+        # The rules tick at the time of the reads that arrived together, once they
+        # are decided, as the daemon's tick waits for reads already queued: a tick
+        # between them would take a loaded agent's gap for a silent reader.
+        if (
+            ticking
+            and last is not None
+            and (
+                last.boot_id != read.boot_id
+                or (read.mono_ns != last.mono_ns and last.mono_ns - ticked >= TICK_NS)
+            )
         ):
-            ticked = read.mono_ns
-            for tick in rules.tick(read.mono_ns, read.boot_id):
+            ticked = last.mono_ns
+            for tick in rules.tick(last.mono_ns, last.boot_id):
                 if tick.decision.movements or tick.decision.log or tick.decision.verdict:
-                    yield ReplayedTick(number, tick)
+                    yield ReplayedTick(last_number, tick)
+        now.at(read)
         yield Replayed(number, read, rules.decide(read.device, read))
-        last = read
+        last, last_number = read, number
     if ticking and last is not None:
         for tick in rules.tick(last.mono_ns, last.boot_id, final=True):
             if tick.decision.movements or tick.decision.log or tick.decision.verdict:

@@ -10,8 +10,8 @@ Times: one clock per track. A pass is judged on the reader's own stamps
 them: readers batch reports, and a loaded agent receives them late and
 bunched, so the time a read reached the agent says little about when the tag
 was under the antenna. A track whose first read has no stamps is judged on the
-agent's monotonic ``mono_ns`` at receipt. ``max_track_ms`` stays on ``mono_ns``;
-the quiet window is on the reader's clock where it can be (``Portal._ended``).
+agent's monotonic ``mono_ns`` at receipt. The quiet window and ``max_track_ms``
+are on the reader's clock where they can be (``Portal._ended``).
 Replay sees the same times. Inside a reader-clock track:
 
 - a read from a second reader of the station is moved onto the first

@@ -218,7 +218,7 @@ async def test_a_beam_gated_portal_moves_a_pallet_only_through_a_broken_beam(
         record=True,
     )
     assert _kinds(journal) == {"receive": 200}
-    assert verdicts["crossed_in"] == 200 and verdicts["beam_not_broken"] == 0
+    assert verdicts["crossed_in"] == 200 and verdicts["beam_not_broken"] == 0, verdicts
     # replay of the recording (reads and GPI) moves what the live run moved
     moved, replayed = _replayed(tmp_path)
     assert moved == _epcs(journal, "receive")
@@ -242,7 +242,7 @@ async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
         record=True,
     )
     assert journal == []
-    assert verdicts["beam_not_broken"] == 200
+    assert verdicts["beam_not_broken"] == 200, verdicts
     # replay gates the passes as the live run did: the recording has the beam's GPI
     moved, replayed = _replayed(tmp_path)
     assert moved == set(), replayed
