@@ -285,6 +285,7 @@ class _Frames:
 def _session_reports(late_by: float) -> list[list[tuple[int, int, int]]]:
     """The reports of one second of portal-inbound at 50 ms a report, the session's task
     running ``late_by`` seconds late each time: per report, (antenna, first, last seen)."""
+
     class _Emu:
         scenario = load_scenario(bundled_scenario("portal-inbound"))
 
