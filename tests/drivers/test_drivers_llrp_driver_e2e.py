@@ -9,8 +9,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from drivers.llrp_emulator import scenario_from_dict, sgtin96
-from tests.e2e.harness import LlrpAgent, llrp_device
+from drivers.llrp_emulator import sgtin96
+from tests.e2e.harness import LlrpAgent, llrp_device, shelf
 
 GTIN = "00614141123452"
 EPCS = [sgtin96(GTIN, 5000 + i, 7) for i in range(3)]
@@ -35,23 +35,7 @@ def _stored(db: Path) -> tuple[list[tuple[bytes, str, int, float, str]], list[di
 async def test_tag_reads_through_the_daemon_become_movements(
     tmp_path: Path, llrp_agent: LlrpAgent
 ) -> None:
-    scenario = scenario_from_dict(
-        {
-            "name": "e2e",
-            "rate": 50,
-            "report_interval_s": 0.05,
-            "antennas": [{"id": 1, "group": "outside"}, {"id": 2, "group": "inside"}],
-            "tags": [
-                {
-                    "name": "cases",
-                    "epcs": [e.hex() for e in EPCS],
-                    "motion": "shelf",
-                    "near": "inside",
-                    "rssi_peak_dbm": -40,
-                }
-            ],
-        }
-    )
+    scenario = shelf("e2e", EPCS, rate=50)
     db = tmp_path / "outbox.db"
 
     async def stored_all() -> bool:

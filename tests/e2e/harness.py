@@ -22,7 +22,7 @@ import pytest
 from agent.cli import write_secret
 from agent.config import load_config
 from agent.daemon import Daemon
-from drivers.llrp_emulator import LlrpEmulator, Scenario
+from drivers.llrp_emulator import LlrpEmulator, Scenario, scenario_from_dict
 from ledger import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,6 +227,29 @@ def ledger_down(tmp_path: Path) -> Iterator[LedgerProcess]:
 
 
 # ---- an LLRP reader (the emulator) and the daemon on it -------------------------------------
+
+
+def shelf(name: str, epcs: Sequence[bytes], rate: float, **more: Any) -> Scenario:
+    """Tags on a shelf by the inside antenna (2) of a two-antenna reader, read ``rate``
+    times a second, reported every 50 ms; ``more``: further scenario keys (faults...)."""
+    return scenario_from_dict(
+        {
+            "name": name,
+            "rate": rate,
+            "report_interval_s": 0.05,
+            "antennas": [{"id": 1, "group": "outside"}, {"id": 2, "group": "inside"}],
+            "tags": [
+                {
+                    "name": "cases",
+                    "epcs": [e.hex() for e in epcs],
+                    "motion": "shelf",
+                    "near": "inside",
+                    "rssi_peak_dbm": -40,
+                }
+            ],
+            **more,
+        }
+    )
 
 
 def llrp_device(device_id: str, port: int, antennas: Sequence[int], extra: str = "") -> str:

@@ -12,13 +12,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from harness import LedgerProcess, LlrpAgent, journal_holds, llrp_device
+from harness import LedgerProcess, LlrpAgent, journal_holds, llrp_device, shelf
 
 from drivers.llrp_emulator import (
     QUIRKS,
     bundled_scenario,
     load_scenario,
-    scenario_from_dict,
     sgtin96,
     tid_of,
 )
@@ -52,26 +51,14 @@ def _door(port: int) -> str:
 async def test_a_quirky_readers_tags_reach_the_ledger_once_each(
     tmp_path: Path, ledger: LedgerProcess, llrp_agent: LlrpAgent, quirky: bool
 ) -> None:
-    scenario = scenario_from_dict(
-        {
-            "name": "quirky-shelf",
-            "rate": 30,
-            "report_interval_s": 0.05,
-            "antennas": [{"id": 1, "group": "outside"}, {"id": 2, "group": "inside"}],
-            "tags": [
-                {
-                    "name": "cases",
-                    "epcs": [e.hex() for e in EPCS],
-                    "motion": "shelf",
-                    "near": "inside",
-                    "rssi_peak_dbm": -40,
-                }
-            ],
-            # The reader drops the link every 1.5 s, mid-stream: with the quirk, after
-            # 2 bytes of a frame it never finishes.
-            "faults": {"drop_connection_at_s": 1.5},
-            "quirks": list(QUIRKS) if quirky else [],
-        }
+    scenario = shelf(
+        "quirky-shelf",
+        EPCS,
+        rate=30,
+        # The reader drops the link every 1.5 s, mid-stream: with the quirk, after
+        # 2 bytes of a frame it never finishes.
+        faults={"drop_connection_at_s": 1.5},
+        quirks=list(QUIRKS) if quirky else [],
     )
     if quirky:
         want = {f"urn:epc:raw:96.x{tid_of(e).hex().upper()}" for e in EPCS}
