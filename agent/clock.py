@@ -166,17 +166,20 @@ class Uuid7:
         self._last = max(((wall_ms << 12) | (r >> 69)) - 1, self._last)
         low = (0b10 << 62) | (r & 0x3FFFFFFFFFFFFFFF)  # variant, rand_b
         tail = "-%04x-%012x" % (low >> 48, low & 0xFFFFFFFFFFFF)  # noqa: UP031
-        prefix = ["", -1]  # the id's text up to rand_a, and the ms it is for
+        prefix, prefix_ts = "", -1  # the id's text up to rand_a, and the ms it is for
 
         def new() -> str:
+            nonlocal prefix, prefix_ts
             value = self._last = self._last + 1
-            ts = value >> 12
-            if ts != prefix[1]:
-                prefix[0] = "%08x-%04x-7" % (ts >> 16, ts & 0xFFFF)  # noqa: UP031
-                prefix[1] = ts
-            return f"{prefix[0]}{value & 0xFFF:03x}{tail}"
+            if value >> 12 != prefix_ts:
+                prefix_ts = value >> 12
+                prefix = "%08x-%04x-7" % (prefix_ts >> 16, prefix_ts & 0xFFFF)  # noqa: UP031
+            return prefix + _HEX3[value & 0xFFF] + tail
 
         return new
+
+
+_HEX3 = [f"{i:03x}" for i in range(4096)]  # rand_a's 12 bits as text, looked up
 
 
 def utc_iso(ts: float) -> str:

@@ -302,13 +302,22 @@ class Daemon:
         group: list[tuple[Driver, Read]],
         recorder: Recorder | None = None,
     ) -> None:
-        commits, rulings = [], []
-        decide, new_commit = rules.decide, _COMMIT
-        for driver, read in group:
+        commits: list[Commit] = []
+        rulings: list[Ruling] = []
+        new_commit = _COMMIT
+        start, size = 0, len(group)
+        while start < size:  # each run of one device's reads decided together
+            driver = group[start][0]
+            end = start + 1
+            while end < size and group[end][0] is driver:
+                end += 1
+            run = [read for _, read in group[start:end]]
             if recorder is not None:
-                recorder.write(read)  # before deciding: a read that breaks the rules is kept
-            ruling = decide(driver.device_id, read)
-            rulings.append(ruling)
+                for read in run:  # before deciding: a read that breaks the rules is kept
+                    recorder.write(read)
+            rulings.extend(rules.decide_all(driver.device_id, run))
+            start = end
+        for (_, read), ruling in zip(group, rulings, strict=True):
             decision = ruling.decision
             if decision.feedback == "bad":
                 outcome = f"bad: {decision.reason}"
