@@ -77,8 +77,9 @@ class Portal(Station):
         self._max_age = settings.max_track_ms * 1_000_000
         self._dedup = settings.dedup_ms * 1_000_000
         self._tracks: dict[bytes, Track] = {}
-        # per reader: its newest last-seen stamp (µs, its clock) and when that read arrived
+        # per reader: its newest last-seen stamp (µs, its clock) and when the agent decided it
         self._progress: dict[str, tuple[int, int]] = {}
+        self._now = ctx.clock.mono_ns
         self._due: list[Track] = []  # ended in the read path; decided at the next tick
         self._batches: dict[tuple[Direction, str], _Batch] = {}
         self._held: dict[str, Direction] = {}  # epc -> way, decided and waiting in a batch
@@ -113,7 +114,9 @@ class Portal(Station):
         if stamp is not None:
             seen = self._progress.get(read.device)
             if seen is None or stamp >= seen[0]:
-                self._progress[read.device] = (stamp, read.mono_ns)
+                # when the agent decided it, not when it arrived: a loaded agent decides
+                # reads long after they arrived, and that is not a silent reader
+                self._progress[read.device] = (stamp, self._now())
         key = read.data
         track = self._tracks.get(key)
         if track is None or self._ended(track, read.mono_ns, read.boot_id):
@@ -148,8 +151,10 @@ class Portal(Station):
         Both on the reader's clock when the reads have its stamps: quiet once the
         reader has since reported other tags ``quiet_ms`` later (an agent that
         falls behind sees the reader's time advance as slowly as it decodes, so a
-        pass is not cut in two by the agent's own lag), or has reported nothing at
-        all for ``quiet_ms`` of the agent's time (the field emptied); open too long
+        pass is not cut in two by the agent's own lag), or the agent has decided no
+        read of that reader for ``quiet_ms`` of its time (the field emptied; counted
+        from the decision, not the arrival: reads that waited in a loaded agent's
+        queues are no silence); open too long
         once the reader's time is ``max_track_ms`` past the pass's first stamp (a
         loaded agent receives a one-second pass over many seconds: that is not a
         tag parked in the field). Else both are on the agent's clock, from the

@@ -211,6 +211,23 @@ def test_an_agent_far_behind_does_not_cut_a_pass_at_max_track_ms() -> None:
     assert door.verdicts()["crossed_in"] == 1
 
 
+def test_reads_decided_long_after_they_arrived_are_not_a_silent_reader() -> None:
+    # The agent is a second behind: each read is decided 1 s after the driver made it
+    # (it waited in the queues), ticks coming in between. The reader was never silent
+    # for quiet_ms, and the rules decide reads without a pause: one pass.
+    door = Door(quiet_ms=600)
+    door.t = 2.0
+    for read in walk_in(door):
+        door.t += 0.1
+        arrived = dataclasses.replace(read, mono_ns=int((door.t - 1.0) * 1e9))
+        door.feed(arrived)
+        door.ticks.extend(door.rules.tick(int(door.t * 1e9), BOOT))
+    assert door.moved() == []  # nothing decided while the pass's reads still come
+    door.settle()
+    assert door.moved() == ["receive"]
+    assert door.verdicts()["crossed_in"] == 1
+
+
 def test_a_tag_parked_in_the_field_is_cut_at_max_track_ms_of_the_readers_clock() -> None:
     # Read without pause for 5 s of the reader's clock (reports on time): judged every
     # 2 s with what it has, never a crossing.
