@@ -43,7 +43,13 @@ They are steady state: the count from the moment ``--warmup`` of the reads
 configuration and start-up are left out; for the pipeline the last
 ``--warmup`` share is left out as well, since what its queues hold when the
 reader stops is stored without waiting for the socket. Rounds alternate which side goes
-first; headline numbers are medians and ``ratio`` is the ratio of medians.
+first; headline numbers are medians and ``ratio`` is the ratio of medians;
+``ratio_median_of_rounds`` is the median of each round's ratio (its two sides run one
+after the other, so a shared machine's load swings less between them). Over the same
+window each side's CPU time (every thread of this process) per tag read is taken too:
+``sllurp_decode_cpu_us_per_read``, ``pipeline_cpu_us_per_read`` (the outbox writer
+thread included) and their ratio ``ratio_cpu``, which the machine's load moves less
+than the rates.
 After each pipeline round the outbox is checked: the rows' seen counts add up
 to exactly the tag reads sent, every row has an outcome (nothing dropped), and
 ``rows_per_tag_read`` is rows stored over tag reads; ``movements`` is what the
