@@ -492,6 +492,8 @@ class Session:
         due = run.next_report_wall
         for _ in range(MAX_CATCH_UP):
             self._report(run, due)
+            if self.beam is not None and self.clock_start is not None:
+                self._beam(due)  # the beam's changes in time order with the tags' reports
             due += interval
             if due > now:
                 break

@@ -37,11 +37,12 @@ async def _run(
     beam: bool | None = None,
     verdicts: Counter[str] | None = None,
     until_verdicts: int = 0,
+    verdict: str | None = None,
     record: bool = False,
 ) -> list[dict[str, object]]:
     """Run the daemon against the emulator until the ledger holds ``want`` movements
-    (or, when ``want`` is 0, until the portal has judged ``until_verdicts`` passes),
-    and return the ledger's journal.
+    (or, when ``want`` is 0, until the portal has judged ``until_verdicts`` passes, or
+    that many with the verdict ``verdict``), and return the ledger's journal.
 
     ``beam``: the portal is gated by a beam sensor on GPI 1, which the emulator
     breaks as the pallet goes through the door (True) or never (False).
@@ -61,7 +62,8 @@ async def _run(
         else:
 
             async def judged() -> bool:
-                return sum(_verdicts(daemon).values()) >= until_verdicts
+                seen = _verdicts(daemon)
+                return (seen[verdict] if verdict else sum(seen.values())) >= until_verdicts
 
             await run.until(judged)
         await asyncio.sleep(1.0)  # anything more would be a double
@@ -200,6 +202,7 @@ async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
         beam=False,
         verdicts=verdicts,
         until_verdicts=200,
+        verdict="beam_not_broken",
         record=True,
     )
     assert journal == []
