@@ -424,10 +424,13 @@ def replay_command(reads: Path, config_path: Path, fmt: str) -> None:
         text = reads.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ReplayError(f"{reads}: cannot read the recording ({exc})") from exc
-    results = replay(config, text.splitlines(), str(reads))
+    notes: list[str] = []
+    results = replay(config, text.splitlines(), str(reads), notes)
     if fmt == "json":
         for r in results:
             click.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         return
     from rich.console import Console
     from rich.measure import Measurement
@@ -437,3 +440,5 @@ def replay_command(reads: Path, config_path: Path, fmt: str) -> None:
     view = table(list(results))
     wide = Measurement.get(console, console.options.update(width=10_000), view).maximum
     Console(width=max(console.width, wide)).print(view)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)

@@ -144,6 +144,43 @@ class Uuid7:
             low & 0xFFFFFFFFFFFF,
         )
 
+    def batch(self) -> Callable[[], str]:
+        """``new`` for ids made together (the tags of one RFID report), ~5x cheaper.
+
+        The wall clock is read once for the batch and the 60-bit counter counts
+        up from there, as ``new`` does within one millisecond; the 62-bit random
+        tail (rand_b) is drawn once for the batch. Each id is still unique (the
+        counter never repeats in a generator) and as unlikely to meet another
+        agent's (it needs the same millisecond, counter and 62 random bits).
+        Ids stay strictly increasing across ``new`` and every batch, and are the
+        same version 7 form.
+        """
+        wall_ms = int(self._wall() * 1000) & 0xFFFFFFFFFFFF
+        pos = self._pos
+        if pos + 10 > len(self._rand) or self._pid != _PID[0]:
+            self._rand = os.urandom(10 * self._POOL)
+            self._pid = _PID[0]
+            pos = 0
+        self._pos = pos + 10
+        r = int.from_bytes(self._rand[pos : pos + 10])
+        self._last = max(((wall_ms << 12) | (r >> 69)) - 1, self._last)
+        low = (0b10 << 62) | (r & 0x3FFFFFFFFFFFFFFF)  # variant, rand_b
+        tail = "-%04x-%012x" % (low >> 48, low & 0xFFFFFFFFFFFF)  # noqa: UP031
+        prefix, prefix_ts = "", -1  # the id's text up to rand_a, and the ms it is for
+
+        def new() -> str:
+            nonlocal prefix, prefix_ts
+            value = self._last = self._last + 1
+            if value >> 12 != prefix_ts:
+                prefix_ts = value >> 12
+                prefix = "%08x-%04x-7" % (prefix_ts >> 16, prefix_ts & 0xFFFF)  # noqa: UP031
+            return prefix + _HEX3[value & 0xFFF] + tail
+
+        return new
+
+
+_HEX3 = [f"{i:03x}" for i in range(4096)]  # rand_a's 12 bits as text, looked up
+
 
 def utc_iso(ts: float) -> str:
     """RFC 3339 UTC with microseconds and a Z, the form every record uses."""

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 import httpx
 
 from agent.alarms import Alarm, Alarms
-from agent.clock import Clock, Uuid7
+from agent.batchqueue import BatchQueue
+from agent.clock import Clock, Uuid7, utc_iso
 from agent.config import Config, read_secrets
 from agent.dock import RecentScans, scan_of
 from agent.errors import DriverError, OutboxError
 from agent.flow import FlowLog, Totals
+from agent.frozen import positional
 from agent.logs import event
 from agent.memory import release_freed_heap
 from agent.metrics import Metrics
@@ -39,7 +41,7 @@ from agent.sync.registry import Sink, SinkContext, make_sink
 from drivers import DRIVERS, Driver, ReadFactory
 
 log = logging.getLogger("edgetally.daemon")
-_END = object()
+_COMMIT = positional(Commit)  # one per read: a frozen dataclass's __init__ is slow
 READ_QUEUE_MAX = 10_000
 DRAIN_S = 2.0  # at SIGTERM, how long closed drivers may still hand over what they hold
 TICK_S = 0.1  # how often RFID stations decide what time decides (a pass gone quiet)
@@ -85,7 +87,7 @@ class Daemon:
         self.syncer: Syncer | None = None  # the first sink's (its alarms and metrics are unnamed)
         self.syncers: dict[str, Syncer] = {}  # every sink's, by name, in config order
         self.drivers: list[Driver] = []
-        self._reads: asyncio.Queue[object] = asyncio.Queue(READ_QUEUE_MAX)
+        self._reads: BatchQueue[tuple[Driver, Read]] = BatchQueue(READ_QUEUE_MAX)
         self._alarm_queue: asyncio.Queue[tuple[Alarm, bool]] = asyncio.Queue()
         self._pumps: list[asyncio.Task[None]] = []
         self._busy = 0  # groups taken off the queue and not yet stored
@@ -115,6 +117,7 @@ class Daemon:
     async def run(self, handle_signals: bool = False) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self._reads = BatchQueue(READ_QUEUE_MAX)  # closed at the end of each run
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
@@ -201,7 +204,7 @@ class Daemon:
             )
             stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
             watched = {rules_task, *sync_tasks, stop_wait, *side, *ticks}
-            side.extend(self._beams(rules))
+            side.extend(self._beams(rules, recorder))
             failure: BaseException | None = None
             try:
                 done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -230,7 +233,7 @@ class Daemon:
                 await asyncio.gather(*pumps, return_exceptions=True)
                 # 2. rules: decide and store what was read
                 if not rules_task.done():
-                    await self._reads.put(_END)
+                    self._reads.close()  # the rules take what is left, then end
                     await asyncio.gather(rules_task, return_exceptions=True)
                 # 2b. RFID ticks end (open passes stay open: rebuilt at the next start)
                 await asyncio.gather(*ticks, return_exceptions=True)
@@ -292,17 +295,14 @@ class Daemon:
     async def _pump(self, driver: Driver) -> None:
         """Move reads from one device to the rules queue (backpressure when it is full).
 
-        Reads come in the batches the device delivered (an RFID report); each
-        read is its own queue item, so the queue's bound counts reads.
+        Reads go on in the batches the device delivered (an RFID report); the
+        queue's bound counts reads.
         """
         queue = self._reads
         try:
             async for batch in driver.read_batches():
-                for read in batch:
-                    if queue.full():
-                        await queue.put((driver, read))
-                    else:
-                        queue.put_nowait((driver, read))
+                if not await queue.put([(driver, read) for read in batch]):
+                    return  # the rules have ended (the daemon is stopping)
         except DriverError as exc:
             self.device_errors[driver.device_id] = str(exc)
             event(
@@ -314,25 +314,12 @@ class Daemon:
     async def _rules_loop(self, rules: Rules, outbox: Outbox, recorder: Recorder) -> None:
         """Decide and store reads; under a burst, everything waiting goes in one commit."""
         group_max = self.config.outbox.group_max
-        while True:
-            first = await self._reads.get()
-            if first is _END:
-                return
-            group = [first]
-            ended = False
-            while len(group) < group_max and not self._reads.empty():
-                item = self._reads.get_nowait()
-                if item is _END:
-                    ended = True
-                    break
-                group.append(item)
+        while group := await self._reads.get(group_max):
             self._busy += 1
             try:
-                await self._process(rules, outbox, group, recorder)  # type: ignore[arg-type]
+                await self._process(rules, outbox, group, recorder)
             finally:
                 self._busy -= 1
-            if ended:
-                return
 
     async def _process(
         self,
@@ -341,20 +328,29 @@ class Daemon:
         group: list[tuple[Driver, Read]],
         recorder: Recorder | None = None,
     ) -> None:
-        commits, rulings = [], []
-        decide = rules.decide
-        for driver, read in group:
+        commits: list[Commit] = []
+        rulings: list[Ruling] = []
+        new_commit = _COMMIT
+        start, size = 0, len(group)
+        while start < size:  # each run of one device's reads decided together
+            driver = group[start][0]
+            end = start + 1
+            while end < size and group[end][0] is driver:
+                end += 1
+            run = [read for _, read in group[start:end]]
             if recorder is not None:
-                recorder.write(read)  # before deciding: a read that breaks the rules is kept
-            ruling = decide(driver.device_id, read)
-            rulings.append(ruling)
+                for read in run:  # before deciding: a read that breaks the rules is kept
+                    recorder.write(read)
+            rulings.extend(rules.decide_all(driver.device_id, run))
+            start = end
+        for (_, read), ruling in zip(group, rulings, strict=True):
             decision = ruling.decision
             if decision.feedback == "bad":
                 outcome = f"bad: {decision.reason}"
             else:
                 outcome = "double read" if ruling.double else decision.reason or "good"
             commits.append(
-                Commit(read, decision.movements, ruling.changes, outcome, decision.cancel)
+                new_commit(read, decision.movements, ruling.changes, outcome, decision.cancel)
             )
         try:
             stored = await outbox.store(commits)
@@ -377,8 +373,29 @@ class Daemon:
         coalesced: dict[tuple[Driver, FeedbackKind], tuple[Read, str | None]] = {}
         signals: list[tuple[Driver, Feedback]] = []
         debug = log.isEnabledFor(logging.DEBUG)
+        tag_reads = 0
+        kind: str
+        signal: FeedbackKind
+        reason: str | None
         for (driver, read), ruling, result in zip(group, rulings, stored, strict=True):
-            kind, signal, reason = self._settled(ruling, result, moved)
+            decision = ruling.decision
+            if (
+                result.error is None
+                and not result.movements
+                and result.cancel is None
+                and decision.feedback == "good"
+                and not decision.movements
+                and not decision.log
+            ):  # most RFID reads: what _settled would say, without the call
+                kind, signal, reason = (
+                    "double" if ruling.double else "good",
+                    "good",
+                    decision.reason,
+                )
+            else:
+                kind, signal, reason = self._settled(ruling, result, moved)
+            if read.kind == "tag" and result.error is None:
+                tag_reads += read.seen_count or 1
             tally[driver.device_id, kind] += 1
             if read.kind != "tag" or result.movements:
                 self.scans.add(
@@ -405,11 +422,7 @@ class Daemon:
                 coalesced[driver, signal] = (read, reason)
             else:
                 signals.append((driver, Feedback(signal, read.device, read.id, reason)))
-        self.counters.tag_reads += sum(
-            (read.seen_count or 1)
-            for (_, read), result in zip(group, stored, strict=True)
-            if read.kind == "tag" and result.error is None
-        )
+        self.counters.tag_reads += tag_reads
         now = self.clock.wall()
         for (device, kind), n in tally.items():
             self.counters.reads[kind] += n
@@ -646,24 +659,31 @@ class Daemon:
             finally:
                 self._busy -= 1
 
-    def _beams(self, rules: Rules) -> list[asyncio.Task[None]]:
+    def _beams(self, rules: Rules, recorder: Recorder) -> list[asyncio.Task[None]]:
         """A task per device whose GPI a station watches (a portal's beam sensor)."""
         wanted = rules.beam_devices()
         return [
-            asyncio.create_task(self._gpi_loop(rules, d), name=f"gpi:{d.device_id}")
+            asyncio.create_task(self._gpi_loop(rules, d, recorder), name=f"gpi:{d.device_id}")
             for d in self.drivers
             if d.device_id in wanted
         ]
 
-    async def _gpi_loop(self, rules: Rules, driver: Driver) -> None:
-        """GPI changes of one reader into the rules, until the driver closes."""
+    async def _gpi_loop(self, rules: Rules, driver: Driver, recorder: Recorder) -> None:
+        """GPI changes of one reader into the rules, until the driver closes; recorded
+        with the reads, so that ``replay`` gates the passes as this run does."""
         # Only the LLRP driver has GPI inputs; the config check makes sure it is one.
         events = getattr(driver, "gpi_events", None)
         if events is None:
             return
-        rules.watch_beam(driver.device_id, self.clock.mono_ns())
+        clock = self.clock
+        since = clock.mono_ns()
+        rules.watch_beam(driver.device_id, since)
+        recorder.write_gpi_watch(driver.device_id, since, utc_iso(clock.wall()), clock.boot_id)
         async for ev in events():
             rules.gpi(ev.device, ev.port, ev.high, ev.mono_ns)
+            recorder.write_gpi(
+                ev.device, ev.port, ev.high, ev.mono_ns, ev.observed_at, clock.boot_id
+            )
 
     def _verdicts(self, ticks: list[Tick]) -> None:
         """Each portal verdict counted per station; why nothing moved, logged at debug."""

@@ -8,10 +8,20 @@ network. The clock comes from the reads themselves (``observed_at``,
 ``mono_ns``, ``boot_id``), so debounce and movement times come out as they did
 live; only ids differ. With nothing delivered, a CANCEL always cancels.
 
-RFID stations also decide by time: before each read the rules tick at that
-read's own time, and at the end of the file every pass still open is closed,
+RFID stations also decide by time: the rules tick at the time of each batch of
+reads that arrived together, once it is decided (as the daemon's tick waits
+for reads already queued), and at the end of the file every pass still open is closed,
 so a portal's movements come out as they did live (``ReplayedTick`` rows,
 which have no read).
+
+A beam-gated portal's GPI is recorded too, as lines of their own among the
+reads: ``{"gpi_watch": {...}}`` when the agent starts listening to a reader's
+GPI, ``{"gpi": {...}}`` for each change (device, port, level, its ``mono_ns``
+and ``boot_id``). Replay hands them to the rules as ``run`` does, so a pass
+the beam did not see moves nothing in replay either. A recording with no
+``gpi_watch`` line for a beam's reader (made before GPI was recorded, or a
+simulator script) replays that station's passes ungated, the way ``run``
+treats passes from before it listened to the beam, and ``replay`` says so.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ from agent.clock import Clock, Uuid7, utc_iso
 from agent.config import Config
 from agent.errors import DriverError, EdgeTallyError
 from agent.logs import event
-from agent.model import Movement, Read
+from agent.model import Movement, Read, dumps
 from agent.rules import Context, Rules, Ruling, Tick, identify_for
 
 log = logging.getLogger("edgetally.record")
@@ -61,9 +71,26 @@ class Recorder:
         self._failed = False
 
     def write(self, read: Read) -> None:
-        if self.path is None or self._failed:
-            return
-        line = read.to_json() + "\n"
+        if self.path is not None and not self._failed:
+            self._line(read.to_json())
+
+    def write_gpi_watch(self, device: str, mono_ns: int, observed_at: str, boot_id: str) -> None:
+        """The agent listens to ``device``'s GPI from ``mono_ns`` on (a beam's passes before
+        then are not gated)."""
+        if self.path is not None and not self._failed:
+            fields = {"device": device, "mono_ns": mono_ns, "observed_at": observed_at}
+            self._line(dumps({"gpi_watch": {**fields, "boot_id": boot_id}}))
+
+    def write_gpi(
+        self, device: str, port: int, high: bool, mono_ns: int, observed_at: str, boot_id: str
+    ) -> None:
+        """A GPI change (a beam broken or cleared), as the rules got it."""
+        if self.path is not None and not self._failed:
+            fields = {"device": device, "port": port, "high": high, "mono_ns": mono_ns}
+            self._line(dumps({"gpi": {**fields, "observed_at": observed_at, "boot_id": boot_id}}))
+
+    def _line(self, text: str) -> None:
+        line = text + "\n"
         try:
             if self._file is None:
                 self._open()
@@ -142,7 +169,8 @@ class Replayed:
 
 @dataclass(frozen=True, slots=True)
 class ReplayedTick:
-    """A decision time made (a portal pass gone quiet), after recording line ``line``."""
+    """A decision time made (a portal pass gone quiet), after recording line ``line``;
+    a pass that moved nothing is one too, with its verdict (``beam_not_broken``...)."""
 
     line: int
     tick: Tick
@@ -157,18 +185,59 @@ class ReplayedTick:
             "tick": True,
             "feedback": d.feedback,
             "reason": d.reason,
+            "verdict": d.verdict,
             "movements": [m.to_dict() for m in d.movements],
         }
 
 
-def parse_reads(lines: Iterable[str], name: str) -> Iterator[tuple[int, Read]]:
+@dataclass(frozen=True, slots=True)
+class GpiLine:
+    """A recorded ``gpi_watch`` (``port`` and ``high`` None) or ``gpi`` line."""
+
+    device: str
+    mono_ns: int
+    boot_id: str
+    port: int | None = None
+    high: bool | None = None
+
+
+def parse_reads(lines: Iterable[str], name: str) -> Iterator[tuple[int, Read | GpiLine]]:
     for number, text in enumerate(lines, start=1):
         if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        if '"gpi' in text[:16]:
+            yield number, _gpi_line(text, f"{name}:{number}")
             continue
         try:
             yield number, Read.from_json(text)
         except ValueError as exc:
             raise ReplayError(f"{name}:{number}: not a recorded read: {exc}") from exc
+
+
+def _gpi_line(text: str, where: str) -> GpiLine:
+    try:
+        outer = json.loads(text)
+        kind = next(iter(outer)) if isinstance(outer, dict) and len(outer) == 1 else None
+        if kind not in ("gpi", "gpi_watch") or not isinstance(outer[kind], dict):
+            raise ValueError('one key, "gpi" or "gpi_watch", holding an object')
+        d = outer[kind]
+        device, mono_ns, boot_id = d.get("device"), d.get("mono_ns"), d.get("boot_id", "")
+        if not isinstance(device, str) or not device:
+            raise ValueError(f"device: expected a device id, not {device!r}")
+        if type(mono_ns) is not int or mono_ns < 0:
+            raise ValueError(f"mono_ns: expected an integer >= 0, not {mono_ns!r}")
+        if not isinstance(boot_id, str):
+            raise ValueError(f"boot_id: expected text, not {boot_id!r}")
+        if kind == "gpi_watch":
+            return GpiLine(device, mono_ns, boot_id)
+        port, high = d.get("port"), d.get("high")
+        if type(port) is not int or port < 0:
+            raise ValueError(f"port: expected a GPI port number, not {port!r}")
+        if type(high) is not bool:
+            raise ValueError(f"high: expected true or false, not {high!r}")
+        return GpiLine(device, mono_ns, boot_id, port, high)
+    except ValueError as exc:
+        raise ReplayError(f"{where}: not a recorded GPI event: {exc}") from exc
 
 
 SCRIPT_START = datetime(2026, 1, 1, tzinfo=UTC)  # a script's reads start here, by its delays
@@ -240,11 +309,17 @@ def _script_device(config: Config, script: Path) -> str | None:
     return sims[0].id if len(sims) == 1 else None
 
 
-def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed | ReplayedTick]:
+def replay(
+    config: Config, lines: Iterable[str], name: str, notes: list[str] | None = None
+) -> Iterator[Replayed | ReplayedTick]:
     """Each read of a recording (or of a simulator script) decided by ``config``'s rules,
-    in order, with the decisions time made between them."""
+    in order, with the decisions time made between them. What the operator should know
+    of how it was replayed (a beam the recording lacks) goes to ``notes``, once the
+    last result is out."""
     lines = list(lines)
-    reads = script_reads(config, lines, name) if is_script(lines) else parse_reads(lines, name)
+    reads: Iterator[tuple[int, Read | GpiLine]] = (
+        script_reads(config, lines, name) if is_script(lines) else parse_reads(lines, name)
+    )
     now = _ReadClock()
     clock = Clock(
         wall=lambda: now.wall, mono_ns=lambda: now.mono, boot_id="replay", synced=lambda: False
@@ -255,23 +330,48 @@ def replay(config: Config, lines: Iterable[str], name: str) -> Iterator[Replayed
         identify=identify_for(config),
     )
     ticking = rules.ticking
-    number = ticked = 0
+    number = ticked = last_number = 0
     last: Read | None = None
+    watched: set[str] = set()
     for number, read in reads:
-        now.at(read)
-        if ticking and (
-            last is None or last.boot_id != read.boot_id or read.mono_ns - ticked >= TICK_NS
+        if isinstance(read, GpiLine):  # to the rules as the daemon's GPI task hands it
+            if read.port is None:
+                watched.add(read.device)
+                rules.watch_beam(read.device, read.mono_ns)
+            else:
+                assert read.high is not None
+                rules.gpi(read.device, read.port, read.high, read.mono_ns)
+            continue
+        # The rules tick at the time of the reads that arrived together, once they
+        # are decided, as the daemon's tick waits for reads already queued: a tick
+        # between them would take a loaded agent's gap for a silent reader.
+        if (
+            ticking
+            and last is not None
+            and (
+                last.boot_id != read.boot_id
+                or (read.mono_ns != last.mono_ns and last.mono_ns - ticked >= TICK_NS)
+            )
         ):
-            ticked = read.mono_ns
-            for tick in rules.tick(read.mono_ns, read.boot_id):
-                if tick.decision.movements or tick.decision.log:
-                    yield ReplayedTick(number, tick)
+            ticked = last.mono_ns
+            for tick in rules.tick(last.mono_ns, last.boot_id):
+                if tick.decision.movements or tick.decision.log or tick.decision.verdict:
+                    yield ReplayedTick(last_number, tick)
+        now.at(read)
         yield Replayed(number, read, rules.decide(read.device, read))
-        last = read
+        last, last_number = read, number
     if ticking and last is not None:
         for tick in rules.tick(last.mono_ns, last.boot_id, final=True):
-            if tick.decision.movements or tick.decision.log:
+            if tick.decision.movements or tick.decision.log or tick.decision.verdict:
                 yield ReplayedTick(number, tick)
+    if notes is not None:
+        for station, device in rules.beams():
+            if device not in watched:
+                notes.append(
+                    f"station {station}: {name} holds no GPI events of {device} (recorded "
+                    "before they were, or a simulator script), so its passes are replayed "
+                    "ungated, as live passes from before the agent listened to the beam"
+                )
 
 
 def table(results: Iterable[Replayed | ReplayedTick]) -> Any:

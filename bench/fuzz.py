@@ -445,11 +445,8 @@ async def feed_llrp_driver(stream: list[bytes], state: int) -> tuple[LlrpReader,
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-        reads = []
-        while not driver._queue.empty():
-            item = driver._queue.get_nowait()
-            assert item is not None, "a None in the read queue ends reads() early"
-            reads.append(item)
+        reads = driver._queue.get_nowait()
+        assert not driver._queue.closed, "a closed read queue ends reads() early"
         return driver, reads, error
 
 

@@ -43,7 +43,13 @@ They are steady state: the count from the moment ``--warmup`` of the reads
 configuration and start-up are left out; for the pipeline the last
 ``--warmup`` share is left out as well, since what its queues hold when the
 reader stops is stored without waiting for the socket. Rounds alternate which side goes
-first; headline numbers are medians and ``ratio`` is the ratio of medians.
+first; headline numbers are medians and ``ratio`` is the ratio of medians;
+``ratio_median_of_rounds`` is the median of each round's ratio (its two sides run one
+after the other, so a shared machine's load swings less between them). Over the same
+window each side's CPU time (every thread of this process) per tag read is taken too:
+``sllurp_decode_cpu_us_per_read``, ``pipeline_cpu_us_per_read`` (the outbox writer
+thread included) and their ratio ``ratio_cpu``, which the machine's load moves less
+than the rates.
 After each pipeline round the outbox is checked: the rows' seen counts add up
 to exactly the tag reads sent, every row has an outcome (nothing dropped), and
 ``rows_per_tag_read`` is rows stored over tag reads; ``movements`` is what the
@@ -167,13 +173,15 @@ class Window:
     n0: int = 0
     t1: float | None = None
     n1: int = 0
+    c0: float = 0.0  # this process's CPU time (every thread) at t0 and t1
+    c1: float = 0.0
 
     def see(self, n: int, now: float) -> None:
         if self.t0 is None and n >= self.warm:
-            self.t0, self.n0 = now, n
+            self.t0, self.n0, self.c0 = now, n, time.process_time()
         if self.total is not None and self.n1 >= self.total - self.cool:
             return
-        self.t1, self.n1 = now, n
+        self.t1, self.n1, self.c1 = now, n, time.process_time()
 
     @property
     def rate(self) -> float:
@@ -181,11 +189,18 @@ class Window:
             raise BenchError(f"too few reads to measure ({self.n1}): raise --reads")
         return (self.n1 - self.n0) / (self.t1 - self.t0)
 
+    @property
+    def cpu_us(self) -> float:
+        """CPU µs per tag read, every thread of this process: what load on the machine
+        barely moves, unlike the rate (the reader is in its own process either way)."""
+        self.rate  # noqa: B018 (the same check: enough reads)
+        return (self.c1 - self.c0) * 1e6 / max(self.n1 - self.n0, 1)
+
 
 # ---- 1. sllurp's bare decode ------------------------------------------------------------------
 
 
-async def sllurp_round(port: int, total: int, warm: int) -> float:
+async def sllurp_round(port: int, total: int, warm: int) -> tuple[float, float]:
     """sllurp configures the reader and decodes every frame; the tags are counted.
 
     The emulator takes one client at a time, and the pipeline's connection may
@@ -201,7 +216,7 @@ async def sllurp_round(port: int, total: int, warm: int) -> float:
     raise BenchError("the LLRP emulator turned sllurp's session down 100 times")
 
 
-async def _sllurp_session(port: int, total: int, warm: int) -> float:
+async def _sllurp_session(port: int, total: int, warm: int) -> tuple[float, float]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     client = LLRPClient(reader_config(reader_settings(port)), transport_tx_write=writer.write)
     window = Window(warm)
@@ -224,7 +239,7 @@ async def _sllurp_session(port: int, total: int, warm: int) -> float:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-    return window.rate
+    return window.rate, window.cpu_us
 
 
 # ---- 2. the pipeline ---------------------------------------------------------------------------
@@ -272,8 +287,9 @@ async def pipeline_round(
     warm: int,
     profile: cProfile.Profile | None = None,
     fold: bool = True,
-) -> tuple[float, int, int]:
-    """The daemon on the flood until ``total`` tag reads are stored; (rate, movements, rows)."""
+) -> tuple[float, float, int, int]:
+    """The daemon on the flood until ``total`` tag reads are stored;
+    (rate, CPU µs per read, movements, rows)."""
     daemon = Daemon(load_config(write_config(workdir, port, station, fold)), "bench-token")
     window = Window(warm, warm, total)
     counters = daemon.counters
@@ -309,7 +325,7 @@ async def pipeline_round(
             f"the outbox holds {rows} rows for {reads} tag reads ({without} without an "
             f"outcome) of {total} sent"
         )
-    return window.rate, int(movements), int(rows)
+    return window.rate, window.cpu_us, int(movements), int(rows)
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -333,6 +349,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         logs.setup("info", stream=sink)  # the daemon's JSON logs, formatted and thrown away
         bare: list[float] = []
         pipe: list[float] = []
+        bare_cpu: list[float] = []
+        pipe_cpu: list[float] = []
+        round_ratios: list[float] = []
         unfolded: list[float] = []
         moves: list[int] = []
         rows: list[int] = []
@@ -342,16 +361,21 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             order = sides[r % len(sides) :] + sides[: r % len(sides)]
             for side in order:
                 if side == "sllurp":
-                    bare.append(await sllurp_round(port, total, warm))
+                    rate, cpu = await sllurp_round(port, total, warm)
+                    bare.append(rate)
+                    bare_cpu.append(cpu)
                     continue
                 fold = side == "pipeline"
-                rate, made, stored = await pipeline_round(
+                rate, cpu, made, stored = await pipeline_round(
                     tmp / f"round-{r}-{side}", port, args.station, total, warm, fold=fold
                 )
                 (pipe if fold else unfolded).append(rate)
+                if fold:
+                    pipe_cpu.append(cpu)
                 (rows if fold else rows_unfolded).append(stored)
                 if fold:
                     moves.append(made)
+            round_ratios.append(pipe[-1] / bare[-1])
             log(
                 f"round {r + 1}/{args.rounds}: sllurp {bare[-1]:,.0f} reads/s, "
                 f"pipeline {pipe[-1]:,.0f} reads/s ({rows[-1]:,} rows), {moves[-1]} movements"
@@ -380,6 +404,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "pipeline_reads_per_s": round(pipe_med),
         "ratio": round(pipe_med / bare_med, 3),
         "rows_per_tag_read": round(statistics.median(rows) / total, 4),
+        "ratio_median_of_rounds": round(statistics.median(round_ratios), 3),
+        "sllurp_decode_cpu_us_per_read": round(statistics.median(bare_cpu), 2),
+        "pipeline_cpu_us_per_read": round(statistics.median(pipe_cpu), 2),
+        "ratio_cpu": round(statistics.median(bare_cpu) / statistics.median(pipe_cpu), 3),
         **before,
         "tags_in_field": args.tags,
         "movements": int(statistics.median(moves)),
@@ -392,6 +420,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "per_round": {
             "sllurp_decode_reads_per_s": [round(x) for x in bare],
             "pipeline_reads_per_s": [round(x) for x in pipe],
+            "ratio": [round(x, 3) for x in round_ratios],
+            "sllurp_decode_cpu_us_per_read": [round(x, 2) for x in bare_cpu],
+            "pipeline_cpu_us_per_read": [round(x, 2) for x in pipe_cpu],
             "pipeline_unfolded_reads_per_s": [round(x) for x in unfolded],
             "rows": rows,
             "rows_unfolded": rows_unfolded,

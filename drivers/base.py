@@ -15,7 +15,10 @@ from typing import Any, ClassVar, Literal
 
 from agent.clock import Clock, Uuid7, utc_iso
 from agent.errors import DriverError
+from agent.frozen import positional
 from agent.model import Feedback, Read, ReadKind
+
+_READ = positional(Read)
 
 
 class ReadFactory:
@@ -48,10 +51,12 @@ class ReadFactory:
     def batch(self) -> Callable[..., Read]:
         """``make`` for reads that arrived together (the tags of one RFID report).
 
-        The clock is read and formatted once, not per read: ``utc_iso`` alone
-        costs more than the Read itself.
+        The clock is read and formatted once, not per read (``utc_iso`` alone
+        costs more than the Read itself), the ids count up from one clock reading
+        (``Uuid7.batch``), and the Read is built by ``agent.frozen.positional``:
+        a frozen dataclass's own ``__init__`` costs ~3 µs for Read's 15 fields.
         """
-        clock, new_id = self.clock, self.ids.new
+        clock, new_id, new_read = self.clock, self.ids.batch(), _READ
         observed_at, mono_ns, boot_id = utc_iso(clock.wall()), clock.mono_ns(), clock.boot_id
 
         def make(
@@ -67,7 +72,7 @@ class ReadFactory:
             reader_last_seen_us: int | None = None,
             reader_offset_us: int | None = None,
         ) -> Read:
-            return Read(
+            return new_read(
                 new_id(),
                 device,
                 kind,

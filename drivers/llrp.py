@@ -55,6 +55,7 @@ from sllurp.llrp import LLRPMessage, LLRPReaderState
 from sllurp.llrp_errors import ReaderConfigurationError
 from tenacity import wait_random_exponential
 
+from agent.batchqueue import BatchQueue
 from agent.clock import utc_iso
 from agent.errors import DriverError
 from agent.logs import event
@@ -125,7 +126,7 @@ class LlrpReader(Driver):
         self._wait = wait_random_exponential(
             multiplier=settings.reconnect_initial_s, max=settings.reconnect_max_s
         )
-        self._queue: asyncio.Queue[Read | None] = asyncio.Queue(queue_max)
+        self._queue: BatchQueue[Read] = BatchQueue(queue_max)  # a report's reads together
         self._gpi: asyncio.Queue[GpiEvent | None] = asyncio.Queue(GPI_MAX)
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -170,8 +171,7 @@ class LlrpReader(Driver):
         event(
             log, "llrp_task_failed", level=logging.ERROR, device=self.device_id, error=self.problem
         )
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        self._queue.close()
 
     async def close(self) -> None:
         """Stop the ROSpec and say goodbye if connected (briefly), then close the socket."""
@@ -208,37 +208,22 @@ class LlrpReader(Driver):
                 queued=left,
                 after_close=self.discarded,
             )
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)  # wakes a reads() still waiting
+        self._queue.close()  # reads() gives what is left, then ends
         with contextlib.suppress(asyncio.QueueFull):
             self._gpi.put_nowait(None)  # and a gpi_events()
 
     async def reads(self) -> AsyncIterator[Read]:
-        while True:
-            read = await self._queue.get()
-            if read is None:
-                if self._crash is not None:
-                    raise DriverError(f"device {self.device_id}: {self.problem}") from self._crash
-                return
-            yield read
+        async for batch in self.read_batches():
+            for read in batch:
+                yield read
 
     async def read_batches(self) -> AsyncIterator[list[Read]]:
         """Whatever reads are waiting, together: at least one, at most the queue."""
         queue = self._queue
-        while True:
-            read = await queue.get()
-            batch: list[Read] = []
-            while read is not None:
-                batch.append(read)
-                if queue.empty():
-                    break
-                read = queue.get_nowait()
-            if batch:
-                yield batch
-            if read is None:
-                if self._crash is not None:
-                    raise DriverError(f"device {self.device_id}: {self.problem}") from self._crash
-                return
+        while batch := await queue.get():
+            yield batch
+        if self._crash is not None:
+            raise DriverError(f"device {self.device_id}: {self.problem}") from self._crash
 
     @property
     def times(self) -> list[TagTimes]:
@@ -471,21 +456,21 @@ class LlrpReader(Driver):
             self.discarded += len(reads)
             return
         queue = self._queue
-        for read in reads:
-            try:
-                queue.put_nowait(read)
-            except asyncio.QueueFull:
-                self.stalls += 1
-                event(
-                    log,
-                    "llrp_backpressure",
-                    level=logging.WARNING,
-                    device=self.device_id,
-                    queued=queue.qsize(),
-                    stalls=self.stalls,
-                )
-                await queue.put(read)
-                self.watchdog.heard(self._now())  # we were busy; the reader was not silent
+        if not queue.full():
+            queue.put_nowait(reads)
+            return
+        self.stalls += 1
+        event(
+            log,
+            "llrp_backpressure",
+            level=logging.WARNING,
+            device=self.device_id,
+            queued=queue.qsize(),
+            stalls=self.stalls,
+        )
+        if not await queue.put(reads):
+            self.discarded += len(reads)  # closed while waiting: nobody takes them
+        self.watchdog.heard(self._now())  # we were busy; the reader was not silent
 
     # -- writing --
 

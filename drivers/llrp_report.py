@@ -58,8 +58,12 @@ def folded_tag_reads(
         count = tag.get("TagSeenCount")
         given = type(count) is int
         n = count if given else 1
-        first = _stamp(tag.get("FirstSeenTimestampUTC"))
-        last = _stamp(tag.get("LastSeenTimestampUTC"))
+        first = tag.get("FirstSeenTimestampUTC")  # _stamp, inline: this runs per entry
+        if type(first) is not int or not 0 <= first <= MAX_INT:
+            first = None
+        last = tag.get("LastSeenTimestampUTC")
+        if type(last) is not int or not 0 <= last <= MAX_INT:
+            last = None
         rssi = tag.get("PeakRSSI")
         if type(rssi) is not int:
             rssi = None
@@ -89,18 +93,19 @@ def folded_tag_reads(
         except binascii.Error:
             data, bad = b"", "tag report with an EPC that is not hex"
         rssi = a[_RSSI]
-        reads.append(
+        reads.append(  # positional (make's order): this runs per tag and antenna
             make(
                 device,
                 data,
-                kind="tag",
-                antenna=antenna,
-                rssi=None if rssi is None else float(rssi),
-                seen_count=a[_COUNT] if a[_ENTRIES] > 1 else a[_GIVEN],
-                fault=bad,
-                reader_first_seen_us=a[_FIRST],
-                reader_last_seen_us=a[_LAST],
-                reader_offset_us=offset_us,
+                "tag",
+                None,  # symbology
+                antenna,
+                None if rssi is None else float(rssi),
+                a[_COUNT] if a[_ENTRIES] > 1 else a[_GIVEN],  # seen_count
+                bad,  # fault
+                a[_FIRST],
+                a[_LAST],
+                offset_us,
             )
         )
     reads.extend(r for _, r in odd[at:])

@@ -110,7 +110,8 @@ class StationSettings:
         default=60000,
         metadata=_help(
             "portal only: a tag read without pause for this long (parked in the field) is "
-            "decided with what it has and tracked afresh",
+            "decided with what it has and tracked afresh; on the reader's clock when its "
+            "reads carry its stamps",
             minimum=1000,
             maximum=3600000,
         ),

@@ -28,9 +28,11 @@ class Debouncer:
         self._last: dict[str, _Last] = {}
 
     def double(self, device: str, read: Read, window_ms: int) -> bool:
+        if window_ms <= 0:  # off for this device's station (the default): nothing to keep
+            return False
         last = self._last.get(device)
         self._last[device] = _Last(read.boot_id, read.data, read.mono_ns)
-        if window_ms <= 0 or last is None:
+        if last is None:
             return False
         return (
             last.boot_id == read.boot_id

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import Config, StationSettings
+from agent.frozen import positional
 from agent.identify import Identifier, identify
 from agent.identify.epc import raw_tag_key
 from agent.identify.settings import COMMAND_NAMES
@@ -72,6 +73,9 @@ class Tick:
     device: str
     decision: Decision
     changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+_RULING = positional(Ruling)
 
 
 class Rules:
@@ -136,14 +140,64 @@ class Rules:
                 bad(f"device {device} is in no station: scan PAIR:<station> to join one"),
             )
         station, state = self.stations[name], self.state[name]
-        identity = self._policy(station, read, identity)
-        decision = self._decide(station, read, identity, state)
-        _apply(state, decision.state)
-        return Ruling(name, identity, decision, {name: decision.state} if decision.state else {})
+        if identity.kind == "epc" and not station.settings.require_operator:
+            decision = station.decide(read, identity, state)  # a tag: what _decide comes to
+        else:
+            identity = self._policy(station, read, identity)
+            decision = self._decide(station, read, identity, state)
+        if decision.state:
+            _apply(state, decision.state)
+        # ``_RULING``: every read comes here; a frozen dataclass's own __init__ is slow.
+        return _RULING(
+            name, identity, decision, {name: decision.state} if decision.state else {}, False
+        )
+
+    def decide_all(self, device: str, reads: Sequence[Read]) -> list[Ruling]:
+        """``decide`` for reads of one device in order (the tags of an RFID report).
+
+        Its station, settings and state are looked up once for the run of EPC tag
+        reads that need nothing but the station (no debounce window, no operator):
+        what ``decide`` does for each of them, without the per-read lookups. Any
+        other read goes through ``decide`` (a PAIR may move the device, so the
+        lookup is made again after one).
+        """
+        out: list[Ruling] = []
+        i, n = 0, len(reads)
+        while i < n:
+            name = self.station_of(device)
+            st = self.stations.get(name) if name is not None else None
+            if (
+                name is None
+                or st is None
+                or st.settings.require_operator
+                or self.settings[name].debounce_ms > 0
+            ):
+                out.extend(self.decide(device, r) for r in reads[i:])
+                return out
+            identify, state, decide = self.identify, self.state[name], st.decide
+            while i < n:
+                read = reads[i]
+                i += 1
+                identity = identify(read)
+                if identity.kind != "epc":
+                    out.append(self.decide(device, read))
+                    break  # a command may change the station: look it up again
+                decision = decide(read, identity, state)
+                if decision.state:
+                    _apply(state, decision.state)
+                    changes: Mapping[str, Mapping[str, Any]] = {name: decision.state}
+                else:
+                    changes = {}
+                out.append(_RULING(name, identity, decision, changes, False))
+        return out
 
     def beam_devices(self) -> set[str]:
         """Devices whose GPI inputs a station watches (a portal's beam sensor)."""
         return {d for st in self.stations.values() for d in st.inputs()}
+
+    def beams(self) -> list[tuple[str, str]]:
+        """(station, device) for each station gated by a device's GPI, for replay's notes."""
+        return [(n, d) for n, st in self.stations.items() for d in sorted(st.inputs())]
 
     def watch_beam(self, device: str, mono_ns: int) -> None:
         """The daemon listens to ``device``'s GPI from now on."""

@@ -4,7 +4,8 @@ Antennas form two groups, ``outside_antennas`` and ``inside_antennas``. Each
 tag read only updates that tag's track (``agent.rules.tracks``): the read is
 stored and signalled good ("tracked"), and moves nothing. A pass is decided
 when the tag has been quiet for ``quiet_ms`` (or read without pause for
-``max_track_ms``), on the engine's clock tick: outside -> inside is ``in``
+``max_track_ms``, both on the reader's clock where reads carry its stamps),
+on the engine's clock tick: outside -> inside is ``in``
 (``receive`` into ``location``, or a ``transfer`` from ``outside_location``),
 inside -> outside is ``out`` (``ship`` from ``location``, or a ``transfer`` to
 ``outside_location``). One side only, a turn-back, or a confidence below
@@ -76,8 +77,9 @@ class Portal(Station):
         self._max_age = settings.max_track_ms * 1_000_000
         self._dedup = settings.dedup_ms * 1_000_000
         self._tracks: dict[bytes, Track] = {}
-        # per reader: its newest last-seen stamp (µs, its clock) and when that read arrived
+        # per reader: its newest last-seen stamp (µs, its clock) and when the agent decided it
         self._progress: dict[str, tuple[int, int]] = {}
+        self._now = ctx.clock.mono_ns
         self._due: list[Track] = []  # ended in the read path; decided at the next tick
         self._batches: dict[tuple[Direction, str], _Batch] = {}
         self._held: dict[str, Direction] = {}  # epc -> way, decided and waiting in a batch
@@ -112,7 +114,9 @@ class Portal(Station):
         if stamp is not None:
             seen = self._progress.get(read.device)
             if seen is None or stamp >= seen[0]:
-                self._progress[read.device] = (stamp, read.mono_ns)
+                # when the agent decided it, not when it arrived: a loaded agent decides
+                # reads long after they arrived, and that is not a silent reader
+                self._progress[read.device] = (stamp, self._now())
         key = read.data
         track = self._tracks.get(key)
         if track is None or self._ended(track, read.mono_ns, read.boot_id):
@@ -144,22 +148,36 @@ class Portal(Station):
     def _ended(self, track: Track, now: int, boot_id: str) -> bool:
         """Whether a pass is over: quiet for ``quiet_ms``, or open for ``max_track_ms``.
 
-        Quiet is on the reader's clock when the tag's last read has a stamp: the
-        reader has since reported other tags ``quiet_ms`` later (an agent that falls
-        behind sees the reader's time advance as slowly as it decodes, so a pass is
-        not cut in two by the agent's own lag), or the reader has reported nothing
-        at all for ``quiet_ms`` of the agent's time (the field emptied). Else quiet
-        is on the agent's clock, from the read's arrival.
+        Both on the reader's clock when the reads have its stamps: quiet once the
+        reader has since reported other tags ``quiet_ms`` later (an agent that
+        falls behind sees the reader's time advance as slowly as it decodes, so a
+        pass is not cut in two by the agent's own lag), or the agent has decided no
+        read of that reader for ``quiet_ms`` of its time (the field emptied; counted
+        from the decision, not the arrival: reads that waited in a loaded agent's
+        queues are no silence); open too long
+        once the reader's time is ``max_track_ms`` past the pass's first stamp (a
+        loaded agent receives a one-second pass over many seconds: that is not a
+        tag parked in the field). Else both are on the agent's clock, from the
+        reads' arrival.
         """
-        if track.boot_id != boot_id or now - track.first.mono_ns >= self._max_age:
+        if track.boot_id != boot_id:
             return True
         last = track.last
         stamp = last.reader_last_seen_us
         seen = self._progress.get(last.device) if stamp is not None else None
         if seen is None or stamp is None:
-            return now - last.mono_ns >= self._quiet
+            return now - last.mono_ns >= self._quiet or now - track.first.mono_ns >= self._max_age
         newest, arrived = seen
-        return (newest - stamp) * 1000 >= self._quiet or now - arrived >= self._quiet
+        if (newest - stamp) * 1000 >= self._quiet or now - arrived >= self._quiet:
+            return True
+        first = track.first
+        anchor = first.reader_first_seen_us
+        if anchor is None:
+            anchor = first.reader_last_seen_us
+        reader = self._progress.get(first.device) if anchor is not None else None
+        if reader is None or anchor is None:
+            return now - first.mono_ns >= self._max_age
+        return (reader[0] - anchor) * 1000 >= self._max_age
 
     def _evict(self) -> None:
         oldest = next(iter(self._tracks))
@@ -172,7 +190,11 @@ class Portal(Station):
         return frozenset((self._beam_device,)) if self._beam_device else frozenset()
 
     def watch_inputs(self, mono_ns: int) -> None:
+        """The agent listens to the beam from ``mono_ns`` (a daemon start). What an earlier
+        start saw is dropped, as a new process has none of it: a replay of a recording
+        that spans restarts then judges each run's passes as that run did."""
         self._beam_since = mono_ns
+        self._broken.clear()
 
     def gpi(self, device: str, port: int, high: bool, mono_ns: int) -> None:
         if device != self._beam_device or port != self._beam_port:

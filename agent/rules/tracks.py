@@ -10,8 +10,8 @@ Times: one clock per track. A pass is judged on the reader's own stamps
 them: readers batch reports, and a loaded agent receives them late and
 bunched, so the time a read reached the agent says little about when the tag
 was under the antenna. A track whose first read has no stamps is judged on the
-agent's monotonic ``mono_ns`` at receipt. ``max_track_ms`` stays on ``mono_ns``;
-the quiet window is on the reader's clock where it can be (``Portal._ended``).
+agent's monotonic ``mono_ns`` at receipt. The quiet window and ``max_track_ms``
+are on the reader's clock where they can be (``Portal._ended``).
 Replay sees the same times. Inside a reader-clock track:
 
 - a read from a second reader of the station is moved onto the first
@@ -77,7 +77,7 @@ class Side:
 
     def add(self, t0: int, t1: int, n: int, rssi: float | None, antenna: int) -> None:
         """A read seen from ``t0`` to ``t1`` (equal for a single read), ``n`` times."""
-        if self.count == 0:
+        if not self.count:
             self.first, self.last = t0, t1
         else:
             if t0 < self.first:
@@ -85,15 +85,15 @@ class Side:
             if t1 > self.last:
                 self.last = t1
         self.count += n
-        t = (t0 + t1) // 2
+        t = t0 if t0 == t1 else (t0 + t1) // 2
         self.sum_t += t * n
         if rssi is not None:
-            if rssi > self.peak:
+            peak = self.peak
+            if rssi > peak:
                 self.peak, self.peak_first, self.peak_last = rssi, t, t
-            elif rssi == self.peak:
-                self.peak_last = max(self.peak_last, t)
-        if antenna not in self.antennas:
-            self.antennas.add(antenna)
+            elif rssi == peak and t > self.peak_last:
+                self.peak_last = t
+        self.antennas.add(antenna)
 
     @property
     def peak_at(self) -> float:
@@ -177,12 +177,19 @@ class Track:
         return shift
 
     def add(self, read: Read, side: int) -> None:
-        t0, t1 = self.times(read)
-        self.sides[side].add(t0, t1, read.seen_count or 1, read.rssi, read.antenna or 0)
+        # ``times`` and ``Side.add``'s first lines inline: this runs for every tag read.
+        last, first = read.reader_last_seen_us, read.reader_first_seen_us
+        if self.reader_clock and (last is not None or first is not None):
+            t0, t1 = self.times(read)
+        else:
+            t0 = t1 = read.mono_ns + self.host_shift
+        s = self.sides[side]
+        s.add(t0, t1, read.seen_count or 1, read.rssi, read.antenna or 0)
         self.last = read
         self.rows += 1
-        if len(self.head) < IDS_KEPT:
-            self.head.append(read.id)
+        head = self.head
+        if len(head) < IDS_KEPT:
+            head.append(read.id)
         else:
             self.tail.append(read.id)
 

@@ -142,3 +142,47 @@ def test_boot_id_comes_from_the_file_or_is_made_up(tmp_path: Path) -> None:
     assert read_boot_id(path) == "6f1c1f0e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
     made_up = read_boot_id(tmp_path / "missing")
     assert uuid.UUID(made_up).version == 4
+
+
+def test_batch_ids_interleaved_with_single_ids_stay_strictly_increasing() -> None:
+    """A batch (the tags of one RFID report) counts up from one clock reading; single ids
+    made between its ids, and the next batch, still come after every id before them."""
+    wall = Wall(T0)
+    gen = Uuid7(wall)
+    texts: list[str] = []
+    for n in range(30):
+        one = gen.batch()
+        texts += [one() for _ in range(n * 50)]  # up to 1450: past 4096 a ms over the run
+        texts.append(gen.new())
+        texts.append(one())  # the batch goes on after a single id
+        if n % 10 == 9:
+            wall.now -= 3600  # the wall clock steps back an hour between batches
+    ids = [uuid.UUID(t) for t in texts]
+    assert [str(u) for u in ids] == texts, "lowercase text form"
+    assert_strictly_increasing(ids)
+    assert len(set(texts)) == len(texts)
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    assert timestamp_ms(ids[0]) == int(T0 * 1000)
+
+
+def test_batch_ids_follow_the_wall_clock_when_it_moves_forward() -> None:
+    wall = Wall(T0)
+    gen = Uuid7(wall)
+    first = gen.batch()()
+    wall.now = T0 + 5
+    later = gen.batch()
+    assert timestamp_ms(uuid.UUID(first)) == int(T0 * 1000)
+    assert timestamp_ms(uuid.UUID(later())) == int((T0 + 5) * 1000)
+
+
+def test_each_batch_draws_its_own_random_tail() -> None:
+    """rand_b is drawn once per batch (the counter tells a batch's ids apart): over 4000
+    batches every one of its 62 bits is seen both set and clear, and no two are equal."""
+    gen = Uuid7(Wall(T0))
+    tails = [uuid.UUID(gen.batch()()).int & ((1 << 62) - 1) for _ in range(4000)]
+    assert len(set(tails)) == len(tails)
+    ored = anded = tails[0]
+    for t in tails:
+        ored |= t
+        anded &= t
+    assert ored == (1 << 62) - 1 and anded == 0

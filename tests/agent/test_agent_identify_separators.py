@@ -145,3 +145,33 @@ def test_a_full_length_lot_still_shows_a_hidden_serial() -> None:
     # Lots are not issued at a fixed width: a lot and a serial joined into 20 characters.
     got = REJECT.identify(read(f"01{GTIN}10ABCDEFGH21XYZ1234567"))
     assert got.kind == "unknown" and got.error is not None and "AI 21 'XYZ1234567'" in got.error
+
+
+def test_a_serial_and_a_lot_joined_into_20_characters_are_a_full_length_serial() -> None:
+    """Why the guard lets these through (bench.guard's ``joined_full``): a GTIN + serial
+    + lot label whose GS before AI 10 is lost, serial and lot 18 characters together,
+    is byte for byte a GTIN + one 20-character serial, which GS1 allows (AI 21: X..20,
+    character set 82, no check digit, no order of AIs fixed, the last element needs no
+    GS). Lot and serial share that character set, so nothing GS1 fixes tells them
+    apart: whatever flags the one flags the other, a real pack's serial."""
+    serial, lot = "ABCDEFGH", "XYZ1234567"  # 8 + "10" + 10 = 20
+    printed = f"01{GTIN}21{serial}{GS}10{lot}"
+    lost = printed.replace(GS, "")  # a wedge that drops FNC1
+    issued = f"01{GTIN}21ABCDEFGH10XYZ1234567"  # a randomised full-length pack serial
+    assert lost.encode() == issued.encode()
+    got = REJECT.identify(read(issued))
+    assert (got.kind, got.serial, got.lot, got.warnings) == (
+        "gtin",
+        "ABCDEFGH10XYZ1234567",
+        None,
+        (),
+    )
+    with_gs = REJECT.identify(read(printed))
+    assert (with_gs.serial, with_gs.lot) == (serial, lot)
+    # One character more and the joined value breaks AI 21's limit: not read at all.
+    longer = REJECT.identify(read(f"{lost}8"))
+    assert longer.kind == "unknown"
+    # One fewer: not a full-length serial, so "10" + a letter inside is flagged.
+    shorter = REJECT.identify(read(f"01{GTIN}21{serial[:-1]}10{lot}"))
+    assert shorter.kind == "unknown" and shorter.error is not None
+    assert f"AI 10 '{lot}'" in shorter.error

@@ -10,8 +10,11 @@ from click.testing import CliRunner
 from rules_desk import Desk, gtin14, sgtin
 
 from agent.cli import main
+from agent.clock import Uuid7, utc_iso
 from agent.config import load_config
-from agent.replay import Recorder, replay
+from agent.model import Read
+from agent.replay import Recorder, Replayed, ReplayedTick, ReplayError, replay
+from drivers.llrp_emulator import sgtin96
 
 G1 = gtin14(1)
 
@@ -191,3 +194,135 @@ def test_replay_table_never_cuts_a_code_in_a_pipe_of_80_columns(tmp_path: Path) 
     assert out.exit_code == 0, out.output
     assert long_code in out.output and G1 in out.output
     assert "…" not in out.output
+
+
+# ---- a beam-gated portal ----------------------------------------------------------------
+
+BEAM_CONFIG = """
+[agent]
+id = "dock-7"
+state_dir = "{dir}"
+
+[sync]
+url = "http://127.0.0.1:9"
+token_file = "token"
+
+[[devices]]
+id = "r1"
+driver = "llrp"
+host = "127.0.0.1"
+port = 5084
+antennas = [1, 2, 3, 4]
+gpi_port = 1
+
+[[stations]]
+name = "door-7"
+kind = "portal"
+location = "DOCK-7"
+devices = ["r1"]
+outside_antennas = [1, 2]
+inside_antennas = [3, 4]
+beam_gpi = 1
+"""
+BOOT = "boot-1"
+T0 = 1_780_000_000.0
+
+
+def _tag_read(ids: Uuid7, antenna: int, at_s: float, serial: int) -> Read:
+    """A tag read on r1 at ``at_s`` of agent time, stamped by the reader at the same time."""
+    return Read(
+        id=ids.new(),
+        device="r1",
+        kind="tag",
+        data=sgtin96("00614141123452", serial, 7),
+        observed_at=utc_iso(T0 + at_s),
+        mono_ns=int(at_s * 1e9),
+        boot_id=BOOT,
+        antenna=antenna,
+        rssi=-55.0,
+        reader_first_seen_us=int((T0 + at_s) * 1e6),
+        reader_last_seen_us=int((T0 + at_s) * 1e6),
+    )
+
+
+def _walk_in(ids: Uuid7, start_s: float, serial: int) -> list[Read]:
+    """A tag carried in over 1.2 s: outside antennas, then inside ones."""
+    return [_tag_read(ids, 1 + i % 2, start_s + 0.1 * i, serial) for i in range(6)] + [
+        _tag_read(ids, 3 + i % 2, start_s + 0.7 + 0.1 * i, serial) for i in range(6)
+    ]
+
+
+def _beam_recording(tmp_path: Path, watched: bool = True) -> Path:
+    """What a live agent records at a gated door: the beam watched from t=0, one tag
+    walked in with the beam whole (a tag carried past the door), a second 10 s later
+    with the beam broken during its pass."""
+    path = tmp_path / "reads.jsonl"
+    recorder = Recorder(path, 1 << 20)
+    ids = Uuid7(lambda: T0)
+    if watched:
+        recorder.write_gpi_watch("r1", 0, utc_iso(T0), BOOT)
+    for read in _walk_in(ids, 1.0, 1):
+        recorder.write(read)
+    for read in _walk_in(ids, 11.0, 2)[:4]:
+        recorder.write(read)
+    recorder.write_gpi("r1", 1, True, int(11.5e9), utc_iso(T0 + 11.5), BOOT)
+    recorder.write_gpi("r1", 1, False, int(11.9e9), utc_iso(T0 + 11.9), BOOT)
+    for read in _walk_in(ids, 11.0, 2)[4:]:
+        recorder.write(read)
+    recorder.close()
+    return path
+
+
+def _moved_serials(results: list[Replayed | ReplayedTick]) -> list[tuple[str, str]]:
+    return [
+        (m.kind, m.item.epc or "")
+        for r in results
+        if isinstance(r, ReplayedTick)
+        for m in r.tick.decision.movements
+    ]
+
+
+def test_replay_applies_a_gated_portals_beam_as_run_does(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text(BEAM_CONFIG.format(dir=tmp_path))
+    config = load_config(tmp_path / "agent.toml")
+    recording = _beam_recording(tmp_path)
+    notes: list[str] = []
+    results = list(replay(config, recording.read_text().splitlines(), "reads.jsonl", notes))
+    # Only the pass through the broken beam moves; the first is judged beam_not_broken.
+    assert _moved_serials(results) == [("receive", "urn:epc:id:sgtin:0614141.012345.2")]
+    verdicts = [r.tick.decision.verdict for r in results if isinstance(r, ReplayedTick)]
+    assert "beam_not_broken" in verdicts
+    assert notes == []
+    # GPI lines are not reads: every replayed read is one of the 24 tag reads.
+    assert sum(isinstance(r, Replayed) for r in results) == 24
+
+
+def test_replay_of_a_recording_without_the_beam_says_its_passes_are_ungated(
+    tmp_path: Path,
+) -> None:
+    """A recording made before GPI events were recorded (or a simulator script) has no
+    beam: its passes are replayed as live passes from before the agent listened to the
+    beam (not gated), and replay says so."""
+    (tmp_path / "agent.toml").write_text(BEAM_CONFIG.format(dir=tmp_path))
+    config = load_config(tmp_path / "agent.toml")
+    recording = _beam_recording(tmp_path, watched=False)
+    notes: list[str] = []
+    results = list(replay(config, recording.read_text().splitlines(), "reads.jsonl", notes))
+    assert [k for k, _ in _moved_serials(results)] == ["receive", "receive"]
+    assert notes == [
+        "station door-7: reads.jsonl holds no GPI events of r1 (recorded before they were, "
+        "or a simulator script), so its passes are replayed ungated, as live passes from "
+        "before the agent listened to the beam"
+    ]
+    runner = CliRunner()
+    out = runner.invoke(main, ["replay", str(recording), "--config", str(tmp_path / "agent.toml")])
+    assert out.exit_code == 0, out.output
+    assert "replayed ungated" in out.stderr
+
+
+def test_a_bad_gpi_line_is_named(tmp_path: Path) -> None:
+    (tmp_path / "agent.toml").write_text(BEAM_CONFIG.format(dir=tmp_path))
+    config = load_config(tmp_path / "agent.toml")
+    lines = ['{"gpi": {"device": "r1", "port": "one", "high": true, "mono_ns": 5}}']
+    with pytest.raises(ReplayError, match=r"reads.jsonl:1: not a recorded GPI event: .*port"):
+        list(replay(config, lines, "reads.jsonl"))

@@ -190,6 +190,57 @@ def test_an_agent_that_falls_behind_does_not_cut_a_pass_in_two() -> None:
     assert door.verdicts()["crossed_in"] == 1
 
 
+def test_an_agent_far_behind_does_not_cut_a_pass_at_max_track_ms() -> None:
+    # Ten times slower still: the 1.2 s pass (reader clock) reaches the agent over 12 s
+    # of its own time, far past max_track_ms (2 s), amid other tags' reads. On the
+    # reader's clock the pass was never open that long: one pass, not pieces.
+    door = Door(quiet_ms=600, max_track_ms=2000, dedup_ms=60000)
+    other = sgtin96("00614141123452", 4712, 7)
+    for read in walk_in(door):
+        door.feed(read)
+        for _ in range(10):
+            door.t += 0.1
+            stamp = read.reader_last_seen_us
+            assert stamp is not None
+            door.feed(
+                dataclasses.replace(door.read(1, None), data=other, reader_last_seen_us=stamp)
+            )
+            door.ticks.extend(door.rules.tick(int(door.t * 1e9), BOOT))
+    door.settle()
+    assert door.moved() == ["receive"]
+    assert door.verdicts()["crossed_in"] == 1
+
+
+def test_reads_decided_long_after_they_arrived_are_not_a_silent_reader() -> None:
+    # The agent is a second behind: each read is decided 1 s after the driver made it
+    # (it waited in the queues), ticks coming in between. The reader was never silent
+    # for quiet_ms, and the rules decide reads without a pause: one pass.
+    door = Door(quiet_ms=600)
+    door.t = 2.0
+    for read in walk_in(door):
+        door.t += 0.1
+        arrived = dataclasses.replace(read, mono_ns=int((door.t - 1.0) * 1e9))
+        door.feed(arrived)
+        door.ticks.extend(door.rules.tick(int(door.t * 1e9), BOOT))
+    assert door.moved() == []  # nothing decided while the pass's reads still come
+    door.settle()
+    assert door.moved() == ["receive"]
+    assert door.verdicts()["crossed_in"] == 1
+
+
+def test_a_tag_parked_in_the_field_is_cut_at_max_track_ms_of_the_readers_clock() -> None:
+    # Read without pause for 5 s of the reader's clock (reports on time): judged every
+    # 2 s with what it has, never a crossing.
+    door = Door(quiet_ms=600, max_track_ms=2000, dedup_ms=60000)
+    for i in range(50):
+        door.t = 0.1 * i
+        door.feed(door.read(1 + i % 4, 0.1 * i))
+        door.ticks.extend(door.rules.tick(int(door.t * 1e9), BOOT))
+    door.settle()
+    assert sum(door.verdicts().values()) == 3  # 0-2 s, 2-4 s, 4-5 s
+    assert door.moved() == []
+
+
 def test_a_pass_ends_when_the_reader_moves_on_or_falls_silent() -> None:
     door = Door(quiet_ms=600)
     door.feed(*walk_in(door))  # the pass ends at 1.2 s on the reader's clock

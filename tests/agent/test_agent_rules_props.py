@@ -3,11 +3,16 @@ would refuse (qty <= 0, no id, a kind without its locations)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rules_desk import Desk, gtin14, sgtin, station
 
-from agent.model import Movement
+from agent.model import Movement, Read
+from agent.rules import Ruling
 
 CODES = st.one_of(
     st.sampled_from(["END", "CANCEL", "DISP:damaged", "DISP:quarantine", "DISP:restock"]),
@@ -64,3 +69,89 @@ def test_rules_never_raise_and_never_make_a_bad_movement(
                 valid(target.reversal)
         if decision.feedback == "bad":
             assert decision.reason and not decision.movements
+
+
+TAG_READS = st.lists(
+    st.tuples(
+        st.sampled_from(["p1", "p2"]),  # p1: a portal's reader; p2 starts in no station
+        st.one_of(
+            st.builds(lambda s: ("tag", sgtin96_of(s)), st.integers(0, 5)),
+            st.just(("tag", bytes.fromhex("e2801105200074cf085c0943"))),  # a TID: foreign
+            st.just(("tag", b"")),
+            st.sampled_from([("barcode", b"PAIR:door"), ("barcode", b"PAIR:rcv")]),
+            st.builds(lambda n: ("barcode", gtin14(n).encode()), st.integers(0, 3)),
+        ),
+        st.integers(1, 4),  # antenna
+        st.booleans(),  # a new report (decide_all's run ends) before this read
+    ),
+    max_size=80,
+)
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def sgtin96_of(serial: int) -> bytes:
+    from drivers.llrp_emulator import sgtin96
+
+    return sgtin96("00614141123452", 1000 + serial, 7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TAG_READS)
+def test_deciding_a_devices_reads_together_is_deciding_them_one_by_one(
+    reads: list[tuple[str, tuple[str, bytes], int, bool]],
+) -> None:
+    """``Rules.decide_all`` (the daemon's path for a report's tags) rules each read as
+    ``decide`` would, whatever the mix: tags, foreign tags, barcodes, a PAIR that moves
+    the device to another station in the middle of a run."""
+    _same_either_way(reads)
+
+
+def _same_either_way(reads: list[tuple[str, tuple[str, bytes], int, bool]]) -> None:
+
+    def desk() -> Desk:
+        return Desk(
+            [
+                station(
+                    "door",
+                    "portal",
+                    devices=("p1",),
+                    location="DOCK-7",
+                    outside_antennas=[1, 2],
+                    inside_antennas=[3],
+                ),
+                station("rcv", "receiving", devices=("d1",)),
+            ]
+        )
+
+    one, together = desk(), desk()
+    made: list[tuple[str, Read]] = []
+    for device, (kind, data), antenna, _ in reads:
+        read = dataclasses.replace(one.read(data, device, 100), kind=kind, antenna=antenna)  # type: ignore[arg-type]
+        made.append((device, read))
+    singly = [one.rules.decide(device, read) for device, read in made]
+    runs: list[list[tuple[str, Read]]] = []
+    for (device, read), (_, _, _, cut) in zip(made, reads, strict=True):
+        if not runs or cut or runs[-1][-1][0] != device:
+            runs.append([])
+        runs[-1].append((device, read))
+    batched = [r for run in runs for r in together.rules.decide_all(run[0][0], [x for _, x in run])]
+
+    def shape(r: Ruling) -> tuple[object, ...]:
+        d = r.decision
+        moves = [(m.kind, m.item, m.qty, m.from_, m.to) for m in d.movements]
+        changes = UUID.sub("<id>", json.dumps(r.changes, sort_keys=True))  # fresh ids
+        return (r.station, r.identity, d.feedback, d.reason, moves, r.double, changes)
+
+    assert [shape(r) for r in batched] == [shape(r) for r in singly]
+
+
+def test_a_pair_in_the_middle_of_a_run_moves_the_rest_of_the_run() -> None:
+    reads = [
+        ("p2", ("barcode", b"PAIR:door"), 1, True),
+        ("p2", ("tag", sgtin96_of(1)), 1, True),
+        ("p2", ("barcode", b"PAIR:rcv"), 1, False),
+        ("p2", ("tag", sgtin96_of(2)), 1, False),
+    ]
+    _same_either_way(reads)

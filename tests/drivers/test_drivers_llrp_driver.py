@@ -298,6 +298,9 @@ class BrokenIds(Uuid7):
     def new(self) -> str:
         raise RuntimeError("boom")
 
+    def batch(self) -> Callable[[], str]:
+        return self.new
+
 
 async def test_a_bug_in_the_connection_task_ends_reads_with_the_error() -> None:
     async with LlrpEmulator(scenario()) as emu:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from driver_kit import eventually
-from sllurp.llrp import LLRPReaderClient, LLRPReaderConfig
+from sllurp.llrp import LLRPMessage, LLRPReaderClient, LLRPReaderConfig
 
 from drivers import llrp_frames as f
 from drivers.llrp_emulator import (
@@ -22,6 +22,7 @@ from drivers.llrp_emulator import (
     scenario_from_dict,
 )
 from drivers.llrp_emulator.beam import Beam
+from drivers.llrp_emulator.session import ConnectionRecord, RoSpecRun, Session
 
 EPCS = [f"3034257bf40c0e40000{i:05x}" for i in range(1, 21)]
 
@@ -266,3 +267,59 @@ def test_the_beam_is_broken_while_the_pallet_goes_through_the_door_only() -> Non
     assert 1.0 < broken_s < 2.0  # a 1.2 m pallet at 1 m/s, and the curtain's depth
     parked = dataclasses.replace(load_scenario(bundled_scenario("portal-crossread")), beam_gpi=1)
     assert Beam(parked).changes(0.0, 600.0) == []  # tags parked by the door never break it
+
+
+class _Frames:
+    """The writer a session sends through: keeps the frames."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.frames.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _session_reports(late_by: float) -> list[list[tuple[int, int, int]]]:
+    """The reports of one second of portal-inbound at 50 ms a report, the session's task
+    running ``late_by`` seconds late each time: per report, (antenna, first, last seen)."""
+
+    class _Emu:
+        scenario = load_scenario(bundled_scenario("portal-inbound"))
+
+    async def main() -> list[bytes]:
+        out = _Frames()
+        session = Session(_Emu(), None, out, ConnectionRecord("test", True))  # type: ignore[arg-type]
+        session.clock_start, session.epoch_us = 0.0, 1_800_000_000_000_000
+        stop = f.AISpecStopTrigger(trigger=1, duration_ms=50)
+        spec = f.ROSpec(1, f.ROBoundarySpec(), (f.AISpec((0,), stop),))
+        run = RoSpecRun(spec, f.ROSPEC_ACTIVE, 0.0, 5.0, 5.05)  # scene 5 s: the pallet
+        now = 5.05
+        while now < 6.0:
+            now += late_by or 0.05
+            session._reports_due(run, now)
+        return out.frames
+
+    reports = []
+    for frame in asyncio.run(main()):
+        msg = LLRPMessage(msgbytes=frame)
+        tags = msg.msgdict["RO_ACCESS_REPORT"].get("TagReportData") or []
+        reports.append(
+            sorted(
+                (t["AntennaID"], t["FirstSeenTimestampUTC"], t["LastSeenTimestampUTC"])
+                for t in tags
+            )
+        )
+    return reports
+
+
+def test_a_late_session_sends_the_reports_it_owes_one_per_interval() -> None:
+    """A reader has a CPU of its own: an emulator that shares a loaded host and runs late
+    sends the same reports (one per 50 ms of the scenario) as one on time, so what the
+    agent judges does not depend on the host's load."""
+    on_time = _session_reports(0)
+    late = _session_reports(0.4)  # the task runs every 400 ms instead of every 50
+    assert len(on_time) >= 18 and sum(map(len, on_time)) > 100
+    assert late[: len(on_time)] == on_time

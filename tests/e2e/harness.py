@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -10,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pytest
 from agent.cli import write_secret
 from agent.config import load_config
 from agent.daemon import Daemon
+from drivers.llrp_emulator import LlrpEmulator, Scenario, scenario_from_dict
 from ledger import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,3 +232,107 @@ def ledger_down(tmp_path: Path) -> Iterator[LedgerProcess]:
     proc = LedgerProcess(tmp_path)
     yield proc
     proc.stop()
+
+
+# ---- an LLRP reader (the emulator) and the daemon on it -------------------------------------
+
+
+def shelf(name: str, epcs: Sequence[bytes], rate: float, **more: Any) -> Scenario:
+    """Tags on a shelf by the inside antenna (2) of a two-antenna reader, read ``rate``
+    times a second, reported every 50 ms; ``more``: further scenario keys (faults...)."""
+    return scenario_from_dict(
+        {
+            "name": name,
+            "rate": rate,
+            "report_interval_s": 0.05,
+            "antennas": [{"id": 1, "group": "outside"}, {"id": 2, "group": "inside"}],
+            "tags": [
+                {
+                    "name": "cases",
+                    "epcs": [e.hex() for e in epcs],
+                    "motion": "shelf",
+                    "near": "inside",
+                    "rssi_peak_dbm": -40,
+                }
+            ],
+            **more,
+        }
+    )
+
+
+def llrp_device(device_id: str, port: int, antennas: Sequence[int], extra: str = "") -> str:
+    """A ``[[devices]]`` table for the emulator on ``port``, with the quick link settings
+    every LLRP end-to-end test uses (a 0.5 s keepalive, a report every 50 ms)."""
+    return (
+        f'\n[[devices]]\nid = "{device_id}"\ndriver = "llrp"\nhost = "127.0.0.1"\n'
+        f"port = {port}\nantennas = {list(antennas)}\nkeepalive_s = 0.5\n"
+        f"report_timeout_ms = 50\n{extra}"
+    )
+
+
+@dataclasses.dataclass
+class ReaderRun:
+    """What ``LlrpAgent.run`` yields: the emulator, the running daemon, its config file."""
+
+    emu: LlrpEmulator
+    daemon: Daemon
+    config: Path
+
+    async def until(self, done: Callable[[], Awaitable[bool]], timeout_s: float = 60) -> None:
+        """Poll ``done`` every 0.2 s until it holds; TimeoutError after ``timeout_s``
+        (generous: a loaded machine; the tests take seconds alone)."""
+        async with asyncio.timeout(timeout_s):
+            while not await done():
+                await asyncio.sleep(0.2)
+
+
+def journal_holds(ledger: LedgerProcess, want: int) -> Callable[[], Awaitable[bool]]:
+    """For ``ReaderRun.until``: the ledger's journal holds ``want`` entries."""
+
+    async def done() -> bool:
+        return len(await asyncio.to_thread(ledger.journal)) >= want
+
+    return done
+
+
+class LlrpAgent:
+    """The daemon on the LLRP reader emulator over TCP: the set-up the LLRP end-to-end
+    tests share (the ``llrp_agent`` fixture)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    @contextlib.asynccontextmanager
+    async def run(
+        self,
+        scenario: Scenario,
+        tables: Callable[[int], str],
+        ledger: LedgerProcess | None = None,
+    ) -> AsyncIterator[ReaderRun]:
+        """The emulator on ``scenario`` and the daemon with a config of the shared agent
+        settings plus ``tables(port)`` (its ``[[devices]]`` and ``[[stations]]``),
+        delivering to ``ledger`` (or to a closed port: the outbox only), running until
+        the block ends; then stopped as SIGTERM stops it."""
+        async with LlrpEmulator(scenario) as emu:
+            if ledger is not None:
+                token, token_file, url = ledger.token, ledger.token_file, ledger.url
+            else:
+                token, token_file, url = "secret", self.workdir / "token", "http://127.0.0.1:9/"
+                token_file.write_text(token, encoding="utf-8")
+                token_file.chmod(0o600)
+            path = write_config(self.workdir, url, token_file, None, health_listen="")
+            with path.open("a", encoding="utf-8") as f:
+                f.write(tables(emu.port))
+            daemon = Daemon(load_config(path), token)
+            task = asyncio.create_task(daemon.run())
+            try:
+                yield ReaderRun(emu, daemon, path)
+            finally:
+                daemon.stop()
+                await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def llrp_agent(tmp_path: Path) -> LlrpAgent:
+    """The daemon on the LLRP reader emulator (a fixture: import it into a conftest)."""
+    return LlrpAgent(tmp_path)

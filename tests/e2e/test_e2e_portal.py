@@ -11,94 +11,82 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import LedgerProcess, write_config
+from harness import LedgerProcess, LlrpAgent, journal_holds, llrp_device
 
 from agent.config import load_config
 from agent.daemon import Daemon
-from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
+from agent.replay import ReplayedTick, replay
+from drivers.llrp_emulator import bundled_scenario, load_scenario
 
 SPEED = 5.0
 
 
-def _config(
-    tmp_path: Path, ledger: LedgerProcess, port: int, extra: str = "", device: str = ""
-) -> Path:
-    path = write_config(tmp_path, ledger.url, ledger.token_file, None, health_listen="")
-    with path.open("a", encoding="utf-8") as f:
-        f.write(
-            f"""
-[[devices]]
-id = "dock-7-portal"
-driver = "llrp"
-host = "127.0.0.1"
-port = {port}
-antennas = [1, 2, 3, 4]
-keepalive_s = 0.5
-report_timeout_ms = 50
-{device}
-
-[[stations]]
-name = "dock-7-door"
-kind = "portal"
-location = "DOCK-7"
-devices = ["dock-7-portal"]
-outside_antennas = [1, 2]
-inside_antennas = [3, 4]
-quiet_ms = 600
-max_track_ms = 2000
-{extra}
-"""
-        )
-    return path
+def _door(port: int, extra: str = "", device: str = "") -> str:
+    return llrp_device("dock-7-portal", port, [1, 2, 3, 4], device) + (
+        '\n[[stations]]\nname = "dock-7-door"\nkind = "portal"\nlocation = "DOCK-7"\n'
+        'devices = ["dock-7-portal"]\noutside_antennas = [1, 2]\ninside_antennas = [3, 4]\n'
+        f"quiet_ms = 600\nmax_track_ms = 2000\n{extra}"
+    )
 
 
 async def _run(
-    tmp_path: Path,
+    llrp_agent: LlrpAgent,
     ledger: LedgerProcess,
     scenario: str,
     want: int,
-    seconds: float,
     beam: bool | None = None,
     verdicts: Counter[str] | None = None,
     until_verdicts: int = 0,
+    verdict: str | None = None,
+    record: bool = False,
 ) -> list[dict[str, object]]:
     """Run the daemon against the emulator until the ledger holds ``want`` movements
-    (or for ``seconds`` when ``want`` is 0), and return the ledger's journal.
+    (or, when ``want`` is 0, until the portal has judged ``until_verdicts`` passes, or
+    that many with the verdict ``verdict``), and return the ledger's journal.
 
     ``beam``: the portal is gated by a beam sensor on GPI 1, which the emulator
     breaks as the pallet goes through the door (True) or never (False).
-    ``verdicts`` gets the portal's verdicts as counted in the metrics; with ``want`` 0 the
-    run goes on past ``seconds`` until ``until_verdicts`` passes are judged (a loaded
-    machine starts late)."""
+    ``verdicts`` gets the portal's verdicts as counted in the metrics. ``record``: the daemon records its reads (and GPI) to
+    ``reads.jsonl`` beside its config, for ``_replayed``."""
     sc = dataclasses.replace(load_scenario(bundled_scenario(scenario)), speed=SPEED)
     extra = device = ""
     if beam is not None:
         sc = dataclasses.replace(sc, beam_gpi=1 if beam else None)
         extra, device = "beam_gpi = 1\n", "gpi_port = 1\n"
-    async with LlrpEmulator(sc) as emu:
-        config = load_config(_config(tmp_path, ledger, emu.port, extra, device))
-        daemon = Daemon(config, ledger.token)
-        task = asyncio.create_task(daemon.run())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        try:
-            async with asyncio.timeout(60):  # generous: a loaded CI machine; passing runs take ~4 s
-                while True:
-                    await asyncio.sleep(0.2)
-                    journal = await asyncio.to_thread(ledger.journal)
-                    if want and len(journal) >= want:
-                        break
-                    if not want and loop.time() >= deadline:
-                        judged = sum(_verdicts(daemon).values())
-                        if judged >= until_verdicts:
-                            break
-            await asyncio.sleep(1.0)  # anything more would be a double
-        finally:
-            daemon.stop()
-            await asyncio.wait_for(task, 10)
+    if record:
+        extra += '\n[record]\npath = "reads.jsonl"\n'
+    async with llrp_agent.run(sc, lambda port: _door(port, extra, device), ledger) as run:
+        daemon = run.daemon
+        if want:
+            await run.until(journal_holds(ledger, want))  # passing runs take ~4 s
+        else:
+
+            async def judged() -> bool:
+                seen = _verdicts(daemon)
+                return (seen[verdict] if verdict else sum(seen.values())) >= until_verdicts
+
+            await run.until(judged)
+        await asyncio.sleep(1.0)  # anything more would be a double
     if verdicts is not None:
         verdicts.update(_verdicts(daemon))
     return await asyncio.to_thread(ledger.journal)
+
+
+def _replayed(tmp_path: Path) -> tuple[set[str], Counter[str]]:
+    """``edgetally replay`` of what the daemon recorded, with the config it ran: the EPCs
+    it would move, and the verdicts of the passes it closed."""
+    results = replay(
+        load_config(tmp_path / "agent.toml"),
+        (tmp_path / "reads.jsonl").read_text(encoding="utf-8").splitlines(),
+        "reads.jsonl",
+    )
+    moved: set[str] = set()
+    verdicts: Counter[str] = Counter()
+    for r in results:
+        if isinstance(r, ReplayedTick):
+            moved |= {m.item.epc or "" for m in r.tick.decision.movements}
+            verdicts[r.tick.decision.verdict or ""] += 1
+    return moved, verdicts
 
 
 def _verdicts(daemon: Daemon) -> Counter[str]:
@@ -130,9 +118,9 @@ def _kinds(journal: list[dict[str, object]]) -> Counter[str]:
     [("portal-inbound", "receive", 1000), ("portal-outbound", "ship", 2000)],
 )
 async def test_a_pallet_through_the_portal_reaches_the_ledger_once_per_tag(
-    tmp_path: Path, ledger: LedgerProcess, scenario: str, kind: str, first: int
+    llrp_agent: LlrpAgent, ledger: LedgerProcess, scenario: str, kind: str, first: int
 ) -> None:
-    journal = await _run(tmp_path, ledger, scenario, want=200, seconds=0)
+    journal = await _run(llrp_agent, ledger, scenario, want=200)
     assert _kinds(journal) == {kind: 200}
     assert _epcs(journal, kind) == {
         f"urn:epc:id:sgtin:0614141.012345.{first + i}" for i in range(200)
@@ -142,9 +130,9 @@ async def test_a_pallet_through_the_portal_reaches_the_ledger_once_per_tag(
 
 
 async def test_two_pallets_crossing_opposite_ways_both_reach_the_ledger(
-    tmp_path: Path, ledger: LedgerProcess
+    llrp_agent: LlrpAgent, ledger: LedgerProcess
 ) -> None:
-    journal = await _run(tmp_path, ledger, "portal-two-pallets", want=200, seconds=0)
+    journal = await _run(llrp_agent, ledger, "portal-two-pallets", want=200)
     assert _epcs(journal, "receive") == {
         f"urn:epc:id:sgtin:0614141.012345.{8000 + i}" for i in range(100)
     }
@@ -154,16 +142,17 @@ async def test_two_pallets_crossing_opposite_ways_both_reach_the_ledger(
     assert ledger.on_hand() == {"DOCK-7/00614141123452": 0}
 
 
-async def test_a_cross_read_pallet_moves_nothing(tmp_path: Path, ledger: LedgerProcess) -> None:
-    # 4 s of wall time is 20 s of a pallet parked by the door: tracks close at
-    # max_track_ms (2 s) again and again, each judged, none a crossing.
+async def test_a_cross_read_pallet_moves_nothing(
+    tmp_path: Path, llrp_agent: LlrpAgent, ledger: LedgerProcess
+) -> None:
+    # A pallet parked by the door: its tracks close at max_track_ms (2 s) again and
+    # again, each judged (100 of them), none a crossing.
     verdicts: Counter[str] = Counter()
     journal = await _run(
-        tmp_path,
+        llrp_agent,
         ledger,
         "portal-crossread",
         want=0,
-        seconds=4.0,
         verdicts=verdicts,
         until_verdicts=100,
     )
@@ -180,30 +169,45 @@ async def test_a_cross_read_pallet_moves_nothing(tmp_path: Path, ledger: LedgerP
 
 
 async def test_a_beam_gated_portal_moves_a_pallet_only_through_a_broken_beam(
-    tmp_path: Path, ledger: LedgerProcess
+    tmp_path: Path, llrp_agent: LlrpAgent, ledger: LedgerProcess
 ) -> None:
     verdicts: Counter[str] = Counter()
     journal = await _run(
-        tmp_path, ledger, "portal-inbound", want=200, seconds=0, beam=True, verdicts=verdicts
+        llrp_agent,
+        ledger,
+        "portal-inbound",
+        want=200,
+        beam=True,
+        verdicts=verdicts,
+        record=True,
     )
     assert _kinds(journal) == {"receive": 200}
-    assert verdicts["crossed_in"] == 200 and verdicts["beam_not_broken"] == 0
+    assert verdicts["crossed_in"] == 200 and verdicts["beam_not_broken"] == 0, verdicts
+    # replay of the recording (reads and GPI) moves what the live run moved
+    moved, replayed = _replayed(tmp_path)
+    assert moved == _epcs(journal, "receive")
+    assert replayed["beam_not_broken"] == 0, replayed
 
 
 async def test_a_beam_gated_portal_moves_nothing_when_the_beam_stays_whole(
-    tmp_path: Path, ledger: LedgerProcess
+    tmp_path: Path, llrp_agent: LlrpAgent, ledger: LedgerProcess
 ) -> None:
     # The same pallet by RF, but nothing broke the beam: every pass is refused by it.
     verdicts: Counter[str] = Counter()
     journal = await _run(
-        tmp_path,
+        llrp_agent,
         ledger,
         "portal-inbound",
         want=0,
-        seconds=3.0,
         beam=False,
         verdicts=verdicts,
         until_verdicts=200,
+        verdict="beam_not_broken",
+        record=True,
     )
     assert journal == []
-    assert verdicts["beam_not_broken"] == 200
+    assert verdicts["beam_not_broken"] == 200, verdicts
+    # replay gates the passes as the live run did: the recording has the beam's GPI
+    moved, replayed = _replayed(tmp_path)
+    assert moved == set(), replayed
+    assert replayed["beam_not_broken"] >= 200, replayed

@@ -11,33 +11,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import defaultdict
-from pathlib import Path
 
-from harness import LedgerProcess, write_config
+from harness import LedgerProcess, LlrpAgent, journal_holds, llrp_device
 
-from agent.config import load_config
-from agent.daemon import Daemon
-from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
+from drivers.llrp_emulator import bundled_scenario, load_scenario
 
 SPEED = 10.0
 CARRIED = [f"urn:epc:id:sgtin:0614141.012345.{11000 + i}" for i in range(10)]
 STOCK = [f"urn:epc:id:sgtin:0614141.012345.{12000 + i}" for i in range(20)]
 
 
-def _config(tmp_path: Path, ledger: LedgerProcess, port: int) -> Path:
-    path = write_config(tmp_path, ledger.url, ledger.token_file, None, health_listen="")
-    with path.open("a", encoding="utf-8") as f:
-        f.write(
-            f"""
-[[devices]]
-id = "aisle-3-reader"
-driver = "llrp"
-host = "127.0.0.1"
-port = {port}
-antennas = [1, 2]
-keepalive_s = 0.5
-report_timeout_ms = 50
-
+def _tables(port: int) -> str:
+    return llrp_device("aisle-3-reader", port, [1, 2]) + (
+        f"""
 [[stations]]
 name = "aisle-3"
 kind = "zone"
@@ -51,26 +37,17 @@ mobility_threshold_dbm = 6.0
 mobility_holdoff_ms = {int(500 / SPEED)}
 mobility_slope = {-0.008 * SPEED}
 """
-        )
-    return path
+    )
 
 
 async def test_items_carried_across_a_zone_arrive_move_and_depart_in_the_ledger(
-    tmp_path: Path, ledger: LedgerProcess
+    ledger: LedgerProcess, llrp_agent: LlrpAgent
 ) -> None:
     scenario = dataclasses.replace(load_scenario(bundled_scenario("zone-move")), speed=SPEED)
     want = 3 * len(CARRIED) + len(STOCK)
-    async with LlrpEmulator(scenario) as emu:
-        daemon = Daemon(load_config(_config(tmp_path, ledger, emu.port)), ledger.token)
-        task = asyncio.create_task(daemon.run())
-        try:
-            async with asyncio.timeout(60):  # ~8 s on a quiet machine
-                while len(await asyncio.to_thread(ledger.journal)) < want:
-                    await asyncio.sleep(0.2)
-            await asyncio.sleep(1.0)  # anything more would be a flap or a double
-        finally:
-            daemon.stop()
-            await asyncio.wait_for(task, 10)
+    async with llrp_agent.run(scenario, _tables, ledger) as run:
+        await run.until(journal_holds(ledger, want))  # ~8 s on a quiet machine
+        await asyncio.sleep(1.0)  # anything more would be a flap or a double
     journal = await asyncio.to_thread(ledger.journal)
     moves: defaultdict[str, list[tuple[str, str | None, str | None]]] = defaultdict(list)
     for entry in journal:
