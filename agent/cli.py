@@ -119,8 +119,8 @@ def status(config_path: Path, once: bool, as_json: bool) -> None:
     "--sinks",
     default=None,
     metavar="LIST",
-    help="Deliver to these sinks too: ledger,mqtt (mqtt starts a local mosquitto), or all; "
-    "per-sink counts at the end.",
+    help="Deliver to these sinks too: ledger,mqtt,epcis (mqtt starts a local mosquitto, "
+    "epcis a second ledger), or all; per-sink counts at the end.",
 )
 @user_errors
 def demo(forever: bool, speed: float, sinks: str | None) -> None:

@@ -130,12 +130,94 @@ class TrytonSinkSettings(DeliverySettings):
         return {"password_file": self.password_file}
 
 
-# type -> settings class. The lead adds "epcis" here (and its factory in
-# agent.sync.registry) when the EPCIS sink lands.
+@dataclass(frozen=True, kw_only=True)
+class EpcisSinkConfig(DeliverySettings):
+    """The ``epcis`` sink (``agent.sync.epcis``): GS1 EPCIS 2.0 events to ``{url}/capture``."""
+
+    url: str = field(
+        metadata=_help(
+            "the EPCIS repository's base URL; batches go to <url>/capture (the reference "
+            "ledger's: http://host:8080/epcis)",
+            url=True,
+        )
+    )
+    token_file: Path | None = field(
+        default=None,
+        metadata=_help(
+            "file holding the bearer token; ${CREDENTIALS_DIRECTORY} is expanded when it is "
+            "read; none: no Authorization header",
+            late_env=True,
+        ),
+    )
+    stations: dict[str, str] = field(
+        default_factory=dict,
+        metadata=_help("station -> SGLN URI (urn:epc:id:sgln:...), its readPoint and bizLocation"),
+    )
+    default_read_point: str | None = field(
+        default=None, metadata=_help("SGLN URI, the readPoint of stations not in stations")
+    )
+    default_biz_location: str | None = field(
+        default=None, metadata=_help("SGLN URI, the bizLocation of stations not in stations")
+    )
+    timezone: str = field(
+        default="UTC", metadata=_help("IANA zone of the site, for eventTimeZoneOffset")
+    )
+    company_prefix_length: int = field(
+        default=7,
+        metadata=_help(
+            "GS1 company prefix length for GTINs GS1's prefix table does not cover",
+            minimum=6,
+            maximum=12,
+        ),
+    )
+    verify_tls: bool = field(
+        default=True, metadata=_help("verify the repository's TLS certificate")
+    )
+    ca_file: Path | None = field(
+        default=None, metadata=_help("CA bundle for the repository's certificate")
+    )
+    poll_initial_s: float = field(
+        default=0.05, metadata=_help("first wait while following the capture job", minimum=0.001)
+    )
+    poll_max_s: float = field(
+        default=2.0, metadata=_help("longest wait while following the capture job", minimum=0.001)
+    )
+    poll_timeout_s: float = field(
+        default=60.0,
+        metadata=_help(
+            "a capture job still running after this is a retry (eventIDs make a resend safe)",
+            minimum=0.01,
+        ),
+    )
+
+    def secret_files(self) -> dict[str, Path]:
+        return {} if self.token_file is None else {"token_file": self.token_file}
+
+    def check(self) -> list[tuple[str, str]]:
+        """Every SGLN and the time zone, as the sink itself checks them: [(key, expected)]."""
+        from agent.sync.epcis import sgln_problem, timezone_problem
+
+        places = [(f"stations.{st}", v) for st, v in self.stations.items()]
+        places += [
+            (k, v)
+            for k, v in (
+                ("default_read_point", self.default_read_point),
+                ("default_biz_location", self.default_biz_location),
+            )
+            if v is not None
+        ]
+        problems = [(key, p) for key, value in places if (p := sgln_problem(value))]
+        if zone := timezone_problem(self.timezone):
+            problems.append(("timezone", zone))
+        return problems
+
+
+# type -> settings class (and its factory in agent.sync.registry.FACTORIES).
 SINK_SETTINGS: dict[str, type[DeliverySettings]] = {
     "http-ledger": HttpLedgerSinkSettings,
     "mqtt": MqttSinkSettings,
     "tryton": TrytonSinkSettings,
+    "epcis": EpcisSinkConfig,
 }
 
 

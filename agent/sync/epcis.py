@@ -37,8 +37,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-from epcpy.epc_schemes.sgln import SGLN
-from epcpy.utils.common import ConvertException
 
 from agent.epcis import EpcisPlaces, MappingError, document, to_event
 from agent.epcis.events import offset_at
@@ -129,16 +127,15 @@ class EpcisSinkSettings:
         if not isinstance(stations, Mapping):
             raise ConfigError(file, f"{key}.stations", "a table of station = SGLN URI")
         for station, sgln in stations.items():
-            _check_sgln(sgln, file, f"{key}.stations.{station}")
+            if problem := sgln_problem(sgln):
+                raise ConfigError(file, f"{key}.stations.{station}", problem)
         defaults = {n: text(n) for n in ("default_read_point", "default_biz_location")}
         for name, value in defaults.items():
-            if value is not None:
-                _check_sgln(value, file, f"{key}.{name}")
+            if value is not None and (problem := sgln_problem(value)):
+                raise ConfigError(file, f"{key}.{name}", problem)
         zone = text("timezone") or "UTC"
-        try:
-            offset_at(datetime.now(UTC), zone)
-        except MappingError as exc:
-            raise ConfigError(file, f"{key}.timezone", f"an IANA time zone name ({exc})") from exc
+        if problem := timezone_problem(zone):
+            raise ConfigError(file, f"{key}.timezone", problem)
         gcp = table.get("company_prefix_length", 7)
         if isinstance(gcp, bool) or not isinstance(gcp, int) or not 6 <= gcp <= 12:
             raise ConfigError(file, f"{key}.company_prefix_length", "an integer from 6 to 12")
@@ -166,15 +163,27 @@ class EpcisSinkSettings:
         )
 
 
-def _check_sgln(value: object, file: str, key: str) -> None:
+def sgln_problem(value: object) -> str | None:
+    """None for a valid SGLN URI, else what was expected (for a ConfigError)."""
+    from epcpy.epc_schemes.sgln import SGLN
+    from epcpy.utils.common import ConvertException
+
     if not isinstance(value, str) or not value.startswith("urn:epc:id:sgln:"):
-        raise ConfigError(
-            file, key, "an SGLN URI, urn:epc:id:sgln:<company prefix>.<location ref>.<extension>"
-        )
+        return "an SGLN URI, urn:epc:id:sgln:<company prefix>.<location ref>.<extension>"
     try:
         SGLN(value)
-    except (ConvertException, ValueError, IndexError) as exc:
-        raise ConfigError(file, key, f"a valid SGLN URI; {value!r} is not one") from exc
+    except (ConvertException, ValueError, IndexError):
+        return f"a valid SGLN URI; {value!r} is not one"
+    return None
+
+
+def timezone_problem(zone: str) -> str | None:
+    """None for a time zone the site's offsets can be taken from, else what was expected."""
+    try:
+        offset_at(datetime.now(UTC), zone)
+    except MappingError as exc:
+        return f"an IANA time zone name ({exc})"
+    return None
 
 
 def read_token_file(path: Path, file: str, key: str) -> str:
@@ -425,4 +434,6 @@ __all__ = [
     "EpcisSinkSettings",
     "make_epcis_sink",
     "read_token_file",
+    "sgln_problem",
+    "timezone_problem",
 ]

@@ -78,12 +78,40 @@ def _tryton(s: SinkSettings, ctx: SinkContext) -> Sink:
     )
 
 
-# type -> factory. The lead adds "epcis" here (and its settings in
-# agent.config.sinks.SINK_SETTINGS) when the EPCIS sink lands.
+def _epcis(s: SinkSettings, ctx: SinkContext) -> Sink:
+    from agent.epcis import EpcisPlaces
+    from agent.sync.epcis import EpcisSink, EpcisSinkSettings
+
+    o = s.options
+    places = EpcisPlaces(
+        stations=dict(o.stations),
+        default_read_point=o.default_read_point,
+        default_biz_location=o.default_biz_location,
+        timezone=o.timezone,
+        company_prefix_length=o.company_prefix_length,
+    )
+    settings = EpcisSinkSettings(
+        url=o.url,
+        token_file=o.token_file,
+        places=places,
+        timeout_s=o.timeout_s,
+        verify_tls=o.verify_tls,
+        ca_file=o.ca_file,
+        poll_initial_s=o.poll_initial_s,
+        poll_max_s=o.poll_max_s,
+        poll_timeout_s=o.poll_timeout_s,
+    )
+    return EpcisSink(
+        settings, ctx.secrets.get("token_file"), transport=ctx.transport, wall=ctx.wall
+    )
+
+
+# type -> factory (and its settings in agent.config.sinks.SINK_SETTINGS).
 FACTORIES: dict[str, Callable[[SinkSettings, SinkContext], Sink]] = {
     "http-ledger": _http_ledger,
     "mqtt": _mqtt,
     "tryton": _tryton,
+    "epcis": _epcis,
 }
 
 
@@ -93,6 +121,13 @@ def make_sink(settings: SinkSettings, ctx: SinkContext) -> Sink:
 
 def describe(settings: SinkSettings) -> dict[str, Any]:
     """Where a sink delivers, for status (no secrets)."""
+    from agent.urls import redacted
+
     o = settings.options
-    where = getattr(o, "url", None) or f"mqtt://{getattr(o, 'host', '?')}:{getattr(o, 'port', '')}"
+    url = getattr(o, "url", None)
+    where = (
+        redacted(url)
+        if isinstance(url, str)
+        else f"mqtt://{getattr(o, 'host', '?')}:{getattr(o, 'port', '')}"
+    )
     return {"name": settings.name, "type": settings.type, "to": where}

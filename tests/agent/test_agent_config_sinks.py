@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config, read_secrets
-from agent.config.sinks import HttpLedgerSinkSettings, MqttSinkSettings, TrytonSinkSettings
+from agent.config.sinks import (
+    EpcisSinkConfig,
+    HttpLedgerSinkSettings,
+    MqttSinkSettings,
+    TrytonSinkSettings,
+)
 from agent.errors import ConfigError
 from tests.agent.test_agent_config import VALID, replace_once, write
 
@@ -34,6 +39,20 @@ batch_max = 50
 
 [sync.sink.locations]
 "DOCK-3" = "STOR"
+"""
+
+EPCIS = """
+[[sync.sink]]
+name = "trace"
+type = "epcis"
+url = "http://127.0.0.1:8080/epcis"
+token_file = "epcis-token"
+timezone = "Europe/Paris"
+default_read_point = "urn:epc:id:sgln:9506000.13435.0"
+poll_timeout_s = 5
+
+[sync.sink.stations]
+"dock-3" = "urn:epc:id:sgln:9506000.13435.3"
 """
 
 
@@ -142,3 +161,115 @@ def test_a_sinks_secret_is_read_from_its_own_file_and_must_be_private(tmp_path: 
     with pytest.raises(ConfigError) as err:
         read_secrets(cfg, cfg.sinks[1])
     assert "s3cret" not in str(err.value) and "a readable file holding the secret" in str(err.value)
+
+
+def test_an_epcis_table_is_the_epcis_sink_with_its_places_and_token(tmp_path: Path) -> None:
+    from agent.epcis import EpcisPlaces
+    from agent.sync.epcis import EpcisSink
+    from agent.sync.registry import SinkContext, describe, make_sink
+
+    cfg = load_config(write(tmp_path, VALID + EPCIS))
+    sink = cfg.sinks[1]
+    assert (sink.name, sink.type, sink.where) == ("trace", "epcis", "sync.sink[0]")
+    o = sink.options
+    assert isinstance(o, EpcisSinkConfig)
+    assert o.stations == {"dock-3": "urn:epc:id:sgln:9506000.13435.3"}
+    assert (o.timezone, o.company_prefix_length, o.poll_timeout_s, o.poll_max_s) == (
+        "Europe/Paris",
+        7,
+        5.0,
+        2.0,
+    )
+    assert o.batch_max == 200  # [sync]'s delivery keys are its defaults too
+    assert o.secret_files() == {"token_file": tmp_path / "epcis-token"}
+    secret = tmp_path / "epcis-token"
+    secret.write_text("epcis-tok\n")
+    secret.chmod(0o600)
+    secrets = read_secrets(cfg, sink)
+    assert secrets == {"token_file": "epcis-tok"}
+    made = make_sink(sink, SinkContext("dock-3", secrets, lambda: 0.0))
+    assert isinstance(made, EpcisSink)
+    assert made.url == "http://127.0.0.1:8080/epcis/capture"
+    assert made.settings.places == EpcisPlaces(
+        stations={"dock-3": "urn:epc:id:sgln:9506000.13435.3"},
+        default_read_point="urn:epc:id:sgln:9506000.13435.0",
+        timezone="Europe/Paris",
+    )
+    assert made.settings.poll_timeout_s == 5.0
+    assert describe(sink) == {"name": "trace", "type": "epcis", "to": o.url}
+
+
+def test_an_epcis_table_without_a_token_file_has_no_secret(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, VALID + EPCIS.replace('token_file = "epcis-token"\n', "")))
+    assert cfg.sinks[1].options.secret_files() == {}
+    assert read_secrets(cfg, cfg.sinks[1]) == {}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "expected"),
+    [
+        (
+            '"urn:epc:id:sgln:9506000.13435.3"',
+            '"urn:epc:id:sgtin:9506000.134352.1"',
+            "sync.sink[0].stations.dock-3",
+            "an SGLN URI, urn:epc:id:sgln:",
+        ),
+        (
+            '"urn:epc:id:sgln:9506000.13435.3"',
+            '"urn:epc:id:sgln:9506000.1343.3"',
+            "sync.sink[0].stations.dock-3",
+            "a valid SGLN URI; 'urn:epc:id:sgln:9506000.1343.3' is not one",
+        ),
+        (
+            '"urn:epc:id:sgln:9506000.13435.0"',
+            '"DOCK-3"',
+            "sync.sink[0].default_read_point",
+            "an SGLN URI",
+        ),
+        (
+            '"Europe/Paris"',
+            '"Europe/Atlantis"',
+            "sync.sink[0].timezone",
+            "an IANA time zone name (timezone 'Europe/Atlantis': not a known time zone)",
+        ),
+        (
+            "poll_timeout_s = 5",
+            "company_prefix_length = 13",
+            "sync.sink[0].company_prefix_length",
+            "at most 12",
+        ),
+    ],
+)
+def test_a_bad_epcis_place_or_zone_names_file_key_and_what_was_expected(
+    tmp_path: Path, old: str, new: str, key: str, expected: str
+) -> None:
+    path = write(tmp_path, VALID + replace_once(EPCIS, old, new))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.file == str(path)
+    assert err.value.key == key
+    assert expected in err.value.expected
+
+
+def test_the_readme_epcis_example_is_what_the_loader_takes(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## EPCIS 2.0") :]
+    block = re.search(r"```toml\n(.+?)```", section, re.S)
+    assert block is not None and 'type = "epcis"' in block.group(1)
+    cfg = load_config(write(tmp_path, VALID + block.group(1)))
+    o = cfg.sinks[1].options
+    assert isinstance(o, EpcisSinkConfig)
+    assert o.stations == {"dock-7": "urn:epc:id:sgln:9506000.13435.7"}
+
+
+def test_status_shows_a_sinks_url_without_its_secrets(tmp_path: Path) -> None:
+    from agent.sync.registry import describe
+
+    url = "https://repo.example/epcis?key=s3cret"
+    cfg = load_config(
+        write(tmp_path, VALID + replace_once(EPCIS, "http://127.0.0.1:8080/epcis", url))
+    )
+    shown = describe(cfg.sinks[1])["to"]
+    assert "s3cret" not in shown and shown.startswith("https://repo.example/epcis?key=")

@@ -287,7 +287,7 @@ async def test_the_factory_reads_the_token_and_refuses_one_others_can_read(tmp_p
 def test_the_example_config_is_a_valid_epcis_sink() -> None:
     import tomllib
 
-    path = Path(__file__).parents[2] / "config" / "epcis.toml.example"
+    path = Path(__file__).parents[2] / "config" / "epcis.toml"
     [table] = tomllib.loads(path.read_text())["sync"]["sink"]
     settings = EpcisSinkSettings.from_table(table, str(path), "sync.sink[0]")
     assert settings.places.read_point("dock-7") == "urn:epc:id:sgln:9506000.13435.7"

@@ -215,8 +215,9 @@ def test_ledger_serve_refuses_a_taken_port(tmp_path: Path) -> None:
 
 
 def test_demo_with_sinks_all_shows_each_sink_delivering(tmp_path: Path) -> None:
-    """`demo --sinks all`: the ledger and a local mosquitto; the per-sink counts at the
-    end agree, and the subscriber got every movement."""
+    """`demo --sinks all`: the ledger, a local mosquitto and a second ledger's /epcis; the
+    per-sink counts at the end agree, the subscriber got every movement and the second
+    ledger's EPCIS query lists one event for each."""
     proc = subprocess.run(
         [*EDGETALLY, "demo", "--speed", "0", "--sinks", "all"],
         cwd=ROOT,
@@ -227,7 +228,9 @@ def test_demo_with_sinks_all_shows_each_sink_delivering(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ledger on hand matches the agent's outbox" in proc.stdout
     assert "mqtt     broker mosquitto on 127.0.0.1:" in proc.stdout
-    assert "sinks: ledger 210 delivered; mqtt 210 delivered" in proc.stdout
+    assert "epcis    a second ledger's EPCIS capture, http://127.0.0.1:" in proc.stdout
+    assert "sinks: ledger 210 delivered; mqtt 210 delivered; epcis 210 delivered" in proc.stdout
+    assert "epcis events query lists 210 events" in proc.stdout
     assert "mqtt subscriber received 210 distinct movement ids" in proc.stdout
     assert "pending publish" not in proc.stdout + proc.stderr  # aiomqtt's chatter stays out
 
@@ -235,15 +238,9 @@ def test_demo_with_sinks_all_shows_each_sink_delivering(tmp_path: Path) -> None:
 def test_demo_sinks_flag_says_what_it_takes() -> None:
     from agent.demo.sinks import parse_sinks
 
-    assert (
-        parse_sinks("all")
-        == parse_sinks("ledger,mqtt")
-        == parse_sinks("mqtt")
-        == (
-            "ledger",
-            "mqtt",
-        )
-    )
+    assert parse_sinks("all") == parse_sinks("epcis,mqtt,ledger") == ("ledger", "mqtt", "epcis")
+    assert parse_sinks("ledger,mqtt") == parse_sinks("mqtt") == ("ledger", "mqtt")
+    assert parse_sinks("epcis") == ("ledger", "epcis")
     proc = subprocess.run(
         [*EDGETALLY, "demo", "--sinks", "ledger,kafka"],
         cwd=ROOT,
@@ -252,7 +249,10 @@ def test_demo_sinks_flag_says_what_it_takes() -> None:
         timeout=60,
     )
     assert proc.returncode == 1
-    assert "--sinks 'ledger,kafka': expected a comma-separated list of ledger, mqtt" in proc.stderr
+    assert (
+        "--sinks 'ledger,kafka': expected a comma-separated list of ledger, mqtt, epcis"
+        in proc.stderr
+    )
 
 
 async def test_demo_sinks_mqtt_without_mosquitto_says_to_install_it(

@@ -6,6 +6,7 @@ MQTT at least once and deduped on the movement id, as the README says)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -14,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from harness import (
@@ -22,6 +24,7 @@ from harness import (
     agent_env,
     gtin14,
     make_daemon,
+    run_until_settled,
     write_config,
     write_script,
 )
@@ -128,7 +131,9 @@ async def test_ledger_down_mqtt_keeps_delivering_then_the_ledger_catches_up(
                 lambda: daemon.syncers["ledger"].status.failed_attempts >= 2, "a failed try"
             )
             assert daemon.outbox.sink_pending("ledger") == n
-            assert daemon.outbox.sink_pending("mqtt") == 0
+            # the subscriber may see the last batch before its PUBACKs are in the outbox
+            outbox = daemon.outbox
+            await until(lambda: outbox.sink_pending("mqtt") == 0, "mqtt's PUBACKs recorded")
             ledger.start()
             await asyncio.wait_for(daemon.wait_settled(), 60)
             ids = agent_ids(ledger)
@@ -206,3 +211,51 @@ async def test_kill_9_mid_delivery_to_two_sinks_each_ends_with_every_movement(
         ]
     finally:
         conn.close()
+
+
+DOCK_SGLN = "urn:epc:id:sgln:9506000.13435.7"
+
+
+def dock_session() -> list[dict[str, Any]]:
+    """The receiving example's dock session (PO, scans, quantities), three times over."""
+    lines = (ROOT / "config" / "scripts" / "receiving.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()] * 3
+
+
+async def test_a_dock_session_reaches_the_ledger_and_a_second_ledgers_epcis_once_each(
+    tmp_path: Path, ledger: LedgerProcess
+) -> None:
+    (tmp_path / "second").mkdir()
+    second = LedgerProcess(tmp_path / "second")  # its own database, its own agent token
+    assert second.token != ledger.token
+    second.start()
+    try:
+        script = write_script(tmp_path / "s.jsonl", dock_session())
+        epcis = (
+            f'\n[[sync.sink]]\nname = "epcis"\ntype = "epcis"\nurl = "{second.url}/epcis"\n'
+            f'token_file = "{second.token_file}"\ntimezone = "Europe/Paris"\nbatch_max = 4\n'
+            f'poll_initial_s = 0.01\nstations = {{ "dock-7" = "{DOCK_SGLN}" }}\n'
+        )
+        cfg = write_config(tmp_path, ledger.url, ledger.token_file, script, extra_sync=epcis)
+        daemon = make_daemon(cfg, ledger.token)
+        await run_until_settled(daemon)
+        assert daemon.outbox is not None
+        stored = stored_ids(daemon.outbox.path)
+        assert len(stored) >= 6  # the session's receipts
+        sinks = daemon.observer.sinks()
+        assert sinks["ledger"]["pending"] == sinks["epcis"]["pending"] == 0
+        assert daemon.syncers["ledger"].status.delivered == len(stored)
+        assert daemon.syncers["epcis"].status.delivered == len(stored)
+        # every movement once at each: the first ledger's journal, the second's
+        # (booked from the EPCIS events) and one event per movement in its EPCIS query
+        assert agent_ids(ledger) == stored
+        assert sorted(e["id"] for e in second.journal()) == sorted(stored)
+        with second.reader_client() as c:
+            r = c.get("/epcis/events", params={"perPage": 1000})
+        assert r.status_code == 200, r.text
+        events = r.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert sorted(e["eventID"] for e in events) == sorted(f"urn:uuid:{i}" for i in stored)
+        assert {e["readPoint"]["id"] for e in events} == {DOCK_SGLN}
+        assert second.on_hand() == ledger.on_hand() != {}
+    finally:
+        second.stop()
