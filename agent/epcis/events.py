@@ -140,6 +140,9 @@ def to_event(movement: Mapping[str, Any], places: EpcisPlaces) -> dict[str, Any]
             ("operator", movement.get("operator")),
             ("agent", movement.get("agent")),
             ("seq", movement.get("seq")),
+            # what a receipt cost (EPCIS has no field for it): the ledger values it
+            ("unit_cost", movement.get("unit_cost")),
+            ("currency", movement.get("currency")),
             # a count_close's evidence: the item keys its session counted
             (
                 "counted",

@@ -132,6 +132,7 @@ def convert(event: object, agent: str) -> Converted:
         "operator": ext.get("operator"),
         "observed_at": when,
         "clock": {"synced": True, "boot_id": "epcis", "mono_ns": 0},
+        **{k: ext[k] for k in ("unit_cost", "currency") if ext.get(k) is not None},
         "evidence": {
             "epcis": {
                 k: v

@@ -364,3 +364,22 @@ def test_concurrent_captures_of_one_document_book_each_event_once(
     journal = store.journal(AGENT, 0, 1000)[0]
     assert sorted(e["id"] for e in journal) == sorted(e["eventID"][9:] for e in events_)
     assert stock(store) == {(GTIN, "DOCK-3"): sum(1 + n % 3 for n in range(40))}
+
+
+async def test_a_captured_movement_is_booked_as_one_posted_to_v1(
+    client: httpx.AsyncClient, store: SqlStore, mv: MakeMovement, reader: httpx.AsyncClient
+) -> None:
+    """The agent's locations and the valuation apply to what arrives as an event too."""
+    store.set_locations(AGENT, ["DOCK-3"])
+    inside = mv("receive", 4, unit_cost="2.50", currency="EUR")
+    outside = mv("receive", 1, to="B-07")
+    job = await capture(client, doc(event(inside), event(outside)), PROCEED)
+    assert [e["instance"] for e in job["errors"]] == [f"urn:uuid:{outside['id']}"]
+    assert "may not move stock there" in job["errors"][0]["detail"]
+    assert stock(store) == {(GTIN, "DOCK-3"): 4}
+    r = await reader.get("/v1/entries", params={"movement": inside["id"]})
+    [entry] = r.json()["entries"]
+    assert [(ln["account"], ln["debit"], ln["credit"]) for ln in entry["lines"]] == [
+        ("1300", "10.00", "0.00"),  # Inventory, at the receipt's own cost
+        ("2150", "0.00", "10.00"),  # Goods received not invoiced
+    ]
