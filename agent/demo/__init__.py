@@ -295,7 +295,7 @@ async def _show_value(client: httpx.AsyncClient, echo: Callable[[str], None]) ->
     echo("")
     echo(f"{'location':<10} {'item or pallet':<28} {'on hand':>8} {'unit cost':>10} {'value':>10}")
     for row in value:
-        cost = row["unit_cost"] or "-"
+        cost = _cost(row["unit_cost"])
         echo(
             f"{row['location']:<10} {_label(row['item']):<28} {row['qty']:>8} {cost:>10} "
             f"{row['value']:>10}"
@@ -306,6 +306,15 @@ async def _show_value(client: httpx.AsyncClient, echo: Callable[[str], None]) ->
         f"stock value {total} {currency}; cost of goods sold {cogs['cogs']} {currency}; "
         f"{alerts} low-stock alert(s) open"
     )
+
+
+def _cost(text: str | None) -> str:
+    """A unit cost as a person reads it: 18.00, 4.125; the ledger keeps up to 6 places."""
+    if not text:
+        return "-"
+    exact = Decimal(text)
+    cents = exact.quantize(Decimal("0.01"))
+    return str(cents) if cents == exact else str(exact.normalize())
 
 
 async def _settled(daemon: Any, client: httpx.AsyncClient, pallet: int) -> None:

@@ -191,7 +191,7 @@ def test_demo_runs_to_the_end_and_the_ledger_matches(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "DOCK-1     pallet SSCC 376104250021234569" in proc.stdout  # a pallet, not an item
     # valued at the demo's cost list (agent/demo/costs.csv): 200 cases at 18.00, ...
-    assert "DOOR-2     00614141123452                    200  18.000000    3600.00" in proc.stdout
+    assert "DOOR-2     00614141123452                    200      18.00    3600.00" in proc.stdout
     assert "stock value 3841.40 EUR; cost of goods sold 0.00 EUR" in proc.stdout
     assert '"event"' not in proc.stdout  # the ledger's JSON lines stay out of the demo
 
