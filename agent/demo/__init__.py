@@ -157,21 +157,7 @@ async def _demo(
         write_secret(token_file, token)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        ledger = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent.cli",
-                "ledger",
-                "serve",
-                "--db",
-                str(db),
-                "--port",
-                str(port),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # its JSON lines; the demo shows the stock itself
-        )
+        ledger = spawn_ledger(db, port)
         try:
             async with httpx.AsyncClient(
                 base_url=url, headers={"Authorization": f"Bearer {watch}"}, timeout=5
@@ -285,6 +271,26 @@ async def _run(
         return 0
     echo(f"MISMATCH: ledger {stock} vs outbox {expected}")
     return 1
+
+
+def spawn_ledger(db: Path, port: int) -> subprocess.Popen[bytes]:
+    """``edgetally ledger serve`` on ``db`` as a child process on a loopback port; its JSON
+    lines are not shown (the demo prints the stock itself)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "ledger",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            str(port),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 async def _show_value(client: httpx.AsyncClient, echo: Callable[[str], None]) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,7 +167,7 @@ class EpcisLedger:
     @classmethod
     async def start(cls, agent: str) -> EpcisLedger:
         from agent.cli import write_secret
-        from agent.demo import _wait_healthy, free_port
+        from agent.demo import _wait_healthy, free_port, spawn_ledger
         from ledger import LedgerStore
 
         tmp = tempfile.TemporaryDirectory(prefix="edgetally-demo-epcis-")
@@ -179,21 +178,7 @@ class EpcisLedger:
         token_file = Path(tmp.name) / "token"
         write_secret(token_file, token)
         port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent.cli",
-                "ledger",
-                "serve",
-                "--db",
-                str(db),
-                "--port",
-                str(port),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
+        proc = spawn_ledger(db, port)
         out = cls(f"http://127.0.0.1:{port}", token_file, reader, proc, tmp)
         try:
             async with httpx.AsyncClient(base_url=out.url, timeout=5) as client:
