@@ -39,7 +39,7 @@ from ledger.store.domain import (
     check_agent_id,
     sha256,
 )
-from ledger.valuation.store import StateCache
+from ledger.valuation.store import FOLD_AT, StateCache
 from ledger.valuation.store import checker as valuation_checker
 from ledger.valuation.store import post as post_valuation
 
@@ -117,6 +117,8 @@ class SqlStore(ABC):
     # Post the valuation with every batch; bench.valuation turns it off on its own store
     # to measure the quantity-only ledger side by side.
     valuing: bool = True
+    # Staged valuation events folded at once (``ledger.valuation.store``); tests fold often.
+    fold_at: int = FOLD_AT
 
     # -- what a backend supplies ------------------------------------------------
 
@@ -313,7 +315,7 @@ class SqlStore(ABC):
         check = valuation_checker(db) if self.valuing else None
         outcome = apply_batch(self._tx(db), agent, movements, at, scope, check)
         if self.valuing:
-            post_valuation(db, outcome.applied, at, db.dialect, self._state_cache())
+            post_valuation(db, outcome.applied, at, db.dialect, self._state_cache(), self.fold_at)
         return outcome
 
     # -- for ledger.valuation (its SQL lives there) ------------------------------

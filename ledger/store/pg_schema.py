@@ -235,6 +235,25 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # New valuation events are staged in arrival order and folded into val_events in
+        # bulk (ledger/valuation/store.py says why).
+        "0007_val_staging",
+        """
+        CREATE TABLE val_staging(
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            item TEXT NOT NULL,
+            location TEXT NOT NULL,
+            okey TEXT NOT NULL,
+            pos BIGINT NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            movement TEXT NOT NULL,
+            event TEXT NOT NULL,
+            state TEXT,
+            posted TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 # A migration added for SQLite must be added here too, under the same name.

@@ -9,6 +9,20 @@ in item order: a re-cost can reach other locations of the same item (through
 transfers) but never another item, so two batches never value the same stream
 at once and never deadlock on each other (the quantity side took all its row
 locks before).
+
+New events go to ``val_staging``, a table in arrival order with no index but
+its row id, and are folded into ``val_events`` (kept in stream and costing
+order, for replays) ``FOLD_AT`` rows at a time. A batch touches dozens of
+streams; writing each new event straight into its stream's place in
+``val_events`` dirtied one page per stream per batch, and on SQLite every
+dirty page is written whole to the WAL at commit and again at checkpoint:
+``bench.valuation`` measured 158 MB written for 10,000 movements, 8 times the
+journal's. Staged, the same batch appends to a few pages, and a fold writes
+each stream's page once per ``FOLD_AT`` rows. Reading a stream's events (only
+a late event does) reads both tables; the staging table is small enough to
+scan. On PostgreSQL a fold takes the fold lock exclusively, and only when no
+batch holds it shared (every valuing batch does, before its item locks), so a
+fold never moves rows from under another batch's re-cost and never waits.
 """
 
 from __future__ import annotations
@@ -46,8 +60,15 @@ def save_settings(db: Db, s: ValuationSettings) -> None:
     )
 
 
-# Any fixed number: the first key of the per-item advisory locks (see the module docstring).
+# Any fixed numbers: the first key of the per-item advisory locks, and the fold's lock
+# (see the module docstring).
 _ITEM_LOCK = 0x76616C75  # "valu"
+_FOLD_LOCK = 0x76616C66  # "valf"
+# Staged events folded into val_events at once: the late path scans at most about this
+# many staged rows per stream it replays; the in-order path folds once per FOLD_AT events.
+FOLD_AT = 4096
+_EVENT_COLUMNS = "item, location, okey, pos, direction, movement, event, state, posted"
+_EVENT_TYPES = "text text text bigint text text text text text"
 
 
 def checker(db: Db) -> Callable[[Any], None]:
@@ -87,6 +108,9 @@ class _SqlSource:
         self.backlog: dict[StreamId, dict[str, int]] = {}
         self.heads: dict[StreamId, tuple[str, Key]] = {}
         self.prefetched: set[str] = set()
+        # each stored event read, by (stream, key, direction): its staging row id, or None
+        # when it lives in val_events (where its primary key finds it)
+        self.staged: dict[tuple[StreamId, Key, str], int | None] = {}
 
     def prefetch(self, items: Sequence[str]) -> None:
         """Every stream of ``items`` in one query per chunk (a re-cost never leaves its item)."""
@@ -120,46 +144,63 @@ class _SqlSource:
     def before(self, stream: StreamId, key: Key) -> State | None:
         """The last snapshot before ``key``, brought up to ``key`` by replaying the events
         between (their lines were posted already: only the state is wanted)."""
+        before = "AND (okey < %s OR (okey = %s AND pos < %s))"
         rows = self.db.rows(
-            "SELECT okey, pos, state FROM val_events WHERE item = %s AND location = %s "
-            "AND state IS NOT NULL AND (okey < %s OR (okey = %s AND pos < %s)) "
-            "ORDER BY okey DESC, pos DESC, direction ASC LIMIT 1",
-            (*stream, key[0], key[0], key[1]),
+            f"SELECT okey, pos, direction, state FROM ({_union(before, 'state IS NOT NULL')}) "
+            "AS e ORDER BY okey DESC, pos DESC, direction ASC LIMIT 1",
+            (*stream, key[0], key[0], key[1]) * 2,
         )
         if rows:
-            okey, pos, text = rows[0]
-            state, since = State.from_json(text), (str(okey), int(pos) + 1)
+            okey, pos, direction, text = rows[0]
+            state, since = State.from_json(text), (str(okey), int(pos), str(direction))
         else:
             first = self.db.rows(
-                "SELECT count(*) FROM val_events WHERE item = %s AND location = %s "
-                "AND (okey < %s OR (okey = %s AND pos < %s))",
-                (*stream, key[0], key[0], key[1]),
+                f"SELECT count(*) FROM ({_union(before)}) AS e",
+                (*stream, key[0], key[0], key[1]) * 2,
             )
             if not int(first[0][0]):
                 return None
-            state, since = State(self.method(stream[0])), ("", 0)
+            state, since = State(self.method(stream[0])), None
         rows = self.db.rows(
-            "SELECT okey, pos, movement, event FROM val_events WHERE item = %s AND location = %s "
-            "AND (okey > %s OR (okey = %s AND pos >= %s)) "
-            "AND (okey < %s OR (okey = %s AND pos < %s)) ORDER BY okey, pos, direction DESC",
-            (*stream, since[0], since[0], since[1], key[0], key[0], key[1]),
+            f"SELECT okey, pos, direction, movement, event FROM ({_union(before)}) AS e "
+            "ORDER BY okey, pos, direction DESC",
+            (*stream, key[0], key[0], key[1]) * 2,
         )
         ctx = self.ctx(stream)
-        for o, p, m, ev in rows:
-            apply(state, Event.from_json((str(o), int(p)), m, ev), ctx)
+        for o, p, d, m, ev in rows:
+            k = (str(o), int(p))
+            # the snapshot is the state after (since): only the events after it apply
+            if since is not None and (k, d != "out") <= (since[:2], since[2] != "out"):
+                continue
+            apply(state, Event.from_json(k, m, ev), ctx)
         return state
 
     def stored_from(self, stream: StreamId, key: Key) -> list[Stored]:
         rows = self.db.rows(
-            "SELECT okey, pos, movement, event, posted FROM val_events "
-            "WHERE item = %s AND location = %s AND (okey > %s OR (okey = %s AND pos >= %s)) "
+            f"SELECT okey, pos, direction, movement, event, posted, staged FROM "
+            f"({_union('AND (okey > %s OR (okey = %s AND pos >= %s))')}) AS e "
             "ORDER BY okey, pos, direction DESC",
-            (*stream, key[0], key[0], key[1]),
+            (*stream, key[0], key[0], key[1]) * 2,
         )
-        return [
-            Stored(Event.from_json((str(o), int(p)), m, ev), _load_posted(posted))
-            for o, p, m, ev, posted in rows
-        ]
+        out = []
+        for o, p, d, m, ev, posted, staged in rows:
+            k = (str(o), int(p))
+            self.staged[(stream, k, str(d))] = None if staged is None else int(staged)
+            out.append(Stored(Event.from_json(k, m, ev), _load_posted(posted)))
+        return out
+
+
+def _union(where: str, also: str = "") -> str:
+    """A stream's events in both tables (``item``, ``location`` and ``where``'s parameters,
+    twice): folded ones in ``val_events``, the rest still in ``val_staging``."""
+    extra = f" AND {also}" if also else ""
+    pick = "okey, pos, direction, movement, event, state, posted"
+    return (
+        f"SELECT {pick}, NULL AS staged FROM val_events "
+        f"WHERE item = %s AND location = %s {where}{extra} UNION ALL "
+        f"SELECT {pick}, id AS staged FROM val_staging "
+        f"WHERE item = %s AND location = %s {where}{extra}"
+    )
 
 
 def _load_posted(text: str) -> dict[tuple[str, str | None, str | None], int]:
@@ -171,15 +212,29 @@ def _dump_posted(posted: dict[tuple[str, str | None, str | None], int]) -> str:
 
 
 def post(
-    db: Db, rows: Sequence[Any], posted_at: str, dialect: str, cache: StateCache | None = None
+    db: Db,
+    rows: Sequence[Any],
+    posted_at: str,
+    dialect: str,
+    cache: StateCache | None = None,
+    fold_at: int = FOLD_AT,
 ) -> Run | None:
     """Value the journal rows just inserted (``domain.JournalRow``s) and post their entries."""
     rows = [r for r in rows if r.kind in _VALUED]
     if not rows:
         return None
+    folding = _fold_due(db, fold_at)
     if dialect == "postgresql":
-        for item in sorted({r.item for r in rows}):
-            db.rows("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_ITEM_LOCK, item))
+        if folding:  # alone, or not at all (see the module docstring)
+            folding = bool(db.rows("SELECT pg_try_advisory_xact_lock(%s)", (_FOLD_LOCK,))[0][0])
+        if not folding:
+            db.rows("SELECT pg_advisory_xact_lock_shared(%s)", (_FOLD_LOCK,))
+        # one round trip for all the batch's items, taken in item order (the subquery's)
+        db.rows(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(i)) "
+            'FROM (SELECT i FROM unnest(%s::text[]) AS i ORDER BY i COLLATE "C") AS s',
+            (_ITEM_LOCK, sorted({r.item for r in rows})),
+        )
     settings = load_settings(db)
     positions = _positions(db, [r.id for r in rows])
     items = _items(db, sorted({r.item for r in rows}))
@@ -208,9 +263,29 @@ def post(
     source = _SqlSource(db, ctx, method, cache)
     source.prefetch(sorted({r.item for r in rows}))
     result = run(source, new, ctx, method, SNAPSHOT_EVERY)
-    _write(db, result, posted_at, info, source.backlog, source.cache)
+    _write(db, result, posted_at, info, source.backlog, source.cache, source.staged)
+    if folding:
+        fold(db)
     check_alerts(db, sorted({r.item for r in rows}), posted_at)
     return result
+
+
+def _fold_due(db: Db, fold_at: int) -> bool:
+    """At least ``fold_at`` staged, or about: ids only grow between folds, which empty the
+    table, so the span of ids counts the rows (or a few more, where a rollback left a gap)
+    and is read off the ends of the primary key instead of counting."""
+    low, high = db.rows("SELECT min(id), max(id) FROM val_staging")[0]
+    return low is not None and int(high) - int(low) + 1 >= fold_at
+
+
+def fold(db: Db) -> None:
+    """Move every staged event into ``val_events``, in its order (pages filled in turn).
+    Called with the fold lock held exclusively on PostgreSQL."""
+    db.run(
+        f"INSERT INTO val_events({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM val_staging "
+        "ORDER BY item, location, okey, pos, direction"
+    )
+    db.run("DELETE FROM val_staging")
 
 
 def _positions(db: Db, ids: list[str]) -> dict[str, int]:
@@ -244,26 +319,34 @@ def _write(
     info: dict[str, tuple[str, str | None, str]],
     backlog: dict[StreamId, dict[str, int]],
     cache: StateCache,
+    stored: dict[tuple[StreamId, Key, str], int | None],
 ) -> None:
-    events = []
+    new: list[tuple[Any, ...]] = []
+    folded: list[tuple[Any, ...]] = []
+    staged: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
     for w in result.written:
         e = w.event
-        events.append(
-            (w.stream[0], w.stream[1], e.key[0], e.key[1], e.direction, e.movement,
-             e.to_json(), w.state, _dump_posted(w.posted))
-        )  # fmt: skip
+        row = (w.stream[0], w.stream[1], e.key[0], e.key[1], e.direction, e.movement,
+               e.to_json(), w.state, _dump_posted(w.posted))  # fmt: skip
+        where = None if w.new else stored.get((w.stream, e.key, e.direction))
+        if w.new:
+            new.append(row)
+        elif where is None:  # in val_events: found by its key
+            folded.append((*row[6:], *row[:5]))
+        else:
+            staged.append((*row[6:], where))
         if w.lines:
             lines += _entry_lines(w, posted_at, info.get(e.movement))
-    _bulk(
-        db,
-        "INSERT INTO val_events(item, location, okey, pos, direction, movement, event, state, "
-        "posted)",
-        "text text text bigint text text text text text",
-        events,
-        "ON CONFLICT (item, location, okey, pos, direction) DO UPDATE SET "
-        "event = excluded.event, state = excluded.state, posted = excluded.posted",
-    )
+    _bulk(db, f"INSERT INTO val_staging({_EVENT_COLUMNS})", _EVENT_TYPES, new)
+    if folded:
+        db.many(
+            "UPDATE val_events SET event = %s, state = %s, posted = %s WHERE item = %s "
+            "AND location = %s AND okey = %s AND pos = %s AND direction = %s",
+            folded,
+        )
+    if staged:
+        db.many("UPDATE val_staging SET event = %s, state = %s, posted = %s WHERE id = %s", staged)
     if lines:
         _bulk(
             db,

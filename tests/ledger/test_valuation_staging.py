@@ -1,0 +1,131 @@
+"""New valuation events are staged and folded into ``val_events`` in bulk: the same
+movements, delivered out of order in many batches (late receipts re-costing events
+still staged, already folded, or some of each), end in the same valuation however
+often the store folds, on both backends."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.store import LedgerStore, SqlStore
+from ledger.store.postgres import PgStore
+from tests.ledger.conftest import AGENT, movement
+
+ITEMS = ("09506000134352", "09506000134369")
+LOCS = ("DOCK-3", "A-01")
+NEVER = 10**9
+
+
+def scenario(seed: int, n: int = 90) -> list[dict[str, Any]]:
+    """``n`` movements of two items at two locations, a minute apart, in event-time order."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = rnd.choice(["receive", "receive", "ship", "transfer", "return"])
+        loc = rnd.choice(LOCS)
+        where: dict[str, Any] = {"from_": None, "to": None}
+        if kind == "receive":
+            where |= {"to": loc, "unit_cost": f"{rnd.randint(1, 40)}.{rnd.randint(0, 99):02d}"}
+        elif kind == "ship":
+            where |= {"from_": loc}
+        elif kind == "transfer":
+            where |= {"from_": loc, "to": LOCS[1 - LOCS.index(loc)]}
+        else:
+            where |= {"to": loc, "reason": "restock"}
+        out.append(
+            movement(
+                kind, rnd.randint(1, 6), item=rnd.choice(ITEMS), seq=i + 1,
+                observed_at=f"2026-05-0{1 + i // 1440}T{i // 60 % 24:02d}:{i % 60:02d}:00Z",
+                **where,
+            )
+        )  # fmt: skip
+    return out
+
+
+def valuation(store: SqlStore) -> tuple[object, ...]:
+    def read(db: Any) -> tuple[object, ...]:
+        balances = db.rows(
+            "SELECT account, location, sum(debit) - sum(credit) FROM entries "
+            "GROUP BY account, location HAVING sum(debit) <> sum(credit) ORDER BY 1, 2"
+        )
+        streams = db.rows(
+            "SELECT item, location, qty, value, posted FROM val_streams ORDER BY 1, 2"
+        )
+        unbalanced = db.rows(
+            "SELECT movement FROM entries GROUP BY movement HAVING sum(debit) <> sum(credit)"
+        )
+        assert unbalanced == []
+        provisional = db.rows("SELECT count(*) FROM val_provisional")
+        return (
+            [(a, loc, int(v)) for a, loc, v in balances],
+            [(i, loc, int(q), str(v), int(p)) for i, loc, q, v, p in streams],
+            int(provisional[0][0]),
+        )
+
+    return store.read(read)
+
+
+def tables(store: SqlStore) -> tuple[int, int]:
+    return store.read(
+        lambda db: tuple(
+            int(db.rows(f"SELECT count(*) FROM {t}")[0][0]) for t in ("val_staging", "val_events")
+        )
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[int], SqlStore]]:
+    """New, empty stores on one backend, folding every ``fold_at`` staged events."""
+    opened: list[SqlStore] = []
+
+    def make(fold_at: int) -> SqlStore:
+        s: SqlStore
+        if request.param == "sqlite":
+            s = LedgerStore(tmp_path / f"ledger-{len(opened)}.db")
+        else:
+            s = PgStore(request.getfixturevalue("pg_database")())
+        s.fold_at = fold_at
+        s.add_agent(AGENT)
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_any_fold_cadence_and_delivery_order_ends_the_same(
+    fresh: Callable[[int], SqlStore], seed: int
+) -> None:
+    movements = scenario(seed)
+    reference = fresh(NEVER)
+    reference.apply_batch(AGENT, movements)
+    expected = valuation(reference)
+    assert tables(reference) == (2 * len(movements) - _single(movements), 0)
+
+    rnd = random.Random(seed)
+    order = movements[:]
+    rnd.shuffle(order)  # every batch holds late movements: re-costs of what came before
+    for fold_at in (1, 5, 37, NEVER):
+        store = fresh(fold_at)
+        for start in range(0, len(order), 7):
+            store.apply_batch(AGENT, order[start : start + 7])
+            staged, folded = tables(store)
+            assert staged < fold_at + 14  # folded once it reached fold_at (7 movements: 14 events)
+        assert valuation(store) == expected, fold_at
+        staged, folded = tables(store)
+        if fold_at == NEVER:
+            assert folded == 0
+        else:
+            assert folded > 0 and staged < fold_at + 14
+
+
+def _single(movements: list[dict[str, Any]]) -> int:
+    """Movements with one stream event (all but transfers, which have two)."""
+    return sum(1 for m in movements if m["kind"] != "transfer")
