@@ -57,6 +57,8 @@ class JournalRow:
     received_at: str
     source: str  # "agent", or "ledger" for the adjusts it posts for count variances
     caused_by: str | None
+    # what ``payload`` says, parsed already (the valuation reads its cost and time)
+    movement: Movement | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +375,7 @@ def _variance(count: Movement, before: int) -> Movement:
 def _row(m: Movement, payload: str, at: str, source: str, caused_by: str | None) -> JournalRow:
     return JournalRow(
         m.id, m.agent, m.seq, m.kind, m.item.key() or "", m.qty, m.from_, m.to,
-        payload, at, source, caused_by,
+        payload, at, source, caused_by, m,
     )  # fmt: skip
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import uuid
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ from ledger.valuation.items import import_items
 from ledger.valuation.money import ValuationError
 from ledger.valuation.reports import entries, identity, stock_value
 from ledger.valuation.settings import ValuationSettings
-from ledger.valuation.store import save_settings
+from ledger.valuation.store import entry_ids, save_settings
 
 GTIN = "09506000134352"
 AGENT = "dock-3"
@@ -215,3 +217,12 @@ async def test_entries_and_reports_over_http(
     assert r.status_code == 404 and "no report 'lifo'" in r.json()["error"]
     r = await reader.get("/v1/reports/cogs", params={"format": "csv"})
     assert r.text.splitlines()[0] == "item,cogs,currency"
+
+
+def test_entry_ids_are_distinct_version_4_uuids() -> None:
+    batches = [list(itertools.islice(entry_ids(), 300)) for _ in range(3)]
+    every = [i for batch in batches for i in batch]
+    assert len(set(every)) == len(every)
+    assert {uuid.UUID(i).version for i in every} == {4}
+    assert {uuid.UUID(i).variant for i in every} == {uuid.RFC_4122}
+    assert all(str(uuid.UUID(i)) == i for i in every)
