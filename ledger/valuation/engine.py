@@ -109,6 +109,7 @@ def run(
         for ev in events:
             push(stream, Stored(ev), True)
 
+    ctxs: dict[StreamId, Ctx] = {}
     handed: dict[str, tuple[tuple[Piece, ...], int]] = {}
     written: list[Written] = []
     while heap:
@@ -118,7 +119,10 @@ def run(
             pieces, amount = handed[ev.movement]
             ev = replace(ev, pieces=pieces, amount=amount)
         state = states[stream]
-        outcome = apply(state, ev, ctx(stream))
+        c = ctxs.get(stream)
+        if c is None:
+            c = ctxs[stream] = ctx(stream)
+        outcome = apply(state, ev, c)
         if ev.transfer and ev.direction == "out":
             handed[ev.movement] = (outcome.pieces, outcome.amount)
             assert ev.counter_location is not None

@@ -137,8 +137,11 @@ class _SqlSource:
         if found is None:
             return None
         state, (okey, pos) = found
-        cached = self.cache.get(stream)
-        loaded = cached[1].copy() if cached and cached[0] == state else State.from_json(state)
+        # Taken out of the cache, not copied: the engine changes it in place, and `_write`
+        # puts it back with its new text; a batch rolled back after that leaves text the
+        # database does not hold, so the entry is never used again.
+        cached = self.cache.pop(stream, None)
+        loaded = cached[1] if cached and cached[0] == state else State.from_json(state)
         self.backlog[stream] = _issues(loaded)
         return loaded, (str(okey), int(pos))
 
