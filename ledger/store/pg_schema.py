@@ -237,8 +237,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         # New valuation events are staged in arrival order and folded into val_events in
-        # bulk, and a stream's head state is kept in its last event's row, not rewritten
-        # in val_streams every batch (ledger/valuation/store.py says why).
+        # bulk (ledger/valuation/store.py says why).
         "0007_val_staging",
         """
         CREATE TABLE val_staging(
@@ -253,21 +252,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             state TEXT,
             posted TEXT NOT NULL
         );
-        UPDATE val_events SET state = (
-            SELECT s.state FROM val_streams s WHERE s.item = val_events.item
-            AND s.location = val_events.location AND s.okey = val_events.okey
-            AND s.pos = val_events.pos
-        ) WHERE EXISTS (
-            SELECT 1 FROM val_streams s WHERE s.item = val_events.item
-            AND s.location = val_events.location AND s.okey = val_events.okey
-            AND s.pos = val_events.pos
-        ) AND direction = (
-            SELECT min(e.direction) FROM val_events e  -- 'in' comes last when both are there
-            WHERE e.item = val_events.item AND e.location = val_events.location
-            AND e.okey = val_events.okey AND e.pos = val_events.pos
-        );
-        ALTER TABLE val_streams DROP COLUMN state;
-        ALTER TABLE val_streams ADD COLUMN version TEXT NOT NULL DEFAULT '';
         """,
     ),
 )

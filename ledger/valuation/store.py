@@ -86,11 +86,10 @@ def checker(db: Db) -> Callable[[Any], None]:
     return check
 
 
-# Stream states by the version of the head that holds them: every batch writes its heads
-# under a new random version, so a head whose version is the one this process last wrote
-# is this state, and is used without reading its state back (parsing a FIFO stream's
-# layers, and replaying to it, is most of what valuing an in-order movement costs).
-# Another process's write or a rolled-back batch leaves a version the cache does not hold.
+# Stream states by the exact text stored: a head whose stored text is the text last
+# written (by this process) is copied, not parsed again (parsing a FIFO stream's layers
+# is most of what valuing an in-order movement costs). Equal text is the same state,
+# so another process's write or a rolled-back batch can never make it wrong.
 StateCache = dict[StreamId, tuple[str, State]]
 
 
@@ -119,12 +118,11 @@ class _SqlSource:
         for start in range(0, len(items), _CHUNK):
             chunk = list(items[start : start + _CHUNK])
             marks = ",".join(["%s"] * len(chunk))
-            for item, loc, version, okey, pos in self.db.rows(
-                "SELECT item, location, version, okey, pos FROM val_streams "
-                f"WHERE item IN ({marks})",
+            for item, loc, state, okey, pos in self.db.rows(
+                f"SELECT item, location, state, okey, pos FROM val_streams WHERE item IN ({marks})",
                 chunk,
             ):
-                self.heads[(str(item), str(loc))] = (str(version), (str(okey), int(pos)))
+                self.heads[(str(item), str(loc))] = (state, (str(okey), int(pos)))
         self.prefetched.update(items)
 
     def head(self, stream: StreamId) -> tuple[State, Key] | None:
@@ -132,21 +130,18 @@ class _SqlSource:
             found = self.heads.get(stream)
         else:
             rows = self.db.rows(
-                "SELECT version, okey, pos FROM val_streams WHERE item = %s AND location = %s",
+                "SELECT state, okey, pos FROM val_streams WHERE item = %s AND location = %s",
                 stream,
             )
-            found = None if not rows else (str(rows[0][0]), (str(rows[0][1]), int(rows[0][2])))
+            found = None if not rows else (rows[0][0], (str(rows[0][1]), int(rows[0][2])))
         if found is None:
             return None
-        version, (okey, pos) = found
+        state, (okey, pos) = found
         # Taken out of the cache, not copied: the engine changes it in place, and `_write`
-        # puts it back under the batch's new version; a batch rolled back after that leaves
-        # a version the database does not hold, so the entry is never used again.
+        # puts it back with its new text; a batch rolled back after that leaves text the
+        # database does not hold, so the entry is never used again.
         cached = self.cache.pop(stream, None)
-        if cached is not None and version and cached[0] == version:
-            loaded = cached[1]
-        else:  # the head's state is in its event's row: the state after it
-            loaded = self.before(stream, (okey, pos + 1)) or State(self.method(stream[0]))
+        loaded = cached[1] if cached and cached[0] == state else State.from_json(state)
         self.backlog[stream] = _issues(loaded)
         return loaded, (str(okey), int(pos))
 
@@ -343,18 +338,10 @@ def _write(
     staged: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
     ids = entry_ids()
-    # A stream's head state goes in the row of its last event (written in costing order)
-    last = {w.stream: i for i, w in enumerate(result.written)}
-    head_text = {}
-    for s, (st, key) in result.heads.items():
-        if s in last:
-            assert result.written[last[s]].event.key == key, (s, key)
-            head_text[last[s]] = st.to_json()
-    for i, w in enumerate(result.written):
+    for w in result.written:
         e = w.event
-        state = head_text.get(i, w.state)
         row = (w.stream[0], w.stream[1], e.key[0], e.key[1], e.direction, e.movement,
-               e.to_json(), state, _dump_posted(w.posted))  # fmt: skip
+               e.to_json(), w.state, _dump_posted(w.posted))  # fmt: skip
         where = None if w.new else stored.get((w.stream, e.key, e.direction))
         if w.new:
             new.append(row)
@@ -381,29 +368,29 @@ def _write(
             "text text text text text text text text text numeric numeric text text text",
             lines,
         )
-    version = uuid.uuid4().hex[:16]  # this batch's: what the cache is checked against
     heads = sorted(result.heads.items())
+    texts = {s: st.to_json() for s, (st, _) in heads}
     for s, (st, _) in heads:
-        cache[s] = (version, st)  # the engine is done with it: the cache owns it now
+        cache[s] = (texts[s], st)  # the engine is done with it: the cache owns it now
     rows = [
-        (s[0], s[1], version, k[0], k[1], st.qty, str(st.value), st.posted) for s, (st, k) in heads
+        (s[0], s[1], texts[s], k[0], k[1], st.qty, str(st.value), st.posted) for s, (st, k) in heads
     ]
     if getattr(db, "dialect", "") != "postgresql":
         # SQLite: an upsert tries the insert first; most heads exist (the source read them)
         db.many(
-            "UPDATE val_streams SET version = %s, okey = %s, pos = %s, qty = %s, value = %s, "
+            "UPDATE val_streams SET state = %s, okey = %s, pos = %s, qty = %s, value = %s, "
             "posted = %s WHERE item = %s AND location = %s",
             [(*r[2:], r[0], r[1]) for r in rows if (r[0], r[1]) in existing],
         )
         rows = [r for r in rows if (r[0], r[1]) not in existing]
     _bulk(
         db,
-        "INSERT INTO val_streams(item, location, version, okey, pos, qty, value, posted)",
+        "INSERT INTO val_streams(item, location, state, okey, pos, qty, value, posted)",
         "text text text text bigint bigint numeric numeric",
         rows,
         "ON CONFLICT (item, location) DO UPDATE SET "
-        "version = excluded.version, okey = excluded.okey, pos = excluded.pos, "
-        "qty = excluded.qty, value = excluded.value, posted = excluded.posted",
+        "state = excluded.state, okey = excluded.okey, pos = excluded.pos, qty = excluded.qty, "
+        "value = excluded.value, posted = excluded.posted",
     )
     gone, changed = [], []
     for s, (st, _) in heads:
