@@ -6,7 +6,7 @@ often the store folds, on both backends."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,31 +78,43 @@ def tables(store: SqlStore) -> tuple[int, int]:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[int], SqlStore]]:
-    """New, empty stores on one backend, folding every ``fold_at`` staged events."""
-    opened: list[SqlStore] = []
+class Stores:
+    """New, empty stores on one backend, folding every ``fold_at`` staged events; and
+    the same database opened again (a restarted ledger: nothing cached)."""
 
-    def make(fold_at: int) -> SqlStore:
+    def __init__(self, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.backend, self.tmp_path, self.request = backend, tmp_path, request
+        self.opened: list[tuple[SqlStore, Any]] = []
+
+    def __call__(self, fold_at: int, where: Any = None) -> SqlStore:
         s: SqlStore
-        if request.param == "sqlite":
-            s = LedgerStore(tmp_path / f"ledger-{len(opened)}.db")
+        if self.backend == "sqlite":
+            where = where or self.tmp_path / f"ledger-{len(self.opened)}.db"
+            s = LedgerStore(where)
         else:
-            s = PgStore(request.getfixturevalue("pg_database")())
+            where = where or self.request.getfixturevalue("pg_database")()
+            s = PgStore(where)
         s.fold_at = fold_at
         s.add_agent(AGENT)
-        opened.append(s)
+        self.opened.append((s, where))
         return s
 
-    yield make
-    for s in opened:
+    def reopen(self, store: SqlStore) -> SqlStore:
+        where = next(w for s, w in self.opened if s is store)
+        store.close()
+        return self(store.fold_at, where)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    stores = Stores(request.param, tmp_path, request)
+    yield stores
+    for s, _ in stores.opened:
         s.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_any_fold_cadence_and_delivery_order_ends_the_same(
-    fresh: Callable[[int], SqlStore], seed: int
-) -> None:
+def test_any_fold_cadence_and_delivery_order_ends_the_same(fresh: Stores, seed: int) -> None:
     movements = scenario(seed)
     reference = fresh(NEVER)
     reference.apply_batch(AGENT, movements)
@@ -115,6 +127,8 @@ def test_any_fold_cadence_and_delivery_order_ends_the_same(
     for fold_at in (1, 5, 37, NEVER):
         store = fresh(fold_at)
         for start in range(0, len(order), 7):
+            if start == 42:  # a restart: nothing cached, every head read back
+                store = fresh.reopen(store)
             store.apply_batch(AGENT, order[start : start + 7])
             staged, folded = tables(store)
             assert staged < fold_at + 14  # folded once it reached fold_at (7 movements: 14 events)
