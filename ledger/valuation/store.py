@@ -397,17 +397,25 @@ def _write(
         before, after = backlog.get(s, {}), _issues(st)
         gone += [(issue, *s) for issue in before if issue not in after]
         changed += [(issue, *s, q) for issue, q in after.items() if before.get(issue) != q]
-    if gone:
+    if gone and getattr(db, "dialect", "") == "postgresql":  # one statement, as `_bulk`
+        db.run(
+            "DELETE FROM val_provisional p USING unnest(%b::text[], %b::text[], %b::text[]) "
+            "AS g(movement, item, location) WHERE p.movement = g.movement "
+            "AND p.item = g.item AND p.location = g.location",
+            [list(col) for col in zip(*gone, strict=True)],
+        )
+    elif gone:
         db.many(
             "DELETE FROM val_provisional WHERE movement = %s AND item = %s AND location = %s",
             gone,
         )
-    if changed:
-        db.many(
-            "INSERT INTO val_provisional(movement, item, location, qty) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (movement, item, location) DO UPDATE SET qty = excluded.qty",
-            changed,
-        )
+    _bulk(
+        db,
+        "INSERT INTO val_provisional(movement, item, location, qty)",
+        "text text text bigint",
+        changed,
+        "ON CONFLICT (movement, item, location) DO UPDATE SET qty = excluded.qty",
+    )
 
 
 def _bulk(db: Db, insert: str, types: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
