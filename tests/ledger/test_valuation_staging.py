@@ -6,6 +6,7 @@ often the store folds, on both backends."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,52 @@ def test_any_fold_cadence_and_delivery_order_ends_the_same(fresh: Stores, seed: 
 def _single(movements: list[dict[str, Any]]) -> int:
     """Movements with one stream event (all but transfers, which have two)."""
     return sum(1 for m in movements if m["kind"] != "transfer")
+
+
+def test_two_ledger_processes_valuing_and_folding_at_once(
+    request: pytest.FixtureRequest,
+) -> None:
+    """PostgreSQL, two stores (two connections, as two ledger processes) valuing the same
+    items at once, folding every few events: the fold never moves rows from under the
+    other's re-cost, and the books end as one store delivering everything would."""
+    make = request.getfixturevalue("pg_database")
+    movements = scenario(3, n=120)
+    reference = PgStore(make())
+    shared = make()
+    a, b = PgStore(shared), PgStore(shared)
+    try:
+        reference.add_agent(AGENT)
+        reference.apply_batch(AGENT, movements)
+        a.add_agent(AGENT)
+        for s in (a, b):
+            s.fold_at = 6
+        rnd = random.Random(3)
+        order = movements[:]
+        rnd.shuffle(order)
+        halves = (order[::2], order[1::2])
+        errors: list[BaseException] = []
+        start = threading.Barrier(2)
+
+        def deliver(store: SqlStore, mine: list[dict[str, Any]]) -> None:
+            try:
+                start.wait()
+                for i in range(0, len(mine), 4):
+                    store.apply_batch(AGENT, mine[i : i + 4])
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=deliver, args=(s, h))
+            for s, h in zip((a, b), halves, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == [] and not any(t.is_alive() for t in threads)
+        assert valuation(a) == valuation(reference)
+        staged, folded = tables(a)
+        assert folded > 0 and staged + folded == tables(reference)[0]
+    finally:
+        for s in (reference, a, b):
+            s.close()
