@@ -219,7 +219,7 @@ def test_an_epcis_table_is_the_epcis_sink_with_its_places_and_token(tmp_path: Pa
     made = make_sink(sink, SinkContext("dock-3", secrets, lambda: 0.0))
     assert isinstance(made, EpcisSink)
     assert made.url == "http://127.0.0.1:8080/epcis/capture"
-    assert made.settings.places == EpcisPlaces(
+    assert made.places == EpcisPlaces(
         stations={"dock-3": "urn:epc:id:sgln:9506000.13435.3"},
         default_read_point="urn:epc:id:sgln:9506000.13435.0",
         timezone="Europe/Paris",
@@ -267,6 +267,16 @@ def test_an_epcis_table_without_a_token_file_has_no_secret(tmp_path: Path) -> No
             "sync.sink[0].company_prefix_length",
             "at most 12",
         ),
+        (
+            '"urn:epc:id:sgln:9506000.13435.0"\n',
+            '"urn:epc:id:sgln:9506000.13435.0"\ndefault_biz_location = "here"\n',
+            "sync.sink[0].default_biz_location",
+            "an SGLN URI",
+        ),
+        ('url = "http://127.0.0.1:8080/epcis"\n', "", "sync.sink[0].url", "required"),
+        ('"http://127.0.0.1:8080/epcis"', '"ftp://127.0.0.1/epcis"', "sync.sink[0].url", "http"),
+        ("poll_timeout_s = 5", "poll_max_s = 0", "sync.sink[0].poll_max_s", "at least 0.001"),
+        ("poll_timeout_s = 5", "poll_timeout = 5", "sync.sink[0].poll_timeout", "poll_timeout_s"),
     ],
 )
 def test_a_bad_epcis_place_or_zone_names_file_key_and_what_was_expected(
