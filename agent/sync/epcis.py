@@ -25,11 +25,10 @@ LedgerRejected, and the Syncer bisects to the bad event and delivers the rest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -48,6 +47,7 @@ from agent.errors import (
 )
 from agent.outbox import Pending
 from agent.sync.http_ledger import Result, parse_retry_after
+from agent.sync.httperrors import transient_httpx_errors
 
 Sleep = Callable[[float], Awaitable[None]]
 _TRANSIENT = {408, 409, 425, 429}
@@ -150,7 +150,7 @@ class EpcisSink:
         self, events: list[dict[str, Any]], by_event: dict[str, str], batch_id: str
     ) -> dict[str, Result]:
         body = json.dumps(document(events, datetime.fromtimestamp(self._wall(), UTC))).encode()
-        with self._map_errors():
+        with transient_httpx_errors(f"epcis {self.url}"):
             response = await self._client.post(
                 self.url,
                 content=body,
@@ -183,7 +183,7 @@ class EpcisSink:
         """Ask the job until it has finished, waiting longer each time, within the bound."""
         waited, wait = 0.0, self.settings.poll_initial_s
         while True:
-            with self._map_errors():
+            with transient_httpx_errors(f"epcis {self.url}"):
                 response = await self._client.get(job_url)
                 await response.aread()
             self._raise_for_status(response, 200)
@@ -207,18 +207,6 @@ class EpcisSink:
             await self._sleep(wait)
             waited += wait
             wait = min(wait * 2, self.settings.poll_max_s)
-
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise SyncTransient(f"epcis {self.url}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise SyncTransient(f"epcis {self.url}: unreachable ({detail})") from exc
-        except httpx.HTTPError as exc:
-            raise SyncTransient(f"epcis {self.url}: {exc}") from exc
 
     def _raise_for_status(self, response: httpx.Response, expected: int) -> None:
         """As the http-ledger sink: retry transients, alarm on auth, halve on 413, bisect on 400."""

@@ -7,11 +7,10 @@ SyncTransient, LedgerMisconfigured/LedgerAuth, LedgerRejected, PayloadTooLarge.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -28,6 +27,7 @@ from agent.errors import (
     SyncTransient,
 )
 from agent.outbox import Pending
+from agent.sync.httperrors import transient_httpx_errors
 from agent.urls import endpoint, redacted
 
 _TRANSIENT = {408, 409, 425, 429}
@@ -103,7 +103,7 @@ class HttpLedgerSink:
             + ",".join(p.payload for p in batch)
             + "]}"
         ).encode("utf-8")
-        with self._map_errors():
+        with transient_httpx_errors(f"ledger {self.shown}"):
             response = await self._client.post(
                 self.url,
                 content=body,
@@ -112,18 +112,6 @@ class HttpLedgerSink:
             await response.aread()
         self._raise_for_status(response)
         return self._results(response, batch)
-
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise SyncTransient(f"ledger {self.shown}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise SyncTransient(f"ledger {self.shown}: unreachable ({detail})") from exc
-        except httpx.HTTPError as exc:
-            raise SyncTransient(f"ledger {self.shown}: {exc}") from exc
 
     def _raise_for_status(self, response: httpx.Response) -> None:
         code = response.status_code
