@@ -215,6 +215,7 @@ class TrytonSink:
             raise _translate(self.url, method, error)
         return doc.get("result")
 
+
 class _SessionExpired(Exception):
     """401/403: the session is gone (timed out, server restarted) or never was."""
 
