@@ -39,18 +39,15 @@ from agent.config.sinks import EpcisSinkConfig
 from agent.epcis import EpcisPlaces, MappingError, document, to_event
 from agent.epcis.events import offset_at
 from agent.errors import (
-    LedgerAuth,
     LedgerMisconfigured,
     LedgerRejected,
-    PayloadTooLarge,
     SyncTransient,
 )
 from agent.outbox import Pending
-from agent.sync.http_ledger import Result, parse_retry_after
-from agent.sync.httperrors import transient_httpx_errors
+from agent.sync.http_ledger import Result
+from agent.sync.httperrors import answer_error, transient_httpx_errors
 
 Sleep = Callable[[float], Awaitable[None]]
-_TRANSIENT = {408, 409, 425, 429}
 BEHAVIOUR = "proceed"
 
 
@@ -210,21 +207,19 @@ class EpcisSink:
 
     def _raise_for_status(self, response: httpx.Response, expected: int) -> None:
         """As the http-ledger sink: retry transients, alarm on auth, halve on 413, bisect on 400."""
-        code = response.status_code
-        if code == expected:
+        if response.status_code == expected:
             return
         reason = _problem_text(response)
-        what = f"epcis {response.request.url} answered {code}{': ' + reason if reason else ''}"
-        if code in _TRANSIENT or code >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
-            raise SyncTransient(what, retry_after=retry_after)
-        if code in (401, 403):
-            raise LedgerAuth(what + " (check the epcis sink's token_file)")
-        if code == 413:
-            raise PayloadTooLarge(what)
-        if code in (400, 422) and response.request.method == "POST" and reason:
-            raise LedgerRejected(what)  # about the document's contents: bisect to the bad event
-        raise LedgerMisconfigured(what + " (check the epcis sink's url)")
+        raise answer_error(
+            response,
+            f"epcis {response.request.url}",
+            reason,
+            self._wall(),
+            # a problem about the document's contents: bisect to the bad event
+            about_contents=response.request.method == "POST" and bool(reason),
+            auth_hint="check the epcis sink's token_file",
+            config_hint="check the epcis sink's url",
+        )
 
 
 def _outcome(job: Mapping[str, Any], by_event: Mapping[str, str], url: str) -> dict[str, Result]:
