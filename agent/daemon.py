@@ -260,8 +260,13 @@ class Daemon:
         self.notifier.stopping()
         # 1. drivers: closed first, so no new reads; what a driver already holds (the
         # rest of an LLRP report, a serial line) still reaches the rules queue. A pump
-        # still busy after DRAIN_S is cancelled.
-        await run.drivers.aclose()
+        # still busy after DRAIN_S is cancelled. A device that fails to close does not
+        # stop the rest: its error is raised once all has stopped.
+        close_failed: Exception | None = None
+        try:
+            await run.drivers.aclose()
+        except Exception as exc:  # any driver's: raised below, not swallowed
+            close_failed = exc
         if run.pumps:
             _, late = await asyncio.wait(run.pumps, timeout=DRAIN_S)
             for t in late:
@@ -286,6 +291,8 @@ class Daemon:
             run.recorder.close()
         if run.health is not None:
             await run.health.close()
+        if close_failed is not None:
+            raise close_failed
 
     async def _make_sinks(self, outbox: Outbox) -> list[Sink]:
         """Each configured sink and its Syncer; the first is ``self.syncer``."""

@@ -28,7 +28,10 @@ import pytest
 
 from agent.config import load_config
 from agent.daemon import Daemon
+from agent.errors import DriverError
 from agent.outbox import Outbox
+from drivers import DRIVERS
+from drivers.simulated import SimulatedScanner
 from ledger import LedgerStore, create_app
 
 AGENT = "dock-1"
@@ -173,3 +176,35 @@ async def test_cancelling_the_daemon_mid_burst_stops_it_in_order_and_loses_nothi
         conn.close()
     assert before and before <= stored
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+class CloseFails(SimulatedScanner):
+    """The simulated scanner, but its close fails as a device pulled out mid-close can."""
+
+    async def close(self) -> None:
+        await super().close()
+        raise DriverError(f"device {self.device_id}: close failed")
+
+
+async def test_a_device_that_fails_to_close_still_lets_everything_stop_in_order(
+    tmp_path: Path, records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(DRIVERS, "close-fails", CloseFails)
+    store = LedgerStore(tmp_path / "ledger.db")
+    token = store.add_agent(AGENT)
+    path = write_config(tmp_path, "http://ledger")
+    path.write_text(path.read_text().replace('driver = "simulated"', 'driver = "close-fails"'))
+    (tmp_path / "token").write_text(token, encoding="utf-8")
+    daemon = Daemon(load_config(path), token, transport=httpx.ASGITransport(app=create_app(store)))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until_signalled(daemon, 2 * READS, task)
+        daemon.stop()
+        with pytest.raises(DriverError, match="close failed"):
+            await task
+    finally:
+        store.close()
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert daemon.outbox is not None and daemon.outbox._state == "closed"
+    assert len(acked(tmp_path)) == 2 * READS
+    assert not [r for r in records.seen if r.levelno >= logging.ERROR]
