@@ -4,7 +4,9 @@ Tasks and their owner, like a nursery: every task is started here, kept, and
 stopped here in order on SIGTERM/SIGINT: drivers first (no new reads), then
 the rules task drains what was read, then the outbox flushes, then sync stops,
 then the outbox closes. An unexpected error in any task stops the rest in the
-same order and is re-raised, so systemd sees the failure and restarts us.
+same order and is re-raised, so systemd sees the failure and restarts us. A
+cancel from outside (``asyncio.wait_for``, a supervisor) gets the same stop, run
+to its end, at any point of the start as of the run: nothing outlives ``run()``.
 """
 
 from __future__ import annotations
