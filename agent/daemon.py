@@ -4,7 +4,9 @@ Tasks and their owner, like a nursery: every task is started here, kept, and
 stopped here in order on SIGTERM/SIGINT: drivers first (no new reads), then
 the rules task drains what was read, then the outbox flushes, then sync stops,
 then the outbox closes. An unexpected error in any task stops the rest in the
-same order and is re-raised, so systemd sees the failure and restarts us.
+same order and is re-raised, so systemd sees the failure and restarts us. A
+cancel from outside (``asyncio.wait_for``, a supervisor) gets the same stop, run
+to its end, at any point of the start as of the run: nothing outlives ``run()``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import logging
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -27,6 +30,7 @@ from agent.dock import RecentScans, scan_of
 from agent.errors import DriverError, OutboxError
 from agent.flow import FlowLog, Totals
 from agent.frozen import positional
+from agent.health import HealthServer
 from agent.logs import event
 from agent.memory import release_freed_heap
 from agent.metrics import Metrics
@@ -38,6 +42,7 @@ from agent.replay import Recorder
 from agent.rules import Context, Rules, Ruling, Tick, identify_for
 from agent.sync import RetryPolicy, Syncer
 from agent.sync.registry import Sink, SinkContext, make_sink
+from agent.tasks import finished, to_the_end
 from drivers import DRIVERS, Driver, ReadFactory
 
 log = logging.getLogger("edgetally.daemon")
@@ -55,6 +60,23 @@ class Counters:
     # The tag reads (singulations) those rows stand for: an RFID read that folds
     # repeats counts its seen_count. Stored reads only, as ``reads``.
     tag_reads: int = 0
+
+
+@dataclass
+class _Run:
+    """What one run has started, each part kept the moment it exists, so that the stop
+    ends exactly what is there, however far the start got."""
+
+    drivers: contextlib.AsyncExitStack
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    rules: asyncio.Task[None] | None = None
+    ticks: list[asyncio.Task[None]] = field(default_factory=list)
+    sync: list[asyncio.Task[None]] = field(default_factory=list)
+    side: list[asyncio.Task[None]] = field(default_factory=list)
+    stop_wait: asyncio.Task[Any] | None = None
+    sinks: list[Sink] = field(default_factory=list)
+    recorder: Recorder | None = None
+    health: HealthServer | None = None
 
 
 class Daemon:
@@ -115,27 +137,37 @@ class Daemon:
             await asyncio.sleep(poll_s)
 
     async def run(self, handle_signals: bool = False) -> None:
+        """Run until stopped (``stop()``, SIGTERM) or cancelled; either way the same
+        ordered stop runs to its end, and the outbox closes after all that writes to it."""
         cfg = self.config
         loop = asyncio.get_running_loop()
         self._reads = BatchQueue(READ_QUEUE_MAX)  # closed at the end of each run
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
-        outbox = await asyncio.to_thread(
-            Outbox.open,
-            cfg.outbox_path,
-            cfg.agent.id,
-            cfg.outbox.max_bytes,
-            retention_days=cfg.outbox.retention_days,
-            group_max=cfg.outbox.group_max,
-            wall=self.clock.wall,
-            sinks=tuple(s.name for s in cfg.sinks),
-        )
-        self.outbox = outbox
         try:
-            await self._run_with(outbox)
+            # A cancel while the file opens (in a thread, which a cancel cannot stop)
+            # waits for the open and closes it again: no writer thread is left behind.
+            outbox, cancelled = await finished(
+                asyncio.to_thread(
+                    Outbox.open,
+                    cfg.outbox_path,
+                    cfg.agent.id,
+                    cfg.outbox.max_bytes,
+                    retention_days=cfg.outbox.retention_days,
+                    group_max=cfg.outbox.group_max,
+                    wall=self.clock.wall,
+                    sinks=tuple(s.name for s in cfg.sinks),
+                )
+            )
+            self.outbox = outbox
+            try:
+                if cancelled:
+                    raise asyncio.CancelledError
+                await self._run_with(outbox)
+            finally:
+                await to_the_end(asyncio.to_thread(outbox.close))
         finally:
-            await asyncio.to_thread(outbox.close)
             self.notifier.close()
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,6 +175,34 @@ class Daemon:
             event(log, "stopped")
 
     async def _run_with(self, outbox: Outbox) -> None:
+        run = _Run(contextlib.AsyncExitStack())
+        failure: BaseException | None = None
+        try:
+            watched, stop_wait = await self._start(run, outbox)
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stop_wait and not task.cancelled() and task.exception():
+                    failure = task.exception()
+                    event(
+                        log,
+                        "task_failed",
+                        level=logging.CRITICAL,
+                        task=task.get_name(),
+                        error=f"{type(failure).__name__}: {failure}",
+                    )
+        finally:
+            # Whatever ended the run (a stop, a failed task, a failed start, a cancel
+            # from outside, even a second one), all that was started stops in order.
+            await to_the_end(self._stop(run, outbox))
+        if failure is not None:
+            raise failure
+
+    async def _start(
+        self, run: _Run, outbox: Outbox
+    ) -> tuple[set[asyncio.Task[Any]], asyncio.Task[Any]]:
+        """Start everything, keeping each part in ``run`` the moment it exists (so that
+        ``_stop`` ends it whenever the start is cut short); the tasks whose end ends the
+        run, and the one that waits for ``stop()``."""
         cfg = self.config
         state = await asyncio.to_thread(outbox.station_state)
         rules = Rules(
@@ -154,102 +214,87 @@ class Daemon:
         self.rules = rules
         if rules.ticking:
             await self._resume(rules)
-        recorder = Recorder(cfg.record_path, cfg.record.max_bytes, self.alarms)
+        recorder = run.recorder = Recorder(cfg.record_path, cfg.record.max_bytes, self.alarms)
         factory = ReadFactory(self.clock, self.ids)
-        sinks = await self._make_sinks(outbox)
-        try:  # before the devices: a port another agent holds stops the start here
-            health = await self.observer.start()
-        except BaseException:
-            await self._close_sinks(sinks)
-            raise
-        async with contextlib.AsyncExitStack() as drivers_open:
-            for dev in cfg.devices:
-                driver = DRIVERS[dev.driver](dev.id, dev.options, factory)
-                await drivers_open.enter_async_context(driver)
-                self.drivers.append(driver)
-            pumps = [
-                asyncio.create_task(self._pump(d), name=f"driver:{d.device_id}")
-                for d in self.drivers
-            ]
-            self._pumps = pumps
-            rules_task = asyncio.create_task(
-                self._rules_loop(rules, outbox, recorder), name="rules"
-            )
-            sync_tasks = [
-                asyncio.create_task(syncer.run(), name=f"sync:{name}")
-                for name, syncer in self.syncers.items()
-            ]
-            ticks = (
-                [asyncio.create_task(self._tick_loop(rules, outbox), name="ticks")]
-                if rules.ticking
-                else []
-            )
-            side = [
-                asyncio.create_task(self._prune_loop(outbox), name="prune"),
-                asyncio.create_task(self._alarm_loop(), name="alarms"),
-            ]
-            if cfg.agent.log_flow_s:
-                side.append(asyncio.create_task(self._flow_loop(outbox), name="flow"))
-            await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
-            self.ready.set()
-            self.notifier.ready(self._one_line_status(outbox))
-            side.append(asyncio.create_task(self._watchdog_loop(outbox), name="watchdog"))
-            event(
-                log,
-                "ready",
-                agent=cfg.agent.id,
-                devices=len(self.drivers),
-                stations=len(cfg.stations),
-                outbox=str(cfg.outbox_path),
-            )
-            stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
-            watched = {rules_task, *sync_tasks, stop_wait, *side, *ticks}
-            side.extend(self._beams(rules, recorder))
-            failure: BaseException | None = None
-            try:
-                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task is not stop_wait and not task.cancelled() and task.exception():
-                        failure = task.exception()
-                        event(
-                            log,
-                            "task_failed",
-                            level=logging.CRITICAL,
-                            task=task.get_name(),
-                            error=f"{type(failure).__name__}: {failure}",
-                        )
-            finally:
-                event(log, "stopping")
-                self.stopping.set()
-                self.notifier.stopping()
-                # 1. drivers: closed first, so no new reads; what a driver already
-                # holds (the rest of an LLRP report, a serial line) still reaches the
-                # rules queue. A pump still busy after DRAIN_S is cancelled.
-                await drivers_open.aclose()
-                if pumps:
-                    _, late = await asyncio.wait(pumps, timeout=DRAIN_S)
-                    for t in late:
-                        t.cancel()
-                await asyncio.gather(*pumps, return_exceptions=True)
-                # 2. rules: decide and store what was read
-                if not rules_task.done():
-                    self._reads.close()  # the rules take what is left, then end
-                    await asyncio.gather(rules_task, return_exceptions=True)
-                # 2b. RFID ticks end (open passes stay open: rebuilt at the next start)
-                await asyncio.gather(*ticks, return_exceptions=True)
-                # 3. outbox: flush queued writes
-                with contextlib.suppress(OutboxError):
-                    await outbox.flush()
-                # 4. sync (every sink's task) and the rest
-                for other in (*sync_tasks, stop_wait, *side):
-                    other.cancel()
-                await asyncio.gather(*sync_tasks, stop_wait, *side, return_exceptions=True)
-                await self._close_sinks(sinks)
-                recorder.close()
-                if health is not None:
-                    await health.close()
-            if failure is not None:
-                raise failure
+        run.sinks = await self._make_sinks(outbox)
+        # before the devices: a port another agent holds stops the start here
+        run.health = await self.observer.start()
+        for dev in cfg.devices:
+            driver = DRIVERS[dev.driver](dev.id, dev.options, factory)
+            await run.drivers.enter_async_context(driver)
+            self.drivers.append(driver)
+        run.pumps = self._pumps = [
+            asyncio.create_task(self._pump(d), name=f"driver:{d.device_id}") for d in self.drivers
+        ]
+        run.rules = asyncio.create_task(self._rules_loop(rules, outbox, recorder), name="rules")
+        run.sync = [
+            asyncio.create_task(syncer.run(), name=f"sync:{name}")
+            for name, syncer in self.syncers.items()
+        ]
+        if rules.ticking:
+            run.ticks.append(asyncio.create_task(self._tick_loop(rules, outbox), name="ticks"))
+        run.side.append(asyncio.create_task(self._prune_loop(outbox), name="prune"))
+        run.side.append(asyncio.create_task(self._alarm_loop(), name="alarms"))
+        if cfg.agent.log_flow_s:
+            run.side.append(asyncio.create_task(self._flow_loop(outbox), name="flow"))
+        await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
+        self.ready.set()
+        self.notifier.ready(self._one_line_status(outbox))
+        run.side.append(asyncio.create_task(self._watchdog_loop(outbox), name="watchdog"))
+        event(
+            log,
+            "ready",
+            agent=cfg.agent.id,
+            devices=len(self.drivers),
+            stations=len(cfg.stations),
+            outbox=str(cfg.outbox_path),
+        )
+        stop_wait = asyncio.create_task(self.stopping.wait(), name="stop")
+        run.stop_wait = stop_wait
+        watched: set[asyncio.Task[Any]] = {run.rules, *run.sync, stop_wait, *run.side, *run.ticks}
+        run.side.extend(self._beams(rules, recorder))
+        return watched, stop_wait
+
+    async def _stop(self, run: _Run, outbox: Outbox) -> None:
+        """Stop what ``run`` holds in data-flow order: drivers, rules, outbox writes, sinks."""
+        event(log, "stopping")
+        self.stopping.set()
+        self.notifier.stopping()
+        # 1. drivers: closed first, so no new reads; what a driver already holds (the
+        # rest of an LLRP report, a serial line) still reaches the rules queue. A pump
+        # still busy after DRAIN_S is cancelled. A device that fails to close does not
+        # stop the rest: its error is raised once all has stopped.
+        close_failed: Exception | None = None
+        try:
+            await run.drivers.aclose()
+        except Exception as exc:  # any driver's: raised below, not swallowed
+            close_failed = exc
+        if run.pumps:
+            _, late = await asyncio.wait(run.pumps, timeout=DRAIN_S)
+            for t in late:
+                t.cancel()
+        await asyncio.gather(*run.pumps, return_exceptions=True)
+        # 2. rules: decide and store what was read; the queue's close ends them
+        self._reads.close()
+        if run.rules is not None:
+            await asyncio.gather(run.rules, return_exceptions=True)
+        # 2b. RFID ticks end (open passes stay open: rebuilt at the next start)
+        await asyncio.gather(*run.ticks, return_exceptions=True)
+        # 3. outbox: flush queued writes
+        with contextlib.suppress(OutboxError):
+            await outbox.flush()
+        # 4. sync (every sink's task) and the rest; then what they used
+        others = [*run.sync, *run.side, *([run.stop_wait] if run.stop_wait else [])]
+        for other in others:
+            other.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self._close_sinks(run.sinks)
+        if run.recorder is not None:
+            run.recorder.close()
+        if run.health is not None:
+            await run.health.close()
+        if close_failed is not None:
+            raise close_failed
 
     async def _make_sinks(self, outbox: Outbox) -> list[Sink]:
         """Each configured sink and its Syncer; the first is ``self.syncer``."""

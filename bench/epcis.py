@@ -86,8 +86,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
     from harness import AGENT, LedgerProcess
 
-    from agent.epcis import EpcisPlaces
-    from agent.sync import EpcisSinkSettings, HttpLedgerSink, make_epcis_sink
+    from agent.config.sinks import EpcisSinkConfig
+    from agent.sync import EpcisSink, HttpLedgerSink
 
     rates: dict[str, list[float]] = {"http_ledger": [], "epcis": []}
     lost = duplicated = 0
@@ -108,14 +108,12 @@ def main() -> None:
                     sink: Any = (
                         HttpLedgerSink(ledger.url, ledger.token)
                         if name == "http_ledger"
-                        else make_epcis_sink(
-                            EpcisSinkSettings(
+                        else EpcisSink(
+                            EpcisSinkConfig(
                                 url=ledger.url + "/epcis",
-                                token_file=ledger.token_file,
-                                places=EpcisPlaces(
-                                    stations={"dock-7": "urn:epc:id:sgln:9506000.13435.7"}
-                                ),
-                            )
+                                stations={"dock-7": "urn:epc:id:sgln:9506000.13435.7"},
+                            ),
+                            ledger.token,
                         )
                     )
                     outbox = work / f"{name}-{r}" / "outbox.db"

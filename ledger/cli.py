@@ -75,6 +75,11 @@ def _open(settings: LedgerSettings) -> SqlStore:
     return open_store(settings.db, pw, settings.pool_size)
 
 
+def _store(config_path: Path | None, db: str | None, password_file: Path | None) -> SqlStore:
+    """The store a command's ``--config``, ``--db`` and ``--password-file`` name."""
+    return _open(_settings(config_path, db=db, password_file=_text(password_file)))
+
+
 @click.group()
 def ledger() -> None:
     """The reference central ledger."""
@@ -133,7 +138,7 @@ def ledger_serve(
     s = _settings(
         config_path,
         db=db,
-        password_file=None if password_file is None else str(password_file),
+        password_file=_text(password_file),
         host=host,
         port=port,
         workers=workers,
@@ -198,7 +203,7 @@ def ledger_add_agent(
     # The token file is opened before the store changes: a path that cannot be written
     # must not leave the agent with a new token nobody holds.
     with open_secret(token_file) as out:
-        with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+        with _store(config_path, db, password_file) as store:
             token = store.add_agent(agent_id, _location_list(locations))
         out.write(token + "\n")
     click.echo(f"agent {agent_id}: token written to {token_file}")
@@ -225,7 +230,7 @@ def ledger_set_locations(
     if anywhere == (locations is not None):
         raise click.UsageError("give either --locations A,B or --any")
     wanted = None if anywhere else _location_list(locations)
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+    with _store(config_path, db, password_file) as store:
         store.set_locations(agent_id, wanted)
     shown = "any location" if not wanted else ", ".join(wanted)
     click.echo(f"agent {agent_id}: may move stock at {shown}")
@@ -294,7 +299,7 @@ def token_create(
     reader: bool,
 ) -> None:
     """Create the first token of a new agent (an agent that has one: use rotate)."""
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+    with _store(config_path, db, password_file) as store:
         value = store.create_token(agent_id, _role(reader))
     _hand_over(f"{_role(reader)} {agent_id}", value, token_file, "token created")
 
@@ -314,7 +319,7 @@ def token_rotate(
     reader: bool,
 ) -> None:
     """Revoke the agent's tokens and issue a new one, in one transaction."""
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+    with _store(config_path, db, password_file) as store:
         value = store.rotate_token(agent_id, _role(reader))
     _hand_over(
         f"{_role(reader)} {agent_id}",
@@ -337,7 +342,7 @@ def token_revoke(
     reader: bool,
 ) -> None:
     """Revoke every token of the agent; every ledger process refuses it from the next request."""
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+    with _store(config_path, db, password_file) as store:
         n = store.revoke_token(agent_id, _role(reader))
     if n == 0:
         raise click.ClickException(f"{_role(reader)} {agent_id}: no active token to revoke")
@@ -354,7 +359,7 @@ def token_list(
     """Every token: its agent, a fingerprint (never the token), created and revoked times."""
     from dataclasses import asdict
 
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+    with _store(config_path, db, password_file) as store:
         tokens = store.tokens()
     if as_json:
         for t in tokens:
@@ -452,7 +457,7 @@ def ledger_user_add(
         secret = getpass.getpass(f"password for {name}: ")
     else:
         secret = secret_file.readline().rstrip("\r\n")
-    with _open(_settings(config_path, db=db, password_file=_text(password_file))) as store:
+    with _store(config_path, db, password_file) as store:
         try:
             store.add_user(name, secret)
         except ValueError as exc:
@@ -460,11 +465,7 @@ def ledger_user_add(
     click.echo(f"user {name}: password set; log in at the ledger's / page")
 
 
-def _open_for(config_path: Path | None, db: str | None, password_file: Path | None) -> SqlStore:
-    return _open(_settings(config_path, db=db, password_file=_text(password_file)))
-
-
-_register_valuation(ledger, _db_options, _user_errors, _open_for)
+_register_valuation(ledger, _db_options, _user_errors, _store)
 
 
 def _gaps_text(missing: int, gaps: list[list[int]]) -> str:

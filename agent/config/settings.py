@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.config.meta import Size, _help
-from agent.config.sinks import SinkSettings
+from agent.config.sinks import DeliverySettings, SinkSettings
 from agent.config.stations import StationSettings
 from agent.identify.settings import IdentifySettings
 from agent.urls import redacted
@@ -58,8 +58,11 @@ class OutboxSettings:
     )
 
 
-@dataclass(frozen=True)
-class SyncSettings:
+@dataclass(frozen=True, kw_only=True)
+class SyncSettings(DeliverySettings):
+    """[sync]: the delivery every sink takes unless its own table says otherwise, and
+    the url of the http-ledger sink named `ledger` (the one sink before there were more)."""
+
     url: str | None = field(
         default=None,
         metadata=_help(
@@ -79,23 +82,6 @@ class SyncSettings:
     sink: Literal["http-ledger"] = field(
         default="http-ledger",
         metadata=_help("the type of the sink url names; more sinks: [[sync.sink]] tables"),
-    )
-    batch_max: int = field(
-        default=500, metadata=_help("most movements per request", minimum=1, maximum=10000)
-    )
-    batch_max_bytes: Size = field(
-        default=Size(1 << 20), metadata=_help("most payload bytes per request", minimum=1024)
-    )
-    timeout_s: float = field(default=10.0, metadata=_help("per-request timeout", minimum=0.1))
-    backoff_initial_s: float = field(
-        default=0.5, metadata=_help("first retry wait (full jitter)", minimum=0.001)
-    )
-    backoff_cap_s: float = field(default=300.0, metadata=_help("longest retry wait", minimum=0.01))
-    auth_retry_s: float = field(
-        default=300.0, metadata=_help("retry wait after 401/403 (a config alarm)", minimum=0.01)
-    )
-    stall_alarm_s: float = field(
-        default=600.0, metadata=_help("backlog age that raises the stall alarm", minimum=1)
     )
     verify_tls: bool = field(default=True, metadata=_help("verify the ledger's TLS certificate"))
     ca_file: Path | None = field(

@@ -9,22 +9,11 @@ factory that makes the sink from them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from agent.config.meta import Size, _help
-
-# The keys of [sync] that every sink shares; the loader copies the ones set there.
-DELIVERY_KEYS = (
-    "batch_max",
-    "batch_max_bytes",
-    "timeout_s",
-    "backoff_initial_s",
-    "backoff_cap_s",
-    "auth_retry_s",
-    "stall_alarm_s",
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,6 +200,9 @@ class EpcisSinkConfig(DeliverySettings):
             problems.append(("timezone", zone))
         return problems
 
+
+# The keys of [sync] that every sink shares; the loader copies the ones set there.
+DELIVERY_KEYS = tuple(f.name for f in fields(DeliverySettings))
 
 # type -> settings class (and its factory in agent.sync.registry.FACTORIES).
 SINK_SETTINGS: dict[str, type[DeliverySettings]] = {

@@ -139,7 +139,8 @@ class Lifecycle(OutboxCore):
             return
         assert self._writer is not None and self._wconn is not None and self._rconn is not None
         self._writer.stop()
-        self._rconn.close()
+        with self._rlock:  # a reader in flight (a cancelled caller's thread) ends first
+            self._rconn.close()
         # A checkpoint is an optimisation; the WAL is replayed on the next open anyway.
         with contextlib.suppress(sqlite3.Error):
             self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -25,142 +25,30 @@ LedgerRejected, and the Syncer bisects to the bad event and delivers the rest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 
+from agent.config.sinks import EpcisSinkConfig
 from agent.epcis import EpcisPlaces, MappingError, document, to_event
 from agent.epcis.events import offset_at
 from agent.errors import (
-    ConfigError,
-    LedgerAuth,
     LedgerMisconfigured,
     LedgerRejected,
-    PayloadTooLarge,
     SyncTransient,
 )
 from agent.outbox import Pending
-from agent.sync.http_ledger import Result, parse_retry_after
+from agent.sync.http_ledger import Result
+from agent.sync.httperrors import answer_error, transient_httpx_errors
 
 Sleep = Callable[[float], Awaitable[None]]
-_TRANSIENT = {408, 409, 425, 429}
 BEHAVIOUR = "proceed"
-
-
-@dataclass(frozen=True)
-class EpcisSinkSettings:
-    """One ``[[sync.sink]]`` table with ``type = "epcis"``. Keys:
-
-    - ``url`` (required): the EPCIS repository's base URL; batches go to
-      ``{url}/capture``. The reference ledger's is ``http://host:8080/epcis``.
-    - ``token_file``: a file (mode 0600) holding the bearer token; none: no
-      ``Authorization`` header (a repository on a trusted link).
-    - ``stations``: a table ``station = "urn:epc:id:sgln:..."``, each station's
-      readPoint and bizLocation.
-    - ``default_read_point``, ``default_biz_location``: SGLNs for stations not in
-      ``stations``; with neither, events have no readPoint / bizLocation.
-    - ``timezone`` ("UTC"): the site's zone, for ``eventTimeZoneOffset``.
-    - ``company_prefix_length`` (7): for GTINs GS1's prefix table does not cover.
-    - ``timeout_s`` (10), ``verify_tls`` (true), ``ca_file``: as for the http-ledger sink.
-    - ``poll_initial_s`` (0.05), ``poll_max_s`` (2), ``poll_timeout_s`` (60): how
-      the capture job is followed; a job still running after ``poll_timeout_s``
-      makes the batch a retry (resending is safe: eventIDs).
-    """
-
-    url: str
-    token_file: Path | None = None
-    places: EpcisPlaces = field(default_factory=EpcisPlaces)
-    timeout_s: float = 10.0
-    verify_tls: bool = True
-    ca_file: Path | None = None
-    poll_initial_s: float = 0.05
-    poll_max_s: float = 2.0
-    poll_timeout_s: float = 60.0
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any], file: str, key: str) -> EpcisSinkSettings:
-        """Check a TOML table; ConfigError names ``file``, ``key``.<name> and what was expected.
-
-        ``type`` / ``kind`` and ``name`` belong to the ``[[sync.sink]]`` framework and are
-        passed over here."""
-        known = {
-            "type", "kind", "name", "url", "token_file", "stations", "default_read_point", "default_biz_location",
-            "timezone", "company_prefix_length", "timeout_s", "verify_tls", "ca_file",
-            "poll_initial_s", "poll_max_s", "poll_timeout_s",
-        }  # fmt: skip
-        for name in table:
-            if name not in known:
-                raise ConfigError(
-                    file,
-                    f"{key}.{name}",
-                    f"not a key of an epcis sink ({', '.join(sorted(known))})",
-                )
-
-        def text(name: str, required: bool = False) -> str | None:
-            value = table.get(name)
-            if value is None and not required:
-                return None
-            if not isinstance(value, str) or not value:
-                raise ConfigError(file, f"{key}.{name}", "a non-empty string")
-            return value
-
-        def number(name: str, default: float, lo: float = 0.0) -> float:
-            value = table.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= lo:
-                raise ConfigError(file, f"{key}.{name}", f"a number > {lo:g}")
-            return float(value)
-
-        url = text("url", required=True)
-        assert url is not None
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(file, f"{key}.url", "an http:// or https:// URL")
-        stations = table.get("stations", {})
-        if not isinstance(stations, Mapping):
-            raise ConfigError(file, f"{key}.stations", "a table of station = SGLN URI")
-        for station, sgln in stations.items():
-            if problem := sgln_problem(sgln):
-                raise ConfigError(file, f"{key}.stations.{station}", problem)
-        defaults = {n: text(n) for n in ("default_read_point", "default_biz_location")}
-        for name, value in defaults.items():
-            if value is not None and (problem := sgln_problem(value)):
-                raise ConfigError(file, f"{key}.{name}", problem)
-        zone = text("timezone") or "UTC"
-        if problem := timezone_problem(zone):
-            raise ConfigError(file, f"{key}.timezone", problem)
-        gcp = table.get("company_prefix_length", 7)
-        if isinstance(gcp, bool) or not isinstance(gcp, int) or not 6 <= gcp <= 12:
-            raise ConfigError(file, f"{key}.company_prefix_length", "an integer from 6 to 12")
-        verify = table.get("verify_tls", True)
-        if not isinstance(verify, bool):
-            raise ConfigError(file, f"{key}.verify_tls", "true or false")
-        token_file, ca_file = text("token_file"), text("ca_file")
-        base = Path(file).parent
-        return cls(
-            url=url,
-            token_file=None if token_file is None else base / token_file,
-            places=EpcisPlaces(
-                stations=dict(stations),
-                default_read_point=defaults["default_read_point"],
-                default_biz_location=defaults["default_biz_location"],
-                timezone=zone,
-                company_prefix_length=gcp,
-            ),
-            timeout_s=number("timeout_s", 10.0),
-            verify_tls=verify,
-            ca_file=None if ca_file is None else base / ca_file,
-            poll_initial_s=number("poll_initial_s", 0.05),
-            poll_max_s=number("poll_max_s", 2.0),
-            poll_timeout_s=number("poll_timeout_s", 60.0),
-        )
 
 
 def sgln_problem(value: object) -> str | None:
@@ -186,45 +74,16 @@ def timezone_problem(zone: str) -> str | None:
     return None
 
 
-def read_token_file(path: Path, file: str, key: str) -> str:
-    """The bearer token; refused when others can read the file, as ssh refuses a key."""
-    try:
-        mode = path.stat().st_mode & 0o777
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(
-            file, key, f"a readable file holding the token; {path}: {reason}"
-        ) from exc
-    if mode & 0o044:
-        raise ConfigError(file, key, f"a file only its owner can read; run `chmod 600 {path}`")
-    if not token or any(c.isspace() for c in token) or not token.isprintable():
-        raise ConfigError(file, key, f"{path} to hold one token on one line")
-    return token
-
-
-def make_epcis_sink(
-    settings: EpcisSinkSettings,
-    file: str = "",
-    key: str = "sync.sink",
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    sleep: Sleep = asyncio.sleep,
-    wall: Callable[[], float] = time.time,
-) -> EpcisSink:
-    """The sink for one ``[[sync.sink]]`` table (reads the token file now)."""
-    token = None
-    if settings.token_file is not None:
-        token = read_token_file(settings.token_file, file, f"{key}.token_file")
-    return EpcisSink(settings, token, transport=transport, sleep=sleep, wall=wall)
-
-
 class EpcisSink:
-    """One httpx.AsyncClient for the agent's life; closed stays closed."""
+    """One httpx.AsyncClient for the agent's life; closed stays closed.
+
+    Made from its checked ``[[sync.sink]]`` table and the token its ``token_file``
+    holds (``agent.sync.registry`` reads both through ``agent.config``); no token,
+    no ``Authorization`` header."""
 
     def __init__(
         self,
-        settings: EpcisSinkSettings,
+        settings: EpcisSinkConfig,
         token: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -232,6 +91,13 @@ class EpcisSink:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.places = EpcisPlaces(
+            stations=dict(settings.stations),
+            default_read_point=settings.default_read_point,
+            default_biz_location=settings.default_biz_location,
+            timezone=settings.timezone,
+            company_prefix_length=settings.company_prefix_length,
+        )
         self.url = settings.url.rstrip("/") + "/capture"
         self._sleep = sleep
         self._wall = wall
@@ -267,7 +133,7 @@ class EpcisSink:
         by_event: dict[str, str] = {}
         for p in batch:
             try:
-                event = to_event(json.loads(p.payload), self.settings.places)
+                event = to_event(json.loads(p.payload), self.places)
             except MappingError as exc:
                 answers[p.id] = Result(p.id, "rejected", f"not an EPCIS event: {exc}")
                 continue
@@ -281,7 +147,7 @@ class EpcisSink:
         self, events: list[dict[str, Any]], by_event: dict[str, str], batch_id: str
     ) -> dict[str, Result]:
         body = json.dumps(document(events, datetime.fromtimestamp(self._wall(), UTC))).encode()
-        with self._map_errors():
+        with transient_httpx_errors(f"epcis {self.url}"):
             response = await self._client.post(
                 self.url,
                 content=body,
@@ -314,7 +180,7 @@ class EpcisSink:
         """Ask the job until it has finished, waiting longer each time, within the bound."""
         waited, wait = 0.0, self.settings.poll_initial_s
         while True:
-            with self._map_errors():
+            with transient_httpx_errors(f"epcis {self.url}"):
                 response = await self._client.get(job_url)
                 await response.aread()
             self._raise_for_status(response, 200)
@@ -339,35 +205,21 @@ class EpcisSink:
             waited += wait
             wait = min(wait * 2, self.settings.poll_max_s)
 
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise SyncTransient(f"epcis {self.url}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise SyncTransient(f"epcis {self.url}: unreachable ({detail})") from exc
-        except httpx.HTTPError as exc:
-            raise SyncTransient(f"epcis {self.url}: {exc}") from exc
-
     def _raise_for_status(self, response: httpx.Response, expected: int) -> None:
         """As the http-ledger sink: retry transients, alarm on auth, halve on 413, bisect on 400."""
-        code = response.status_code
-        if code == expected:
+        if response.status_code == expected:
             return
         reason = _problem_text(response)
-        what = f"epcis {response.request.url} answered {code}{': ' + reason if reason else ''}"
-        if code in _TRANSIENT or code >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
-            raise SyncTransient(what, retry_after=retry_after)
-        if code in (401, 403):
-            raise LedgerAuth(what + " (check the epcis sink's token_file)")
-        if code == 413:
-            raise PayloadTooLarge(what)
-        if code in (400, 422) and response.request.method == "POST" and reason:
-            raise LedgerRejected(what)  # about the document's contents: bisect to the bad event
-        raise LedgerMisconfigured(what + " (check the epcis sink's url)")
+        raise answer_error(
+            response,
+            f"epcis {response.request.url}",
+            reason,
+            self._wall(),
+            # a problem about the document's contents: bisect to the bad event
+            about_contents=response.request.method == "POST" and bool(reason),
+            auth_hint="check the epcis sink's token_file",
+            config_hint="check the epcis sink's url",
+        )
 
 
 def _outcome(job: Mapping[str, Any], by_event: Mapping[str, str], url: str) -> dict[str, Result]:
@@ -431,9 +283,6 @@ def _problem_text(response: httpx.Response) -> str:
 
 __all__ = [
     "EpcisSink",
-    "EpcisSinkSettings",
-    "make_epcis_sink",
-    "read_token_file",
     "sgln_problem",
     "timezone_problem",
 ]

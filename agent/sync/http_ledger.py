@@ -1,36 +1,25 @@
 """The ``http-ledger`` sink: POST batches to /v1/movements, answers per movement.
 
-HTTP is translated into our error tree here and nowhere else (httpx's
-``map_httpcore_exceptions`` habit), so the retry policy above sees only
-SyncTransient, LedgerMisconfigured/LedgerAuth, LedgerRejected, PayloadTooLarge.
+Its HTTP answers and httpx's errors become our error tree through
+``agent.sync.httperrors``, as every HTTP sink's do; what is the ledger's own is
+here: which 400 is the ledger refusing a batch, and its per-movement results.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import json
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
-from agent.errors import (
-    LedgerAuth,
-    LedgerMisconfigured,
-    LedgerRejected,
-    PayloadTooLarge,
-    SyncError,
-    SyncTransient,
-)
+from agent.errors import SyncError, SyncTransient
 from agent.outbox import Pending
+from agent.sync.httperrors import answer_error, transient_httpx_errors
 from agent.urls import endpoint, redacted
-
-_TRANSIENT = {408, 409, 425, 429}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,22 +27,6 @@ class Result:
     id: str
     status: Literal["applied", "duplicate", "rejected"]
     reason: str | None = None
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After in either form (delay-seconds or HTTP-date), as seconds from ``now``."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 class HttpLedgerSink:
@@ -103,7 +76,7 @@ class HttpLedgerSink:
             + ",".join(p.payload for p in batch)
             + "]}"
         ).encode("utf-8")
-        with self._map_errors():
+        with transient_httpx_errors(f"ledger {self.shown}"):
             response = await self._client.post(
                 self.url,
                 content=body,
@@ -113,36 +86,20 @@ class HttpLedgerSink:
         self._raise_for_status(response)
         return self._results(response, batch)
 
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise SyncTransient(f"ledger {self.shown}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise SyncTransient(f"ledger {self.shown}: unreachable ({detail})") from exc
-        except httpx.HTTPError as exc:
-            raise SyncTransient(f"ledger {self.shown}: {exc}") from exc
-
     def _raise_for_status(self, response: httpx.Response) -> None:
-        code = response.status_code
-        if code == 200:
+        if response.status_code == 200:
             return
-        reason = _error_text(response)
-        what = f"ledger {self.shown} answered {code}{': ' + reason if reason else ''}"
-        if code in _TRANSIENT or code >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._wall())
-            raise SyncTransient(what, retry_after=retry_after)
-        if code in (401, 403):
-            raise LedgerAuth(what + " (check the agent id and sync.token_file)")
-        if code == 413:
-            raise PayloadTooLarge(what)
-        if code in (400, 422) and _is_ledger_error(response):
-            raise LedgerRejected(what)  # about the batch's contents: bisect to the bad one
-        # A 415, or a 400 that is not the ledger's JSON error (a proxy's page), says
-        # nothing about the movements: rejecting them would throw the backlog away.
-        raise LedgerMisconfigured(what + " (check sync.url and what stands before the ledger)")
+        raise answer_error(
+            response,
+            f"ledger {self.shown}",
+            _error_text(response),
+            self._wall(),
+            # A 415, or a 400 that is not the ledger's JSON error (a proxy's page), says
+            # nothing about the movements: rejecting them would throw the backlog away.
+            about_contents=_is_ledger_error(response),
+            auth_hint="check the agent id and sync.token_file",
+            config_hint="check sync.url and what stands before the ledger",
+        )
 
     def _results(self, response: httpx.Response, batch: Sequence[Pending]) -> list[Result]:
         try:
@@ -195,4 +152,4 @@ def _error_text(response: httpx.Response) -> str:
     return ""
 
 
-__all__ = ["HttpLedgerSink", "Result", "SyncError", "parse_retry_after"]
+__all__ = ["HttpLedgerSink", "Result", "SyncError"]

@@ -79,30 +79,10 @@ def _tryton(s: SinkSettings, ctx: SinkContext) -> Sink:
 
 
 def _epcis(s: SinkSettings, ctx: SinkContext) -> Sink:
-    from agent.epcis import EpcisPlaces
-    from agent.sync.epcis import EpcisSink, EpcisSinkSettings
+    from agent.sync.epcis import EpcisSink
 
-    o = s.options
-    places = EpcisPlaces(
-        stations=dict(o.stations),
-        default_read_point=o.default_read_point,
-        default_biz_location=o.default_biz_location,
-        timezone=o.timezone,
-        company_prefix_length=o.company_prefix_length,
-    )
-    settings = EpcisSinkSettings(
-        url=o.url,
-        token_file=o.token_file,
-        places=places,
-        timeout_s=o.timeout_s,
-        verify_tls=o.verify_tls,
-        ca_file=o.ca_file,
-        poll_initial_s=o.poll_initial_s,
-        poll_max_s=o.poll_max_s,
-        poll_timeout_s=o.poll_timeout_s,
-    )
     return EpcisSink(
-        settings, ctx.secrets.get("token_file"), transport=ctx.transport, wall=ctx.wall
+        s.options, ctx.secrets.get("token_file"), transport=ctx.transport, wall=ctx.wall
     )
 
 

@@ -19,9 +19,8 @@ costs a dozen calls per model and gives nothing for one RPC.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ import httpx
 from agent.errors import LedgerAuth, LedgerMisconfigured, LedgerRejected, SyncTransient
 from agent.outbox import Pending
 from agent.sync.http_ledger import Result
+from agent.sync.httperrors import transient_httpx_errors
 
 BOOK = "model.stock.move.edgetally_book"
 # Tryton's errors about the batch's contents (a UserError from a constraint):
@@ -191,7 +191,7 @@ class TrytonSink:
 
     async def _call(self, method: str, params: list[Any], auth: bool = True) -> Any:
         headers = {"Authorization": self._session} if auth and self._session else {}
-        with self._map_errors():
+        with transient_httpx_errors(f"tryton {self.url}"):
             response = await self._client.post(
                 self.url, json={"id": 1, "method": method, "params": params}, headers=headers
             )
@@ -214,18 +214,6 @@ class TrytonSink:
         if error:
             raise _translate(self.url, method, error)
         return doc.get("result")
-
-    @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise SyncTransient(f"tryton {self.url}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise SyncTransient(f"tryton {self.url}: unreachable ({detail})") from exc
-        except httpx.HTTPError as exc:
-            raise SyncTransient(f"tryton {self.url}: {exc}") from exc
 
 
 class _SessionExpired(Exception):

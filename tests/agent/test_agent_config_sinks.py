@@ -11,6 +11,7 @@ import pytest
 
 from agent.config import load_config, read_secrets
 from agent.config.sinks import (
+    DELIVERY_KEYS,
     EpcisSinkConfig,
     HttpLedgerSinkSettings,
     MqttSinkSettings,
@@ -87,6 +88,34 @@ def test_sink_tables_come_after_the_ledger_and_take_syncs_delivery_keys(tmp_path
     shown = cfg.shown()["sync"]["sinks"]
     assert [s["name"] for s in shown] == ["ledger", "bus", "erp"]
     assert shown[2]["password_file"] == str(tmp_path / "tryton-password")  # the path, never read
+
+
+# A value for each delivery key that no sink has by default
+DELIVERY = {
+    "batch_max": 42,
+    "batch_max_bytes": 4096,
+    "timeout_s": 7.5,
+    "backoff_initial_s": 0.25,
+    "backoff_cap_s": 9.0,
+    "auth_retry_s": 11.0,
+    "stall_alarm_s": 99.0,
+}
+
+
+def test_every_delivery_key_of_sync_is_every_sinks_default_and_shown(tmp_path: Path) -> None:
+    assert set(DELIVERY) == set(DELIVERY_KEYS)  # a new delivery key belongs here too
+    lines = "".join(f"{k} = {v}\n" for k, v in DELIVERY.items() if k != "batch_max")
+    text = replace_once(VALID, "batch_max = 200\n", "batch_max = 42\n" + lines)
+    cfg = load_config(write(tmp_path, text + MQTT + EPCIS))
+    assert [s.name for s in cfg.sinks] == ["ledger", "bus", "trace"]
+    for sink in cfg.sinks:
+        got = {k: getattr(sink.options, k) for k in DELIVERY}
+        assert got == DELIVERY, sink.name
+    shown = cfg.shown()["sync"]
+    assert {k: shown[k] for k in DELIVERY} == DELIVERY
+    assert shown["url"] == "http://127.0.0.1:8080" and shown["sink"] == "http-ledger"
+    for sink_shown in shown["sinks"]:
+        assert {k: sink_shown[k] for k in DELIVERY} == DELIVERY, sink_shown["name"]
 
 
 def test_sink_tables_alone_need_no_url(tmp_path: Path) -> None:
@@ -190,7 +219,7 @@ def test_an_epcis_table_is_the_epcis_sink_with_its_places_and_token(tmp_path: Pa
     made = make_sink(sink, SinkContext("dock-3", secrets, lambda: 0.0))
     assert isinstance(made, EpcisSink)
     assert made.url == "http://127.0.0.1:8080/epcis/capture"
-    assert made.settings.places == EpcisPlaces(
+    assert made.places == EpcisPlaces(
         stations={"dock-3": "urn:epc:id:sgln:9506000.13435.3"},
         default_read_point="urn:epc:id:sgln:9506000.13435.0",
         timezone="Europe/Paris",
@@ -238,6 +267,16 @@ def test_an_epcis_table_without_a_token_file_has_no_secret(tmp_path: Path) -> No
             "sync.sink[0].company_prefix_length",
             "at most 12",
         ),
+        (
+            '"urn:epc:id:sgln:9506000.13435.0"\n',
+            '"urn:epc:id:sgln:9506000.13435.0"\ndefault_biz_location = "here"\n',
+            "sync.sink[0].default_biz_location",
+            "an SGLN URI",
+        ),
+        ('url = "http://127.0.0.1:8080/epcis"\n', "", "sync.sink[0].url", "required"),
+        ('"http://127.0.0.1:8080/epcis"', '"ftp://127.0.0.1/epcis"', "sync.sink[0].url", "http"),
+        ("poll_timeout_s = 5", "poll_max_s = 0", "sync.sink[0].poll_max_s", "at least 0.001"),
+        ("poll_timeout_s = 5", "poll_timeout = 5", "sync.sink[0].poll_timeout", "poll_timeout_s"),
     ],
 )
 def test_a_bad_epcis_place_or_zone_names_file_key_and_what_was_expected(

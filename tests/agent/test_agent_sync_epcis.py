@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.config import load_config, read_secrets
+from agent.config.sinks import EpcisSinkConfig
 from agent.errors import (
     ConfigError,
     LedgerAuth,
@@ -25,7 +27,8 @@ from agent.errors import (
     SyncTransient,
 )
 from agent.outbox import Pending
-from agent.sync.epcis import EpcisSink, EpcisSinkSettings, make_epcis_sink
+from agent.sync.epcis import EpcisSink
+from agent.sync.registry import SinkContext, make_sink
 from tests.epcis_schema import errors
 
 GTIN = "00614141123452"
@@ -85,7 +88,7 @@ def sink(handler: Handler, sleeps: list[float] | None = None, **settings: Any) -
             sleeps.append(seconds)
 
     return EpcisSink(
-        EpcisSinkSettings(url="http://repo/epcis", **settings),
+        EpcisSinkConfig(url="http://repo/epcis", **settings),
         "tok",
         transport=httpx.MockTransport(handler),
         sleep=sleep,
@@ -227,70 +230,64 @@ async def test_an_unreadable_job_is_transient() -> None:
     await s.aclose()
 
 
-def test_settings_from_a_table_name_the_key_that_is_wrong(tmp_path: Path) -> None:
-    f = str(tmp_path / "agent.toml")
-    good = EpcisSinkSettings.from_table(
-        {
-            "type": "epcis",
-            "url": "https://repo.example/epcis",
-            "token_file": "epcis.token",
-            "stations": {"recv-1": "urn:epc:id:sgln:0614141.00777.0"},
-            "default_read_point": "urn:epc:id:sgln:0614141.00001.0",
-            "timezone": "Europe/Paris",
-            "poll_timeout_s": 5,
-        },
-        f,
-        "sync.sink[2]",
-    )
-    assert good.token_file == tmp_path / "epcis.token"
-    assert good.places.read_point("other") == "urn:epc:id:sgln:0614141.00001.0"
-    assert good.poll_timeout_s == 5.0
-    for table, key in [
-        ({}, "sync.sink[2].url"),
-        ({"url": "ftp://x"}, "sync.sink[2].url"),
-        (
-            {"url": "http://x", "stations": {"a": "urn:epc:id:sgtin:0614141.012345.1"}},
-            "sync.sink[2].stations.a",
-        ),
-        ({"url": "http://x", "default_biz_location": "here"}, "sync.sink[2].default_biz_location"),
-        ({"url": "http://x", "timezone": "Mars/Olympus"}, "sync.sink[2].timezone"),
-        ({"url": "http://x", "company_prefix_length": 13}, "sync.sink[2].company_prefix_length"),
-        ({"url": "http://x", "poll_max_s": 0}, "sync.sink[2].poll_max_s"),
-        ({"url": "http://x", "batch": 3}, "sync.sink[2].batch"),
-    ]:
-        with pytest.raises(ConfigError) as caught:
-            EpcisSinkSettings.from_table(table, f, "sync.sink[2]")
-        assert caught.value.key == key and caught.value.file == f
+SINK_TABLE = """\
+[agent]
+id = "dock-1"
+state_dir = "state"
+
+[[sync.sink]]
+name = "trace"
+type = "epcis"
+url = "http://repo/epcis"
+token_file = "epcis.token"
+"""
 
 
-async def test_the_factory_reads_the_token_and_refuses_one_others_can_read(tmp_path: Path) -> None:
+def made(path: Path, transport: httpx.AsyncBaseTransport) -> EpcisSink:
+    """The sink as the daemon makes it: the config's table, its secrets, the registry."""
+    cfg = load_config(path)
+    (sink_settings,) = cfg.sinks
+    ctx = SinkContext("dock-1", read_secrets(cfg, sink_settings), lambda: 0.0, transport)
+    sink = make_sink(sink_settings, ctx)
+    assert isinstance(sink, EpcisSink)
+    return sink
+
+
+async def test_the_token_comes_from_its_file_which_others_may_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(SINK_TABLE, encoding="utf-8")
     token = tmp_path / "epcis.token"
     token.write_text("s3cret\n")
     os.chmod(token, 0o644)
-    settings = EpcisSinkSettings(url="http://repo/epcis", token_file=token)
-    with pytest.raises(ConfigError, match="chmod 600"):
-        make_epcis_sink(settings, "agent.toml", "sync.sink[1]")
-    os.chmod(token, 0o600)
     repo = Repository()
-    s = make_epcis_sink(settings, transport=httpx.MockTransport(repo))
+    with pytest.raises(ConfigError, match="chmod 600") as refused:
+        made(path, httpx.MockTransport(repo))
+    assert refused.value.key == "sync.sink[0].token_file"
+    assert "s3cret" not in str(refused.value)
+    os.chmod(token, 0o600)
+    s = made(path, httpx.MockTransport(repo))
     await s.send("dock-1", [pending(1)], "b")
     assert repo.headers[0]["Authorization"] == "Bearer s3cret"
     await s.aclose()
-    anonymous = make_epcis_sink(
-        EpcisSinkSettings(url="http://repo/epcis"), transport=httpx.MockTransport(repo)
-    )
+    path.write_text(SINK_TABLE.replace('token_file = "epcis.token"\n', ""), encoding="utf-8")
+    anonymous = made(path, httpx.MockTransport(repo))
     await anonymous.send("dock-1", [pending(1)], "b")
     assert "Authorization" not in repo.headers[1]
     await anonymous.aclose()
 
 
-def test_the_example_config_is_a_valid_epcis_sink() -> None:
-    import tomllib
-
-    path = Path(__file__).parents[2] / "config" / "epcis.toml"
-    [table] = tomllib.loads(path.read_text())["sync"]["sink"]
-    settings = EpcisSinkSettings.from_table(table, str(path), "sync.sink[0]")
-    assert settings.places.read_point("dock-7") == "urn:epc:id:sgln:9506000.13435.7"
+async def test_the_example_config_makes_an_epcis_sink_with_its_places(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    token = tmp_path / "epcis-token"
+    token.write_text("tok\n")
+    token.chmod(0o600)
+    s = made(Path(__file__).parents[2] / "config" / "epcis.toml", httpx.MockTransport(Repository()))
+    assert s.places.read_point("dock-7") == "urn:epc:id:sgln:9506000.13435.7"
+    assert s.places.read_point("dock-9") == "urn:epc:id:sgln:9506000.13435.0"
+    assert s.places.timezone == "Europe/Paris"
+    await s.aclose()
 
 
 async def test_a_job_on_another_host_is_not_followed_with_the_token() -> None:

@@ -20,12 +20,12 @@ from harness import AGENT, LedgerProcess, no_wait, run_bench
 
 from agent.alarms import Alarms
 from agent.clock import Uuid7
-from agent.epcis import EpcisPlaces
+from agent.config.sinks import EpcisSinkConfig
 from agent.epcis.identifiers import sgtin_uri, sscc_uri
 from agent.model import ClockStamp, Item, Movement
 from agent.outbox import Commit, Outbox
 from agent.sync import HttpLedgerSink, RetryPolicy, Syncer
-from agent.sync.epcis import EpcisSink, EpcisSinkSettings, make_epcis_sink
+from agent.sync.epcis import EpcisSink
 from tests.epcis_schema import errors
 
 GTIN = "09506000134352"
@@ -116,12 +116,10 @@ def rig(tmp_path: Path) -> Iterator[Callable[[str, list[Movement]], Rig]]:
 
 def epcis_sink(ledger: LedgerProcess, url: str | None = None) -> tuple[EpcisSink, Checked]:
     transport = Checked()
-    settings = EpcisSinkSettings(
-        url=(url or ledger.url) + "/epcis",
-        token_file=ledger.token_file,
-        places=EpcisPlaces(stations={"recv-1": SGLN}, timezone="Europe/Paris"),
+    settings = EpcisSinkConfig(
+        url=(url or ledger.url) + "/epcis", stations={"recv-1": SGLN}, timezone="Europe/Paris"
     )
-    return make_epcis_sink(settings, transport=transport, sleep=no_wait), transport
+    return EpcisSink(settings, ledger.token, transport=transport, sleep=no_wait), transport
 
 
 def captured(ledger: LedgerProcess, **params: Any) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from agent.sync.http_ledger import parse_retry_after
+from agent.sync import parse_retry_after
 from bench.common import delivery_report
 from tests.e2e.faultproxy import (
     DROP,
