@@ -15,6 +15,7 @@ from typing import Any
 from agent.errors import OutboxError, OutboxFull
 from agent.model import Movement, Read, dumps
 from agent.outbox.cancel import Cancelling
+from agent.outbox.plainrows import insert_plain as insert_plain_rows
 from agent.outbox.rows import (
     ROW_OVERHEAD,
     CancelResult,
@@ -34,8 +35,8 @@ _INSERT_READ = (
     " reader_first_seen_us, reader_last_seen_us, reader_offset_us)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# A read that moved nothing and changed no state (most RFID re-reads): stored in one
-# executemany with the others of its job, and answered with these shared records.
+# A read that moved nothing and changed no state (most RFID reads): stored with the
+# others of its job by ``plainrows``, and answered with these shared records.
 _PLAIN_DONE = Done(range(0), ())
 _PLAIN_STORED = Stored()
 
@@ -126,11 +127,11 @@ class Storing(Cancelling):
         now = self._wall()
         used = self._used_bytes(conn)
         added = 0
-        plain: list[tuple[Any, ...]] = []  # read rows of plain commits, inserted together
+        plain: list[tuple[Read, str | None]] = []  # plain commits' reads, inserted together
 
         def insert_plain() -> None:
             try:
-                conn.executemany(_INSERT_READ, plain)
+                insert_plain_rows(conn, plain, now)
             except sqlite3.Error as exc:
                 raise Careful() from exc
             plain.clear()
@@ -154,7 +155,7 @@ class Storing(Cancelling):
                     continue
             read = commit.read
             if not careful and read is not None and _plain(commit):
-                plain.append(_read_row(read, commit.outcome, None, None, now))
+                plain.append((read, commit.outcome))
                 out.append(_PLAIN_DONE)
                 added += ROW_OVERHEAD + len(read.data)
                 continue
