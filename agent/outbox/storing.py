@@ -38,6 +38,7 @@ _INSERT_READ = (
 # A read that moved nothing and changed no state (most RFID reads): stored with the
 # others of its job by ``plainrows``, and answered with these shared records.
 _PLAIN_DONE = Done(range(0), ())
+_NO_BODIES: list[str] = []
 _PLAIN_STORED = Stored()
 
 
@@ -48,9 +49,13 @@ def _plain(commit: Commit) -> bool:
 
 
 def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
-    """``render``, without its work for the commits that carry no movement."""
+    """``render``, without its work for the commits that carry no movement.
+
+    All plain: one empty list shared by every commit (no commit's bodies are
+    changed in place; ``_store_one`` slices them).
+    """
     if all(map(_plain, commits)):
-        return [[] for _ in commits]
+        return [_NO_BODIES] * len(commits)
     return render(commits)
 
 
@@ -154,7 +159,7 @@ class Storing(Cancelling):
                     )
                     continue
             read = commit.read
-            if not careful and read is not None and _plain(commit):
+            if not careful and read is not None and (payloads is _NO_BODIES or _plain(commit)):
                 plain.append((read, commit.outcome))
                 out.append(_PLAIN_DONE)
                 added += ROW_OVERHEAD + len(read.data)
