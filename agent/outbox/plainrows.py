@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
-from agent.model import Read
+from agent.outbox.rows import Commit
 
 _COLUMNS = (
     "id, device, kind, data, symbology, antenna, rssi, seen_count, observed_at, mono_ns,"
@@ -55,21 +55,21 @@ def _statement(rows: int) -> str:
 _STATEMENTS = {n: _statement(n) for n in CHUNKS}
 
 
-def insert_plain(
-    conn: sqlite3.Connection, reads: Sequence[tuple[Read, str | None]], now: float
-) -> None:
-    """Insert (read, outcome) rows with no seqs, ``created_at`` = ``now``, in order."""
-    i, n = 0, len(reads)
+def insert_plain(conn: sqlite3.Connection, commits: Sequence[Commit], now: float) -> None:
+    """Insert the reads of commits with a read (and no seqs) with their outcomes, in order;
+    ``created_at`` = ``now``."""
+    i, n = 0, len(commits)
     while i < n:
-        shared = _shared(reads[i][0])
+        shared = _shared(commits[i].read)
         values: list[Any] = []
         j = i
         while j < n:
-            read, outcome = reads[j]
+            commit = commits[j]
+            read = commit.read
             if j > i and _shared(read) != shared:
                 break
             values.extend(_own(read))
-            values.append(outcome)
+            values.append(commit.outcome)
             j += 1
         head = [*shared, now]
         at, left = 0, j - i

@@ -48,14 +48,11 @@ def _plain(commit: Commit) -> bool:
     )
 
 
-def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
-    """``render``, without its work for the commits that carry no movement.
-
-    All plain: one empty list shared by every commit (no commit's bodies are
-    changed in place; ``_store_one`` slices them).
-    """
+def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError] | None:
+    """``render``, without its work for the commits that carry no movement: None
+    when every commit is plain (an RFID report that moved nothing)."""
     if all(map(_plain, commits)):
-        return [_NO_BODIES] * len(commits)
+        return None
     return render(commits)
 
 
@@ -63,6 +60,13 @@ def _results(commits: Sequence[Commit], done: list[Done | Exception]) -> list[St
     if all(d is _PLAIN_DONE for d in done):
         return [_PLAIN_STORED] * len(done)
     return stored_results(commits, done)
+
+
+def _moved(results: list[Stored]) -> bool:
+    """Whether a result holds movements; the shared plain records (all or none) hold none."""
+    if results and results[0] is _PLAIN_STORED:
+        return False
+    return any(r.movements for r in results)
 
 
 def _read_row(
@@ -101,7 +105,7 @@ class Storing(Cancelling):
         except Careful:
             seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, True))
         results = _results(commits, seqs)
-        if any(r.movements for r in results):
+        if _moved(results):
             self._notify()
         return results
 
@@ -117,7 +121,7 @@ class Storing(Cancelling):
         self,
         tx: Transaction,
         commits: Sequence[Commit],
-        rendered: list[list[str] | OutboxError],
+        rendered: list[list[str] | OutboxError] | None,
         careful: bool,
     ) -> list[Done | Exception]:
         """Store commits in order; each gets its seq range, or the reason it was refused.
@@ -132,7 +136,7 @@ class Storing(Cancelling):
         now = self._wall()
         used = self._used_bytes(conn)
         added = 0
-        plain: list[tuple[Read, str | None]] = []  # plain commits' reads, inserted together
+        plain: list[Commit] = []  # plain commits, their reads inserted together
 
         def insert_plain() -> None:
             try:
@@ -142,6 +146,16 @@ class Storing(Cancelling):
             plain.clear()
 
         tx.on_rollback(functools.partial(self._rewind, self._next_seq, self.pending_count))
+        if rendered is None and not careful:  # all plain: in bulk, if the cap allows them all
+            size = len(commits) * ROW_OVERHEAD + sum(
+                len(c.read.data) if c.read else 0 for c in commits
+            )
+            if used + size < self.max_bytes:
+                plain.extend(commits)
+                insert_plain()
+                return [_PLAIN_DONE] * len(commits)
+        if rendered is None:
+            rendered = [_NO_BODIES] * len(commits)
         for commit, payloads in zip(commits, rendered, strict=True):
             if isinstance(payloads, OutboxError):
                 out.append(payloads)
@@ -160,7 +174,7 @@ class Storing(Cancelling):
                     continue
             read = commit.read
             if not careful and read is not None and (payloads is _NO_BODIES or _plain(commit)):
-                plain.append((read, commit.outcome))
+                plain.append(commit)
                 out.append(_PLAIN_DONE)
                 added += ROW_OVERHEAD + len(read.data)
                 continue

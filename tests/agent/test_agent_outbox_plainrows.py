@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agent.clock import Uuid7
+from agent.errors import OutboxFull
 from agent.model import Read
 from agent.outbox import Commit, Outbox
 from agent.outbox.plainrows import insert_plain
@@ -68,7 +69,7 @@ def test_runs_of_every_length_store_what_one_by_one_stores(
         reads += report(n, device=f"portal-{k % 2}", at=f"2026-05-01T10:00:0{k}.000000Z")
     one, bulk = schema(tmp_path / "one.db"), schema(tmp_path / "bulk.db")
     one.executemany(_INSERT_READ, [_read_row(r, o, None, None, T0) for r, o in reads])
-    insert_plain(bulk, reads, T0)
+    insert_plain(bulk, [Commit(r, (), outcome=o) for r, o in reads], T0)
     assert len(rows(bulk)) == sum(sizes)
     assert rows(bulk) == rows(one)
 
@@ -78,7 +79,7 @@ def test_a_run_ends_where_a_shared_value_changes(tmp_path: Path) -> None:
     a, b = report(3, "portal-1"), report(3, "portal-2", at="2026-05-01T10:00:09.000000Z")
     reads = [a[0], b[0], a[1], b[1], b[2], a[2]]
     conn = schema(tmp_path / "bulk.db")
-    insert_plain(conn, reads, T0)
+    insert_plain(conn, [Commit(r, (), outcome=o) for r, o in reads], T0)
     got = dict(conn.execute("SELECT id, device || ' ' || observed_at FROM reads").fetchall())
     assert got == {r.id: f"{r.device} {r.observed_at}" for r, _ in reads}
 
@@ -98,3 +99,33 @@ async def test_a_duplicate_id_in_a_run_refuses_that_read_only(tmp_path: Path) ->
     conn = sqlite3.connect(tmp_path / "outbox.db")
     assert conn.execute("SELECT count(*) FROM reads").fetchone() == (70,)
     conn.close()
+
+
+async def test_at_the_cap_a_plain_report_stores_what_fits_and_refuses_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A report that does not fit under the cap is not stored or refused as a whole: the
+    reads before the cap are stored, those after are refused as full, none is lost."""
+    path = tmp_path / "outbox.db"
+    box = Outbox.open(path, "dock-3", 256 * 1024)
+    kept: list[str] = []
+    refused: list[str] = []
+    try:
+        while not refused:
+            assert len(kept) < 100_000, "the cap never refused anything"
+            commits = [Commit(r, (), outcome=o) for r, o in report(100)]
+            for commit, result in zip(commits, await box.store(commits), strict=True):
+                assert commit.read is not None
+                if result.error is None:
+                    assert not refused, "a read stored after one was refused"
+                    kept.append(commit.read.id)
+                else:
+                    assert isinstance(result.error, OutboxFull), result.error
+                    refused.append(commit.read.id)
+    finally:
+        box.close()
+    conn = sqlite3.connect(path)
+    ids = {row[0] for row in conn.execute("SELECT id FROM reads")}
+    conn.close()
+    assert ids == set(kept)
+    assert len(kept) % 100, "the cap fell between reports: the last report was not split"
