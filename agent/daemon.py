@@ -28,7 +28,7 @@ from agent.errors import DriverError, OutboxError
 from agent.flow import FlowLog, Totals
 from agent.frozen import positional
 from agent.logs import event
-from agent.memory import release_freed_heap
+from agent.memory import kept_out_of_full_collections, release_freed_heap
 from agent.metrics import Metrics
 from agent.model import Feedback, FeedbackKind, Read
 from agent.notify import Notifier
@@ -190,6 +190,7 @@ class Daemon:
             ]
             if cfg.agent.log_flow_s:
                 side.append(asyncio.create_task(self._flow_loop(outbox), name="flow"))
+            drivers_open.enter_context(kept_out_of_full_collections())  # until the stop
             await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
             self.ready.set()
             self.notifier.ready(self._one_line_status(outbox))
