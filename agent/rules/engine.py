@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from agent.config import Config, StationSettings
@@ -77,8 +76,6 @@ class Tick:
 
 
 _RULING = positional(Ruling)
-# A ruling that changed no state: one empty mapping, read-only, not a new dict per read.
-_NO_CHANGES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
 
 class Rules:
@@ -190,7 +187,7 @@ class Rules:
                     _apply(state, decision.state)
                     changes: Mapping[str, Mapping[str, Any]] = {name: decision.state}
                 else:
-                    changes = _NO_CHANGES
+                    changes = {}
                 out.append(_RULING(name, identity, decision, changes, False))
         return out
 
