@@ -164,8 +164,8 @@ class Track:
         return shift
 
     def add(self, read: Read, side: int) -> None:
-        # ``times`` inline for a read of the first reader (its shift is 0), and
-        # ``Side.add`` inline: this runs for every tag read.
+        # ``times`` inline for a read of the first reader (its shift is 0), and the
+        # side's running sums kept here rather than in a method: this runs per tag read.
         last, first = read.reader_last_seen_us, read.reader_first_seen_us
         if not self.reader_clock or (last is None and first is None):
             t0 = t1 = read.mono_ns + self.host_shift
