@@ -32,7 +32,7 @@ from agent.flow import FlowLog, Totals
 from agent.frozen import positional
 from agent.health import HealthServer
 from agent.logs import event
-from agent.memory import release_freed_heap
+from agent.memory import kept_out_of_full_collections, release_freed_heap
 from agent.metrics import Metrics
 from agent.model import Feedback, FeedbackKind, Read
 from agent.notify import Notifier
@@ -237,6 +237,7 @@ class Daemon:
         run.side.append(asyncio.create_task(self._alarm_loop(), name="alarms"))
         if cfg.agent.log_flow_s:
             run.side.append(asyncio.create_task(self._flow_loop(outbox), name="flow"))
+        run.drivers.enter_context(kept_out_of_full_collections())  # until the stop
         await asyncio.to_thread(release_freed_heap)  # start-up's garbage, once
         self.ready.set()
         self.notifier.ready(self._one_line_status(outbox))
@@ -422,21 +423,51 @@ class Daemon:
         kind: str
         signal: FeedbackKind
         reason: str | None
+        # A plain read (a portal's "tracked" tag: stored, good, nothing moved, nothing to
+        # log) is settled with identity checks: its decision is a shared object, its result
+        # the outbox's shared record. A coalescing driver's good signal is noted once per
+        # run of such reads (the run's last read), where each read used to move it.
+        plain_decision: object = None
+        plain_result: object = None
+        good: FeedbackKind = "good"
+        s_driver: Driver | None = None  # the run: its driver, last read and reason
+        s_read: Read | None = None
+        s_reason: str | None = None
+
+        def end_run() -> None:
+            if s_driver is not None and s_read is not None:
+                coalesced.pop((s_driver, good), None)  # keeps the order of last signals
+                coalesced[s_driver, good] = (s_read, s_reason)
+
         for (driver, read), ruling, result in zip(group, rulings, stored, strict=True):
             decision = ruling.decision
-            if (
-                result.error is None
-                and not result.movements
-                and result.cancel is None
-                and decision.feedback == "good"
-                and not decision.movements
-                and not decision.log
-            ):  # most RFID reads: what _settled would say, without the call
+            if decision is not plain_decision and (
+                decision.feedback == "good" and not decision.movements and not decision.log
+            ):
+                plain_decision = decision
+            if result is not plain_result and (
+                result.error is None and not result.movements and result.cancel is None
+            ):
+                plain_result = result
+            if decision is plain_decision and result is plain_result:
                 kind, signal, reason = (
                     "double" if ruling.double else "good",
                     "good",
                     decision.reason,
                 )
+                if read.kind == "tag":  # no scan line, no warning: counted and signalled
+                    tag_reads += read.seen_count or 1
+                    tally[driver.device_id, kind] += 1
+                    if debug:
+                        self._log_read(logging.DEBUG, read, ruling, kind, reason, result)
+                    if not driver.coalesce_feedback:
+                        signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+                    elif s_driver is driver:
+                        s_read, s_reason = read, reason
+                    else:
+                        end_run()
+                        s_driver, s_read, s_reason = driver, read, reason
+                    continue
             else:
                 kind, signal, reason = self._settled(ruling, result, moved)
             if read.kind == "tag" and result.error is None:
@@ -463,10 +494,13 @@ class Daemon:
             elif debug:
                 self._log_read(logging.DEBUG, read, ruling, kind, reason, result)
             if driver.coalesce_feedback:
+                end_run()
+                s_driver = None
                 coalesced.pop((driver, signal), None)  # keeps the order of last signals
                 coalesced[driver, signal] = (read, reason)
             else:
                 signals.append((driver, Feedback(signal, read.device, read.id, reason)))
+        end_run()
         self.counters.tag_reads += tag_reads
         now = self.clock.wall()
         for (device, kind), n in tally.items():

@@ -59,7 +59,7 @@ from agent.outbox.schema import migrate
 from bench.common import cpu_model, gtin14, pct
 
 AGENT = "bench-dock-1"
-GROUP_MAX = 512  # the daemon's default outbox.group_max
+GROUP_MAX = 512  # outbox.group_max as measured (the daemon's default was 512 then, now 2048)
 PENDING_BATCH = 500  # sync's default batch_max
 PENDING_BYTES = 1 << 20  # sync's default batch_max_bytes
 MAX_BYTES = 1 << 30

@@ -35,7 +35,10 @@ the same frames; being in its own process, it takes no CPU from either side.
    (tag, antenna) in a report into one counted read (``fold_repeats``, the
    default); ``pipeline_unfolded_reads_per_s`` is the same pipeline with
    ``fold_repeats = false`` (one Read and one row per entry), measured in the
-   same rounds, as the before and after of the fold.
+   same rounds, as the before and after of the fold. Once ready the daemon keeps
+   start-up's objects out of Python's full collections and puts them back when
+   it stops (``agent.memory``), so the sllurp rounds run with the collector as
+   they found it.
 
 Rates count tag reads (TagReportData entries), the same unit on every side.
 They are steady state: the count from the moment ``--warmup`` of the reads

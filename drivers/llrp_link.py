@@ -182,13 +182,13 @@ def _stamp(value: Any) -> int | None:
 
 def newest_seen(tags: list[Any]) -> int | None:
     """The newest LastSeenTimestampUTC in a report (the report's send time, near enough)."""
-    newest = None
+    newest = -1  # ``_stamp``'s test inline: this runs for every tag of a report
     for tag in tags:
         if isinstance(tag, dict):
-            seen = _stamp(tag.get("LastSeenTimestampUTC"))
-            if seen is not None and (newest is None or seen > newest):
+            seen = tag.get("LastSeenTimestampUTC")
+            if type(seen) is int and newest < seen <= MAX_INT:
                 newest = seen
-    return newest
+    return newest if newest >= 0 else None
 
 
 def tag_reads(

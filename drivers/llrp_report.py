@@ -81,19 +81,54 @@ def folded_tag_reads(
             a[_LAST] = last
         if rssi is not None and (a[_RSSI] is None or rssi > a[_RSSI]):
             a[_RSSI] = rssi
+    if odd:
+        return _with_odd(device, acc, odd, make, offset_us)
+    unhex = binascii.unhexlify
+    try:  # positional (make's order): this runs per tag and antenna
+        return [
+            make(
+                device,
+                unhex(epc),
+                "tag",
+                None,  # symbology
+                antenna,
+                None if a[_RSSI] is None else float(a[_RSSI]),
+                a[_COUNT] if a[_ENTRIES] > 1 else a[_GIVEN],  # seen_count
+                None,  # fault
+                a[_FIRST],
+                a[_LAST],
+                offset_us,
+            )
+            for (epc, antenna), a in acc.items()
+        ]
+    except binascii.Error:  # an EPC that is not hex: each read on its own
+        return _with_odd(device, acc, odd, make, offset_us)
+
+
+def _unhex(epc: bytes) -> tuple[bytes, str | None]:
+    try:
+        return binascii.unhexlify(epc), None
+    except binascii.Error:
+        return b"", "tag report with an EPC that is not hex"
+
+
+def _with_odd(
+    device: str,
+    acc: dict[tuple[bytes, Any], list[Any]],
+    odd: list[tuple[int, Read]],
+    make: Callable[..., Read],
+    offset_us: int | None,
+) -> list[Read]:
+    """The folded reads with the entries that could not be folded at their places."""
     reads: list[Read] = []
     at = 0
     for i, ((epc, antenna), a) in enumerate(acc.items()):
         while at < len(odd) and odd[at][0] <= i:
             reads.append(odd[at][1])
             at += 1
-        bad: str | None = None
-        try:
-            data = binascii.unhexlify(epc)
-        except binascii.Error:
-            data, bad = b"", "tag report with an EPC that is not hex"
+        data, bad = _unhex(epc)
         rssi = a[_RSSI]
-        reads.append(  # positional (make's order): this runs per tag and antenna
+        reads.append(
             make(
                 device,
                 data,

@@ -90,9 +90,12 @@ class OutboxCore:
         self.pending_count = pending
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return int((pages - free) * self._page_size)
+        # One statement, not a PRAGMA each: every store job measures, and the writer
+        # thread wins the GIL back from the event loop after each statement.
+        (used,) = conn.execute(
+            "SELECT page_count - freelist_count FROM pragma_page_count(), pragma_freelist_count()"
+        ).fetchone()
+        return int(used * self._page_size)
 
     async def flush(self) -> None:
         """Wait until every write queued before this call is committed."""

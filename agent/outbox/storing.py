@@ -15,6 +15,7 @@ from typing import Any
 from agent.errors import OutboxError, OutboxFull
 from agent.model import Movement, Read, dumps
 from agent.outbox.cancel import Cancelling
+from agent.outbox.plainrows import insert_plain as insert_plain_rows
 from agent.outbox.rows import (
     ROW_OVERHEAD,
     CancelResult,
@@ -34,9 +35,10 @@ _INSERT_READ = (
     " reader_first_seen_us, reader_last_seen_us, reader_offset_us)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# A read that moved nothing and changed no state (most RFID re-reads): stored in one
-# executemany with the others of its job, and answered with these shared records.
+# A read that moved nothing and changed no state (most RFID reads): stored with the
+# others of its job by ``plainrows``, and answered with these shared records.
 _PLAIN_DONE = Done(range(0), ())
+_NO_BODIES: list[str] = []
 _PLAIN_STORED = Stored()
 
 
@@ -46,10 +48,11 @@ def _plain(commit: Commit) -> bool:
     )
 
 
-def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError]:
-    """``render``, without its work for the commits that carry no movement."""
+def _render(commits: Sequence[Commit]) -> list[list[str] | OutboxError] | None:
+    """``render``, without its work for the commits that carry no movement: None
+    when every commit is plain (an RFID report that moved nothing)."""
     if all(map(_plain, commits)):
-        return [[] for _ in commits]
+        return None
     return render(commits)
 
 
@@ -57,6 +60,13 @@ def _results(commits: Sequence[Commit], done: list[Done | Exception]) -> list[St
     if all(d is _PLAIN_DONE for d in done):
         return [_PLAIN_STORED] * len(done)
     return stored_results(commits, done)
+
+
+def _moved(results: list[Stored]) -> bool:
+    """Whether a result holds movements; the shared plain records (all or none) hold none."""
+    if results and results[0] is _PLAIN_STORED:
+        return False
+    return any(r.movements for r in results)
 
 
 def _read_row(
@@ -95,7 +105,7 @@ class Storing(Cancelling):
         except Careful:
             seqs = await self._submit(lambda tx: self._store_job(tx, commits, rendered, True))
         results = _results(commits, seqs)
-        if any(r.movements for r in results):
+        if _moved(results):
             self._notify()
         return results
 
@@ -111,7 +121,7 @@ class Storing(Cancelling):
         self,
         tx: Transaction,
         commits: Sequence[Commit],
-        rendered: list[list[str] | OutboxError],
+        rendered: list[list[str] | OutboxError] | None,
         careful: bool,
     ) -> list[Done | Exception]:
         """Store commits in order; each gets its seq range, or the reason it was refused.
@@ -126,16 +136,26 @@ class Storing(Cancelling):
         now = self._wall()
         used = self._used_bytes(conn)
         added = 0
-        plain: list[tuple[Any, ...]] = []  # read rows of plain commits, inserted together
+        plain: list[Commit] = []  # plain commits, their reads inserted together
 
         def insert_plain() -> None:
             try:
-                conn.executemany(_INSERT_READ, plain)
+                insert_plain_rows(conn, plain, now)
             except sqlite3.Error as exc:
                 raise Careful() from exc
             plain.clear()
 
         tx.on_rollback(functools.partial(self._rewind, self._next_seq, self.pending_count))
+        if rendered is None and not careful:  # all plain: in bulk, if the cap allows them all
+            size = len(commits) * ROW_OVERHEAD + sum(
+                len(c.read.data) if c.read else 0 for c in commits
+            )
+            if used + size < self.max_bytes:
+                plain.extend(commits)
+                insert_plain()
+                return [_PLAIN_DONE] * len(commits)
+        if rendered is None:
+            rendered = [_NO_BODIES] * len(commits)
         for commit, payloads in zip(commits, rendered, strict=True):
             if isinstance(payloads, OutboxError):
                 out.append(payloads)
@@ -153,8 +173,8 @@ class Storing(Cancelling):
                     )
                     continue
             read = commit.read
-            if not careful and read is not None and _plain(commit):
-                plain.append(_read_row(read, commit.outcome, None, None, now))
+            if not careful and read is not None and (payloads is _NO_BODIES or _plain(commit)):
+                plain.append(commit)
                 out.append(_PLAIN_DONE)
                 added += ROW_OVERHEAD + len(read.data)
                 continue

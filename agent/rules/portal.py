@@ -170,13 +170,10 @@ class Portal(Station):
         newest, arrived = seen
         if (newest - stamp) * 1000 >= self._quiet or now - arrived >= self._quiet:
             return True
-        first = track.first
-        anchor = first.reader_first_seen_us
-        if anchor is None:
-            anchor = first.reader_last_seen_us
-        reader = self._progress.get(first.device) if anchor is not None else None
+        anchor = track.anchor_us  # the first read's first (else last) stamp
+        reader = self._progress.get(track.device) if anchor is not None else None
         if reader is None or anchor is None:
-            return now - first.mono_ns >= self._max_age
+            return now - track.first.mono_ns >= self._max_age
         return (reader[0] - anchor) * 1000 >= self._max_age
 
     def _evict(self) -> None:

@@ -61,7 +61,7 @@ Direction = Literal["in", "out"]
 
 
 class Side:
-    """Running summary of one side's reads of one tag."""
+    """Running summary of one side's reads of one tag (``Track.add`` keeps it)."""
 
     __slots__ = ("antennas", "count", "first", "last", "peak", "peak_first", "peak_last", "sum_t")
 
@@ -74,26 +74,6 @@ class Side:
         self.peak_last = 0
         self.sum_t = 0
         self.antennas: set[int] = set()
-
-    def add(self, t0: int, t1: int, n: int, rssi: float | None, antenna: int) -> None:
-        """A read seen from ``t0`` to ``t1`` (equal for a single read), ``n`` times."""
-        if not self.count:
-            self.first, self.last = t0, t1
-        else:
-            if t0 < self.first:
-                self.first = t0
-            if t1 > self.last:
-                self.last = t1
-        self.count += n
-        t = t0 if t0 == t1 else (t0 + t1) // 2
-        self.sum_t += t * n
-        if rssi is not None:
-            peak = self.peak
-            if rssi > peak:
-                self.peak, self.peak_first, self.peak_last = rssi, t, t
-            elif rssi == peak and t > self.peak_last:
-                self.peak_last = t
-        self.antennas.add(antenna)
 
     @property
     def peak_at(self) -> float:
@@ -122,6 +102,9 @@ class Track:
     """One tag's reads since it was first seen (or since its last verdict)."""
 
     __slots__ = (
+        "anchor_us",
+        "boot_id",
+        "device",
         "first",
         "head",
         "host_shift",
@@ -143,6 +126,10 @@ class Track:
         self.head: list[str] = []
         self.tail: deque[str] = deque(maxlen=IDS_KEPT)
         stamp = _stamp(read)
+        # what the portal asks of every read's track, kept rather than looked up each time
+        self.boot_id = read.boot_id
+        self.device = read.device  # the first reader: its clock is the track's
+        self.anchor_us = stamp  # the first read's reader stamp (µs), the pass's start
         self.reader_clock = stamp is not None
         # track time = mono_ns + host_shift for reads placed by the agent's clock
         self.host_shift = 0 if stamp is None else stamp * 1000 - read.mono_ns
@@ -177,14 +164,42 @@ class Track:
         return shift
 
     def add(self, read: Read, side: int) -> None:
-        # ``times`` and ``Side.add``'s first lines inline: this runs for every tag read.
+        # ``times`` inline for a read of the first reader (its shift is 0), and the
+        # side's running sums kept here rather than in a method: this runs per tag read.
         last, first = read.reader_last_seen_us, read.reader_first_seen_us
-        if self.reader_clock and (last is not None or first is not None):
-            t0, t1 = self.times(read)
-        else:
+        if not self.reader_clock or (last is None and first is None):
             t0 = t1 = read.mono_ns + self.host_shift
+        elif read.device is self.device or read.device == self.device:
+            if first is None:
+                t0 = t1 = last * 1000  # type: ignore[operator]  # one of them is set
+            elif last is None:
+                t0 = t1 = first * 1000
+            elif last < first:
+                t0, t1 = last * 1000, first * 1000
+            else:
+                t0, t1 = first * 1000, last * 1000
+        else:
+            t0, t1 = self.times(read)
         s = self.sides[side]
-        s.add(t0, t1, read.seen_count or 1, read.rssi, read.antenna or 0)
+        n = read.seen_count or 1
+        if not s.count:
+            s.first, s.last = t0, t1
+        else:
+            if t0 < s.first:
+                s.first = t0
+            if t1 > s.last:
+                s.last = t1
+        s.count += n
+        t = t0 if t0 == t1 else (t0 + t1) // 2
+        s.sum_t += t * n
+        rssi = read.rssi
+        if rssi is not None:
+            peak = s.peak
+            if rssi > peak:
+                s.peak, s.peak_first, s.peak_last = rssi, t, t
+            elif rssi == peak and t > s.peak_last:
+                s.peak_last = t
+        s.antennas.add(read.antenna or 0)
         self.last = read
         self.rows += 1
         head = self.head
@@ -192,10 +207,6 @@ class Track:
             head.append(read.id)
         else:
             self.tail.append(read.id)
-
-    @property
-    def boot_id(self) -> str:
-        return self.first.boot_id
 
     @property
     def start(self) -> int:

@@ -17,6 +17,7 @@ from sllurp.llrp import LLRPClient
 from agent.clock import Clock, Uuid7
 from agent.config import load_config
 from agent.errors import ConfigError, DriverError
+from agent.model import MAX_INT
 from drivers import llrp_frames as f
 from drivers.base import ReadFactory
 from drivers.llrp import LlrpReader
@@ -453,3 +454,19 @@ def test_setup_skips_only_refusals_of_what_it_sent() -> None:
     setup.sent.note(spec_frame("DELETE_ROSPEC", 10, 5))
     with pytest.raises(LinkError):
         setup.refused("DELETE_ROSPEC_RESPONSE", 10, "reader rejected DELETE_ROSPEC: x", False)
+
+
+def test_the_newest_stamp_of_a_report_takes_only_usable_stamps() -> None:
+    """Zero is a stamp; negatives, past MAX_INT, floats, bools and non-tags are not."""
+    assert newest_seen([{"LastSeenTimestampUTC": 0}]) == 0
+    assert newest_seen([{"LastSeenTimestampUTC": -5}, "junk", {}]) is None
+    bad: list[object] = [
+        {"LastSeenTimestampUTC": MAX_INT + 1},
+        {"LastSeenTimestampUTC": 9.0e15},
+        {"LastSeenTimestampUTC": True},
+        {"LastSeenTimestampUTC": 7},
+        {"LastSeenTimestampUTC": MAX_INT},
+        {"LastSeenTimestampUTC": 3},
+    ]
+    assert newest_seen(bad) == MAX_INT
+    assert newest_seen([]) is None

@@ -115,3 +115,21 @@ def test_faulty_entries_are_not_folded_and_keep_their_place() -> None:
 def test_the_same_tag_on_two_antennas_stays_two_reads() -> None:
     reads = folded_tag_reads("p", decoded(entry(EPC1, 1, 0), entry(EPC1, 2, 0)), factory().batch())
     assert [r.antenna for r in reads] == [1, 2]
+
+
+def test_an_epc_that_is_not_hex_among_good_entries_keeps_every_read_in_place() -> None:
+    """No entry is odd but one EPC is not hex: the report's reads are made one by one."""
+    tags = [
+        {"EPC": b"3034", "AntennaID": 1},
+        {"EPC": b"zz", "AntennaID": 2, "TagSeenCount": 3},
+        {"EPC": b"3035", "AntennaID": 1},
+        {"EPC": b"3034", "AntennaID": 1},
+    ]
+    reads = folded_tag_reads("p", tags, factory().batch())
+    assert [(r.data, r.fault, r.antenna, r.seen_count) for r in reads] == [
+        (b"\x30\x34", None, 1, 2),
+        (b"", "tag report with an EPC that is not hex", 2, 3),
+        (b"\x30\x35", None, 1, None),
+    ]
+    assert len({r.id for r in reads}) == 3
+    assert tag_reads_counted(reads) == 6
