@@ -246,8 +246,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         # New valuation events are staged in arrival order and folded into val_events in
-        # bulk (ledger/valuation/store.py says why).
-        "0007_val_staging",
+        # bulk, and an entry is one row with its lines (entry_lines shows a row per line):
+        # what a valued movement writes, halved (ledger/valuation/store.py says why).
+        "0007_val_writes",
         """
         CREATE TABLE val_staging(
             id INTEGER PRIMARY KEY,
@@ -261,6 +262,38 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             state TEXT,
             posted TEXT NOT NULL
         );
+        CREATE TABLE entries_v2(
+            pos INTEGER PRIMARY KEY,
+            entry TEXT NOT NULL,
+            movement TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT,
+            item TEXT NOT NULL,
+            stream_location TEXT NOT NULL,
+            type TEXT NOT NULL CHECK (type IN ('post', 'correct', 'recost')),
+            lines TEXT NOT NULL,
+            observed_at TEXT NOT NULL,
+            posted_at TEXT NOT NULL
+        );
+        INSERT INTO entries_v2(pos, entry, movement, kind, reason, item, stream_location, type,
+            lines, observed_at, posted_at)
+            SELECT min(pos), entry, movement, kind, reason, item, stream_location, type,
+                json_group_array(json_array(account, location, debit - credit, corrects)),
+                observed_at, posted_at
+            FROM (SELECT * FROM entries ORDER BY pos)
+            GROUP BY entry, movement, kind, reason, item, stream_location, type, observed_at,
+                posted_at;
+        DROP TABLE entries;
+        ALTER TABLE entries_v2 RENAME TO entries;
+        CREATE INDEX entries_movement ON entries(movement);
+        CREATE VIEW entry_lines AS
+            SELECT e.pos, j.key AS line, e.entry, e.movement, e.kind, e.reason, e.item,
+                e.stream_location, e.type, json_extract(j.value, '$[0]') AS account,
+                json_extract(j.value, '$[1]') AS location,
+                max(json_extract(j.value, '$[2]'), 0) AS debit,
+                max(-json_extract(j.value, '$[2]'), 0) AS credit,
+                json_extract(j.value, '$[3]') AS corrects, e.observed_at, e.posted_at
+            FROM entries e, json_each(e.lines) j;
         """,
     ),
 )

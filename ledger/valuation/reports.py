@@ -15,6 +15,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from ledger.valuation.core import State
 from ledger.valuation.db import Db
 from ledger.valuation.events import event_time
@@ -29,55 +31,43 @@ REPORTS = ("stock-value", "cogs", "identity", "turnover", "shrinkage", "as-of")
 
 
 def entries(db: Db, movement: str | None, since: int, limit: int) -> tuple[list[Row], int]:
-    """Whole entries whose first line is after ``since``, oldest first; and the next ``since``
-    (the first line of the last entry given: lines of one entry may interleave with
-    another's on PostgreSQL, so an entry is given whole, once, by its first line)."""
+    """Entries after position ``since``, oldest first, each with its lines; and the next
+    ``since`` (the position of the last entry given)."""
     s = load_settings(db)
-    heads = db.rows(
-        "SELECT entry, min(pos), movement FROM entries e WHERE pos > %s "
-        "AND (CAST(%s AS TEXT) IS NULL OR movement = %s) "
-        "AND NOT EXISTS (SELECT 1 FROM entries b "
-        "WHERE b.movement = e.movement AND b.entry = e.entry AND b.pos <= %s) "
-        "GROUP BY entry, movement ORDER BY min(pos) LIMIT %s",
-        (since, movement, movement, since, limit),
-    )
-    if not heads:
-        return [], since
-    ids = [str(e) for e, _, _ in heads]
-    movements = sorted({str(m) for _, _, m in heads})
-    marks = ",".join(["%s"] * len(ids))
-    mmarks = ",".join(["%s"] * len(movements))
     rows = db.rows(
-        "SELECT e.entry, e.pos, e.movement, e.kind, e.reason, e.item, e.stream_location, e.type, "
-        "e.account, e.location, e.debit, e.credit, e.corrects, e.observed_at, e.posted_at, "
+        "SELECT e.entry, e.pos, e.movement, e.kind, e.reason, e.item, e.stream_location, "
+        "e.type, e.lines, e.observed_at, e.posted_at, "
         "(SELECT count(*) FROM val_provisional p WHERE p.movement = e.movement) "
-        f"FROM entries e WHERE e.movement IN ({mmarks}) AND e.entry IN ({marks}) ORDER BY e.pos",
-        [*movements, *ids],
+        "FROM entries e WHERE e.pos > %s AND (CAST(%s AS TEXT) IS NULL OR e.movement = %s) "
+        "ORDER BY e.pos LIMIT %s",
+        (since, movement, movement, limit),
     )
-    out: dict[str, Row] = {}
+    if not rows:
+        return [], since
     names = s.accounts.names()
-    for (entry, pos, mid, kind, reason, item, loc, typ, account, line_loc, debit, credit,
-         corrects, observed, posted, provisional) in rows:  # fmt: skip
-        e = out.get(entry)
-        if e is None:
-            e = out[entry] = {
+    out: list[Row] = []
+    for (entry, pos, mid, kind, reason, item, loc, typ, lines, observed, posted,
+         provisional) in rows:  # fmt: skip
+        out.append(
+            {
                 "entry": entry, "pos": int(pos), "movement": mid, "kind": kind, "reason": reason,
                 "type": typ, "item": item, "location": loc, "observed_at": observed,
                 "posted_at": posted, "currency": s.currency,
-                "provisional": typ == "post" and bool(int(provisional)), "lines": [],
-            }  # fmt: skip
-        e["lines"].append(
-            {
-                "account": account,
-                "name": names.get(account, ""),
-                "location": line_loc,
-                "debit": money_text(int(debit), s.places),
-                "credit": money_text(int(credit), s.places),
-                **({"corrects": corrects} if corrects else {}),
+                "provisional": typ == "post" and bool(int(provisional)),
+                "lines": [
+                    {
+                        "account": account,
+                        "name": names.get(account, ""),
+                        "location": line_loc,
+                        "debit": money_text(max(int(amount), 0), s.places),
+                        "credit": money_text(max(-int(amount), 0), s.places),
+                        **({"corrects": corrects} if corrects else {}),
+                    }
+                    for account, line_loc, amount, corrects in orjson.loads(lines)
+                ],
             }
-        )
-    ordered = sorted(out.values(), key=lambda e: e["pos"])
-    return ordered, max(int(p) for _, p, _ in heads)
+        )  # fmt: skip
+    return out, int(rows[-1][1])
 
 
 def entry_lines(entries_: Sequence[Row]) -> list[Row]:
@@ -115,7 +105,7 @@ def _net(db: Db, account: str, start: str | None, end: str | None, by: str = "")
     """Debits minus credits on ``account`` posted in [start, end), optionally grouped."""
     group = f", {by}" if by else ""
     return db.rows(
-        f"SELECT sum(debit) - sum(credit){group} FROM entries WHERE account = %s "
+        f"SELECT sum(debit) - sum(credit){group} FROM entry_lines WHERE account = %s "
         "AND (CAST(%s AS TEXT) IS NULL OR posted_at >= %s) "
         "AND (CAST(%s AS TEXT) IS NULL OR posted_at < %s)"
         + (f" GROUP BY {by} ORDER BY {by}" if by else ""),
@@ -241,7 +231,7 @@ def shrinkage(db: Db, start: str | None, end: str | None) -> list[Row]:
     lo, hi = bound(start, "from"), bound(end, "to")
     rows = db.rows(
         "SELECT stream_location, coalesce(reason, ''), sum(debit) - sum(credit), "
-        "count(DISTINCT movement) FROM entries WHERE account = %s "
+        "count(DISTINCT movement) FROM entry_lines WHERE account = %s "
         "AND (CAST(%s AS TEXT) IS NULL OR posted_at >= %s) "
         "AND (CAST(%s AS TEXT) IS NULL OR posted_at < %s) "
         "GROUP BY stream_location, coalesce(reason, '') ORDER BY 1, 2",

@@ -364,8 +364,8 @@ def _write(
         _bulk(
             db,
             "INSERT INTO entries(entry, movement, kind, reason, item, stream_location, type, "
-            "account, location, debit, credit, corrects, observed_at, posted_at)",
-            "text text text text text text text text text numeric numeric text text text",
+            "lines, observed_at, posted_at)",
+            "text text text text text text text text text text",
             lines,
         )
     heads = sorted(result.heads.items())
@@ -459,7 +459,9 @@ def _entry_lines(
     w: Written, posted_at: str, info: tuple[str, str | None, str] | None, ids: Iterator[str]
 ) -> list[tuple[Any, ...]]:
     """A new event's lines are its entry (and one more for the corrections it makes);
-    an old one's difference is one ``recost`` entry. Each entry balances."""
+    an old one's difference is one ``recost`` entry. Each entry balances, and is one row
+    with its lines (``entry_lines`` shows them a row each): a row per line was half the
+    valued path's writing."""
     kind, reason, okey = info if info is not None else ("", None, w.event.key[0])
     groups: dict[str, list[Line]] = {}
     for line in w.lines:
@@ -467,12 +469,10 @@ def _entry_lines(
         groups.setdefault(kind_of, []).append(line)
     out = []
     for entry_type, group in groups.items():
-        assert sum(ln.amount for ln in group) == 0, group
-        entry = next(ids)
-        for ln in group:
-            out.append(
-                (entry, w.event.movement, kind, reason, w.stream[0], w.stream[1], entry_type,
-                 ln.account, ln.location, max(ln.amount, 0), max(-ln.amount, 0), ln.corrects,
-                 okey, posted_at)
-            )  # fmt: skip
+        assert sum(ln.amount for ln in group) == 0, group  # debits = credits, always
+        lines = orjson.dumps([[ln.account, ln.location, ln.amount, ln.corrects] for ln in group])
+        out.append(
+            (next(ids), w.event.movement, kind, reason, w.stream[0], w.stream[1], entry_type,
+             lines.decode(), okey, posted_at)
+        )  # fmt: skip
     return out

@@ -302,7 +302,7 @@ def test_schema_pragmas_and_migrations(tmp_path: Path) -> None:
             "0004_epcis",
             "0005_scopes",
             "0006_valuation",
-            "0007_val_staging",
+            "0007_val_writes",
         ]
         conn.execute("INSERT INTO migrations VALUES ('9999_future', 'x')")
         conn.commit()

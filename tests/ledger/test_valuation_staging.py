@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,14 @@ def scenario(seed: int, n: int = 90) -> list[dict[str, Any]]:
 def valuation(store: SqlStore) -> tuple[object, ...]:
     def read(db: Any) -> tuple[object, ...]:
         balances = db.rows(
-            "SELECT account, location, sum(debit) - sum(credit) FROM entries "
+            "SELECT account, location, sum(debit) - sum(credit) FROM entry_lines "
             "GROUP BY account, location HAVING sum(debit) <> sum(credit) ORDER BY 1, 2"
         )
         streams = db.rows(
             "SELECT item, location, qty, value, posted FROM val_streams ORDER BY 1, 2"
         )
         unbalanced = db.rows(
-            "SELECT movement FROM entries GROUP BY movement HAVING sum(debit) <> sum(credit)"
+            "SELECT movement FROM entry_lines GROUP BY movement HAVING sum(debit) <> sum(credit)"
         )
         assert unbalanced == []
         provisional = db.rows("SELECT count(*) FROM val_provisional")
@@ -193,3 +194,70 @@ def test_two_ledger_processes_valuing_and_folding_at_once(
     finally:
         for s in (reference, a, b):
             s.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_entries_kept_a_row_per_line_migrate_to_a_row_each(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0006 kept a row per line (two entries' lines may interleave on PostgreSQL); 0007
+    keeps an entry a row with its lines, shown a row per line by ``entry_lines``."""
+    from ledger import schema
+    from ledger.store import pg_schema
+    from ledger.valuation.reports import entries
+
+    where: Any = tmp_path / "ledger.db"
+    if backend == "postgresql":  # an empty database, not the migrated template
+        cluster = request.getfixturevalue("pg_cluster")
+        where = cluster.create_database(f"m{uuid.uuid4().hex[:12]}")
+
+    def open_store() -> SqlStore:
+        return LedgerStore(where) if backend == "sqlite" else PgStore(where)
+
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
+    monkeypatch.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:6])
+    old = [  # pos, entry, type, account, location, debit, credit, corrects
+        (1, "e-a", "post", "1300", "DOCK-3", 0, 1500, None),
+        (2, "e-b", "post", "1300", "A-01", 700, 0, None),
+        (3, "e-a", "post", "5000", None, 1500, 0, None),
+        (4, "e-b", "post", "2150", None, 0, 700, None),
+        (5, "e-c", "correct", "5000", None, 0, 300, "m-a"),
+        (6, "e-c", "correct", "1300", "A-01", 300, 0, "m-a"),
+    ]
+    movements = {"e-a": "m-a", "e-b": "m-b", "e-c": "m-b"}
+    with open_store() as store:
+        over = " OVERRIDING SYSTEM VALUE" if backend == "postgresql" else ""
+        store.write(
+            lambda db: db.many(
+                "INSERT INTO entries(pos, entry, movement, kind, reason, item, stream_location, "
+                f"type, account, location, debit, credit, corrects, observed_at, posted_at){over} "
+                "VALUES (%s, %s, %s, 'ship', NULL, 'i', 'DOCK-3', %s, %s, %s, %s, %s, %s, "
+                "'2026-05-01T10:00:00Z', '2026-05-01T10:00:01Z')",
+                [(p, e, movements[e], t, a, loc, d, c, x) for p, e, t, a, loc, d, c, x in old],
+            )
+        )
+    monkeypatch.undo()
+    with open_store() as store:
+        found, since = store.read(lambda db: entries(db, None, 0, 10))
+        assert since == 5  # the last entry given
+        assert [(e["entry"], e["pos"], e["type"]) for e in found] == [
+            ("e-a", 1, "post"), ("e-b", 2, "post"), ("e-c", 5, "correct"),
+        ]  # fmt: skip
+        assert [(ln["account"], ln["location"], ln["debit"], ln["credit"]) for ln in found[0]["lines"]] == [
+            ("1300", "DOCK-3", "0.00", "15.00"), ("5000", None, "15.00", "0.00"),
+        ]  # fmt: skip
+        assert found[2]["lines"][0].get("corrects") == "m-a"
+        lines = store.read(
+            lambda db: db.rows(
+                "SELECT entry, account, location, debit, credit, corrects FROM entry_lines "
+                "ORDER BY pos, line"
+            )
+        )
+        assert [(e, a, loc, int(d), int(c), x) for e, a, loc, d, c, x in lines] == [
+            (e, a, loc, d, c, x)
+            for _, e, _, a, loc, d, c, x in sorted(old, key=lambda r: (r[1], r[0]))
+        ]
+        store.add_agent(AGENT)
+        store.apply_batch(AGENT, [movement("receive", 2, unit_cost="1.00")])
+        after, _ = store.read(lambda db: entries(db, None, 5, 10))
+        assert [e["type"] for e in after] == ["post"]  # numbered after the migrated ones

@@ -42,7 +42,7 @@ def balanced(store: SqlStore) -> None:
     for by in ("movement", "entry"):
         rows = store.read(
             lambda db, by=by: db.rows(
-                f"SELECT {by} FROM entries GROUP BY {by} HAVING sum(debit) <> sum(credit)"
+                f"SELECT {by} FROM entry_lines GROUP BY {by} HAVING sum(debit) <> sum(credit)"
             )
         )
         assert rows == []
