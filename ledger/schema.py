@@ -246,8 +246,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         # New valuation events are staged in arrival order and folded into val_events in
-        # bulk, and an entry is one row with its lines (entry_lines shows a row per line):
-        # what a valued movement writes, halved (ledger/valuation/store.py says why).
+        # bulk, an entry is one row with its lines (entry_lines shows a row per line), and
+        # what an event has posted is read from its entries, not kept beside it: what a
+        # valued movement writes, halved (ledger/valuation/store.py says why).
         "0007_val_writes",
         """
         CREATE TABLE val_staging(
@@ -259,9 +260,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
             movement TEXT NOT NULL,
             event TEXT NOT NULL,
-            state TEXT,
-            posted TEXT NOT NULL
+            state TEXT
         );
+        ALTER TABLE val_events DROP COLUMN posted;
         CREATE TABLE entries_v2(
             pos INTEGER PRIMARY KEY,
             entry TEXT NOT NULL,

@@ -38,12 +38,12 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """An event valued (again): its state after, what it has posted in all, and what is new."""
+    """An event valued (again): its state after, and what it posts now (what it posted
+    before plus these is what it has posted in all)."""
 
     stream: StreamId
     event: Event
     state: str | None  # the state after it (`State.to_json`), every ``snapshot_every``-th
-    posted: Posted
     lines: tuple[Line, ...]  # posted now: all of a new event's, the difference of an old one
     new: bool
 
@@ -130,16 +130,15 @@ def run(
             late = dest not in starts or starts[dest] > key
             if late and (is_new or _changed(source, dest, key, ev.movement, outcome)):
                 activate(dest, key)
+        if not stored.posted:  # a new event (the common case): all its lines are new
+            snap = state.to_json() if state.n % snapshot_every == 0 else None
+            written.append(Written(stream, ev, snap, outcome.lines, is_new))
+            lasts[stream] = max(lasts.get(stream, key), key)
+            continue
         expected: Posted = {}
         for line in outcome.lines:
             k = (line.account, line.location, line.corrects)
             expected[k] = expected.get(k, 0) + line.amount
-        if not stored.posted:  # a new event (the common case): all its lines are new
-            snap = state.to_json() if state.n % snapshot_every == 0 else None
-            expected = {k: v for k, v in expected.items() if v}
-            written.append(Written(stream, ev, snap, expected, outcome.lines, is_new))
-            lasts[stream] = max(lasts.get(stream, key), key)
-            continue
         diff = [
             Line(a, loc, amount - stored.posted.get((a, loc, c), 0), c)
             for (a, loc, c), amount in expected.items()
@@ -149,9 +148,8 @@ def run(
             for (a, loc, c), amount in stored.posted.items()
             if (a, loc, c) not in expected and amount
         ]
-        expected = {k: v for k, v in expected.items() if v}
         snap = state.to_json() if state.n % snapshot_every == 0 else None
-        written.append(Written(stream, ev, snap, expected, tuple(diff), is_new))
+        written.append(Written(stream, ev, snap, tuple(diff), is_new))
         lasts[stream] = max(lasts.get(stream, key), key)
     return Run(written, {s: (states[s], lasts[s]) for s in states if s in lasts})
 

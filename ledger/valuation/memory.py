@@ -70,8 +70,14 @@ class Book(Source):
             rows = self.streams.setdefault(w.stream, [])
             keys = [(k, s.event.direction) for k, s, _ in rows]
             i = bisect.bisect_left(keys, (w.event.key, w.event.direction))
-            entry = (w.event.key, Stored(w.event, dict(w.posted)), w.state)
-            if i < len(rows) and keys[i] == (w.event.key, w.event.direction):
+            found = i < len(rows) and keys[i] == (w.event.key, w.event.direction)
+            posted = dict(rows[i][1].posted) if found else {}
+            for ln in w.lines:  # what it posted before, and now
+                k = (ln.account, ln.location, ln.corrects)
+                posted[k] = posted.get(k, 0) + ln.amount
+            posted = {k: v for k, v in posted.items() if v}
+            entry = (w.event.key, Stored(w.event, posted), w.state)
+            if found:
                 rows[i] = entry
             else:
                 rows.insert(i, entry)

@@ -38,7 +38,7 @@ import orjson
 from ledger.valuation.alerts import check as check_alerts
 from ledger.valuation.core import Ctx, Event, Key, Line, Method, State, apply
 from ledger.valuation.db import Db
-from ledger.valuation.engine import Run, Stored, StreamId, Written, run
+from ledger.valuation.engine import Posted, Run, Stored, StreamId, Written, run
 from ledger.valuation.events import Moved, event_time, stream_events
 from ledger.valuation.settings import ValuationSettings, from_rows, to_rows
 
@@ -68,8 +68,8 @@ _FOLD_LOCK = 0x76616C66  # "valf"
 # Staged events folded into val_events at once: the late path scans at most about this
 # many staged rows per stream it replays; the in-order path folds once per FOLD_AT events.
 FOLD_AT = 4096
-_EVENT_COLUMNS = "item, location, okey, pos, direction, movement, event, state, posted"
-_EVENT_TYPES = "text text text bigint text text text text text"
+_EVENT_COLUMNS = "item, location, okey, pos, direction, movement, event, state"
+_EVENT_TYPES = "text text text bigint text text text text"
 
 
 def checker(db: Db) -> Callable[[Any], None]:
@@ -181,38 +181,49 @@ class _SqlSource:
 
     def stored_from(self, stream: StreamId, key: Key) -> list[Stored]:
         rows = self.db.rows(
-            f"SELECT okey, pos, direction, movement, event, posted, staged FROM "
+            f"SELECT okey, pos, direction, movement, event, staged FROM "
             f"({_union('AND (okey > %s OR (okey = %s AND pos >= %s))')}) AS e "
             "ORDER BY okey, pos, direction DESC",
             (*stream, key[0], key[0], key[1]) * 2,
         )
+        posted = self._posted(stream, sorted({str(r[3]) for r in rows}))
         out = []
-        for o, p, d, m, ev, posted, staged in rows:
+        for o, p, d, m, ev, staged in rows:
             k = (str(o), int(p))
             self.staged[(stream, k, str(d))] = None if staged is None else int(staged)
-            out.append(Stored(Event.from_json(k, m, ev), _load_posted(posted)))
+            out.append(Stored(Event.from_json(k, m, ev), posted.get(str(m), {})))
         return out
+
+    def _posted(self, stream: StreamId, movements: list[str]) -> dict[str, Posted]:
+        """What each movement has posted for ``stream`` in all: its entries' lines, summed
+        (the entries are the record; an event keeps no copy)."""
+        out: dict[str, Posted] = {}
+        for start in range(0, len(movements), _CHUNK):
+            chunk = movements[start : start + _CHUNK]
+            marks = ",".join(["%s"] * len(chunk))
+            for movement, lines in self.db.rows(
+                "SELECT movement, lines FROM entries WHERE item = %s AND stream_location = %s "
+                f"AND movement IN ({marks})",
+                [*stream, *chunk],
+            ):
+                posted = out.setdefault(str(movement), {})
+                for account, location, amount, corrects in orjson.loads(lines):
+                    k = (account, location, corrects)
+                    posted[k] = posted.get(k, 0) + int(amount)
+        return {m: {k: v for k, v in p.items() if v} for m, p in out.items()}
 
 
 def _union(where: str, also: str = "") -> str:
     """A stream's events in both tables (``item``, ``location`` and ``where``'s parameters,
     twice): folded ones in ``val_events``, the rest still in ``val_staging``."""
     extra = f" AND {also}" if also else ""
-    pick = "okey, pos, direction, movement, event, state, posted"
+    pick = "okey, pos, direction, movement, event, state"
     return (
         f"SELECT {pick}, NULL AS staged FROM val_events "
         f"WHERE item = %s AND location = %s {where}{extra} UNION ALL "
         f"SELECT {pick}, id AS staged FROM val_staging "
         f"WHERE item = %s AND location = %s {where}{extra}"
     )
-
-
-def _load_posted(text: str) -> dict[tuple[str, str | None, str | None], int]:
-    return {(a, loc, c): int(v) for a, loc, c, v in orjson.loads(text)}
-
-
-def _dump_posted(posted: dict[tuple[str, str | None, str | None], int]) -> str:
-    return orjson.dumps([[a, loc, c, v] for (a, loc, c), v in posted.items()]).decode()
 
 
 def post(
@@ -341,7 +352,7 @@ def _write(
     for w in result.written:
         e = w.event
         row = (w.stream[0], w.stream[1], e.key[0], e.key[1], e.direction, e.movement,
-               e.to_json(), w.state, _dump_posted(w.posted))  # fmt: skip
+               e.to_json(), w.state)  # fmt: skip
         where = None if w.new else stored.get((w.stream, e.key, e.direction))
         if w.new:
             new.append(row)
@@ -354,12 +365,12 @@ def _write(
     _bulk(db, f"INSERT INTO val_staging({_EVENT_COLUMNS})", _EVENT_TYPES, new)
     if folded:
         db.many(
-            "UPDATE val_events SET event = %s, state = %s, posted = %s WHERE item = %s "
+            "UPDATE val_events SET event = %s, state = %s WHERE item = %s "
             "AND location = %s AND okey = %s AND pos = %s AND direction = %s",
             folded,
         )
     if staged:
-        db.many("UPDATE val_staging SET event = %s, state = %s, posted = %s WHERE id = %s", staged)
+        db.many("UPDATE val_staging SET event = %s, state = %s WHERE id = %s", staged)
     if lines:
         _bulk(
             db,
