@@ -10,19 +10,21 @@ of ``--batch``. Each round runs both arms on fresh databases, one after the
 other: ``quantity_only`` (the store with valuation off: journal + on-hand) and
 ``valued`` (FIFO, every movement posts its entries). Medians over the rounds.
 
-Where the valued arm's extra time goes (SQLite, 10,000 movements, CPU seconds:
-about 0.6 for the quantity side, 0.8 more for valuation): writing the entry
-lines (two rows per entry, 0.16), the engine and `core.apply` (Decimal
-arithmetic, 0.24), building the rows and their JSON (0.14), staging the events
-and the streams' heads (0.06). On SQLite a batch's bytes matter as much as its
-CPU: every page a commit dirties is written whole to the WAL and again at
-checkpoint. New events are staged in arrival order and folded into
-``val_events`` 4,096 at a time (``FOLD_AT``): 158 MB written for 10,000 valued
-movements became 60 (the journal alone writes 19). Next steps, not taken: one
-``entries`` row per entry with its lines (measured alone: half the insert CPU,
-0.23 -> 0.11 s per 12,300 entries; the reports would read lines from JSON),
-and fewer round trips per batch on PostgreSQL (settings, positions, items and
-stream heads in one query).
+Where the valued arm's extra time goes (SQLite, 10,000 movements, CPU seconds,
+before this round's last two changes: about 0.6 for the quantity side, 0.8
+more for valuation): writing the entry lines (two rows per entry, 0.16), the
+engine and `core.apply` (Decimal arithmetic, 0.24), building the rows and
+their JSON (0.14), staging the events and the streams' heads (0.06). On SQLite
+a batch's bytes matter as much as its CPU: every page a commit dirties is
+written whole to the WAL and again at checkpoint. So new events are staged in
+arrival order and folded into ``val_events`` 4,096 at a time (``FOLD_AT``):
+158 MB written for 10,000 valued movements became 60 (the journal alone
+writes 19). Then an entry became one row with its lines (half the insert CPU:
+0.23 -> 0.11 s per 12,300 entries, measured alone), and an event stopped
+keeping a copy of what it posted (a late event's replay sums its entries
+instead): valued CPU 1.31 -> 1.19 s side by side. Next, not taken: fewer round
+trips per batch on PostgreSQL (settings, positions, items and stream heads in
+one query), and integer micro-units instead of ``Decimal`` in the engine.
 
 ``--pg`` runs the same on a throwaway PostgreSQL cluster too.
 
