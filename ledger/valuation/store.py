@@ -2,8 +2,9 @@
 journal rows of a batch are in, in the same transaction.
 
 SQL in the subset both backends speak (``%s`` placeholders). Amounts are
-integers of minor units (SQLite INTEGER, PostgreSQL NUMERIC(20,0)); unit costs
-and exact values are decimal text in SQLite and NUMERIC in PostgreSQL. On
+integers of minor units (in an entry's JSON lines, and SQLite INTEGER or
+PostgreSQL NUMERIC(20,0) in the streams); unit costs and exact values are
+decimal text in SQLite and NUMERIC in PostgreSQL. On
 PostgreSQL a batch first takes a transaction advisory lock per item it moves,
 in item order: a re-cost can reach other locations of the same item (through
 transfers) but never another item, so two batches never value the same stream
