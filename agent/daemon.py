@@ -43,6 +43,7 @@ from agent.rules import Context, Rules, Ruling, Tick, identify_for
 from agent.sync import RetryPolicy, Syncer
 from agent.sync.registry import Sink, SinkContext, make_sink
 from agent.tasks import finished, to_the_end
+from agent.tickgate import TickGate
 from drivers import DRIVERS, Driver, ReadFactory
 
 log = logging.getLogger("edgetally.daemon")
@@ -675,20 +676,18 @@ class Daemon:
         Decisions the outbox refused are held and stored again at the next tick."""
         by_device = {d.device_id: d for d in self.drivers}
         held: list[Tick] = []
-        waited = 0
+        gate = TickGate(TICK_S, TICK_WAITS_MAX)
         loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
             due_at = loop.time() + TICK_S
             await asyncio.sleep(TICK_S)
-            # A pass is quiet only if the agent has decided every read that reached it:
-            # a tick that woke late (the loop was stalled, reports may sit unread in a
-            # socket) or finds reads queued waits one tick for them, a few ticks at most
-            # (a reader that floods must not starve the decisions).
-            behind = loop.time() - due_at > TICK_S or not self._reads.empty()
-            if behind and waited < TICK_WAITS_MAX:
-                waited += 1
+            # A pass is quiet only if the agent has decided every read that reached it
+            # (agent/tickgate.py): after a stall, silence counts afresh.
+            go, stalled = gate.woke(loop.time() - due_at, not self._reads.empty())
+            if stalled:
+                rules.unwatched(self.clock.mono_ns())
+            if not go:
                 continue
-            waited = 0
             retry = {id(t) for t in held}
             fresh = rules.tick(self.clock.mono_ns(), self.clock.boot_id)
             self._verdicts(fresh)

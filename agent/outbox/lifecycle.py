@@ -139,7 +139,10 @@ class Lifecycle(OutboxCore):
             return
         assert self._writer is not None and self._wconn is not None and self._rconn is not None
         self._writer.stop()
-        with self._rlock:  # a reader in flight (a cancelled caller's thread) ends first
+        # A read still running in a worker thread (a sync loop's pending(), its awaiting
+        # task cancelled at shutdown) finishes first: a connection closed under a running
+        # statement crashes the process (SIGSEGV, seen twice in a full-suite run).
+        with self._rlock:
             self._rconn.close()
         # A checkpoint is an optimisation; the WAL is replayed on the next open anyway.
         with contextlib.suppress(sqlite3.Error):

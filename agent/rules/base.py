@@ -142,6 +142,10 @@ class Station(abc.ABC):
     def restore(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Rebuild what the station keeps in memory from its stored state."""
 
+    def unwatched(self, until_ns: int) -> None:  # noqa: B027 - optional hook
+        """The agent could not watch its readers until ``until_ns`` (its loop was stalled):
+        reports may wait unread, so no silence before then is evidence of an empty field."""
+
     def tick(
         self, now_ns: int, boot_id: str, state: Mapping[str, Any], final: bool = False
     ) -> list[Closed]:

@@ -211,6 +211,13 @@ class Rules:
             if device in st.inputs():
                 st.gpi(device, port, high, mono_ns)
 
+    def unwatched(self, until_ns: int) -> None:
+        """The daemon's loop was stalled until ``until_ns``: the clock stations count no
+        silence before then (``Station.unwatched``)."""
+        for st in self.stations.values():
+            if st.ticks:
+                st.unwatched(until_ns)
+
     @property
     def ticking(self) -> bool:
         """Whether any station decides on the clock (the daemon then runs a tick task)."""

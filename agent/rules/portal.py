@@ -80,6 +80,7 @@ class Portal(Station):
         # per reader: its newest last-seen stamp (µs, its clock) and when the agent decided it
         self._progress: dict[str, tuple[int, int]] = {}
         self._now = ctx.clock.mono_ns
+        self._watched_from = 0  # mono_ns: silence before this was not watched (a stall)
         self._due: list[Track] = []  # ended in the read path; decided at the next tick
         self._batches: dict[tuple[Direction, str], _Batch] = {}
         self._held: dict[str, Direction] = {}  # epc -> way, decided and waiting in a batch
@@ -158,23 +159,37 @@ class Portal(Station):
         once the reader's time is ``max_track_ms`` past the pass's first stamp (a
         loaded agent receives a one-second pass over many seconds: that is not a
         tag parked in the field). Else both are on the agent's clock, from the
-        reads' arrival.
+        reads' arrival. Silence on the agent's clock never counts from before a
+        stall of the agent (``unwatched``).
         """
         if track.boot_id != boot_id:
             return True
         last = track.last
         stamp = last.reader_last_seen_us
         seen = self._progress.get(last.device) if stamp is not None else None
+        watched = self._watched_from
         if seen is None or stamp is None:
-            return now - last.mono_ns >= self._quiet or now - track.first.mono_ns >= self._max_age
+            return (
+                now - max(last.mono_ns, watched) >= self._quiet
+                or now - track.first.mono_ns >= self._max_age
+            )
         newest, arrived = seen
-        if (newest - stamp) * 1000 >= self._quiet or now - arrived >= self._quiet:
+        if (newest - stamp) * 1000 >= self._quiet or now - max(arrived, watched) >= self._quiet:
             return True
         anchor = track.anchor_us  # the first read's first (else last) stamp
         reader = self._progress.get(track.device) if anchor is not None else None
         if reader is None or anchor is None:
             return now - track.first.mono_ns >= self._max_age
         return (reader[0] - anchor) * 1000 >= self._max_age
+
+    def unwatched(self, until_ns: int) -> None:
+        """Silence on the agent's clock counts from ``until_ns`` at the earliest: a stalled
+        agent (or, in a test, an emulator sharing its loop) has reports waiting unread,
+        and a tick that came first would cut every open pass at the stall. Cut, a pass
+        is two one-sided halves (a lost crossing), and a tag parked by the door a short
+        piece that can look like one (a false crossing)."""
+        if until_ns > self._watched_from:
+            self._watched_from = until_ns
 
     def _evict(self) -> None:
         oldest = next(iter(self._tracks))

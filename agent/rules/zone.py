@@ -102,6 +102,7 @@ class Zone(Station):
         self._intercept = self._threshold - self._slope * self._holdoff_ms
         self._tags: dict[str, _Tag] = {}
         self.counts: Counter[str] = Counter()
+        self._watched_from = 0  # mono_ns: silence before this was not watched (a stall)
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Present tags come back from their rows; their read statistics start afresh."""
@@ -110,6 +111,13 @@ class Zone(Station):
             if key.startswith(AT) and isinstance(location, str):
                 epc = key[len(AT) :]
                 self._tags[epc] = _Tag(Identity(kind="epc", raw=epc, epc=epc), location)
+
+    def unwatched(self, until_ns: int) -> None:
+        """A stalled agent has reports waiting unread: a tag departs only after
+        ``departed_after_ms`` of silence the agent watched, from ``until_ns`` at the
+        earliest, or every tag present would depart at the stall and arrive again."""
+        if until_ns > self._watched_from:
+            self._watched_from = until_ns
 
     def offset(self, age_ms: float) -> float:
         """EdgeX's mobility offset (dB) for a current location last read ``age_ms`` ago."""
@@ -210,7 +218,10 @@ class Zone(Station):
             if tag.boot_id != boot_id:  # restored: count it as read now
                 tag.boot_id, tag.last_ns = boot_id, now_ns
                 tag.stats.clear()
-            elif tag.last_ns is not None and now_ns - tag.last_ns >= self._departed:
+            elif (
+                tag.last_ns is not None
+                and now_ns - max(tag.last_ns, self._watched_from) >= self._departed
+            ):
                 gone.append(epc)
         for epc in gone:
             tag = self._tags.pop(epc)

@@ -333,3 +333,68 @@ def test_passes_from_before_the_beam_was_watched_are_not_gated() -> None:
     assert door.moved() == ["receive"]
     assert door.ticks[0].decision.movements[0].evidence["beam"] == "not watched"
     assert door.rules.beam_devices() == {"r1"}
+
+
+# ---- a stalled agent: silence it did not watch is no silence ----------------------------
+
+
+def _tick(door: Door) -> None:
+    door.ticks.extend(door.rules.tick(int(door.t * 1e9), BOOT))
+
+
+def _stall(door: Door, seconds: float) -> None:
+    """The agent's loop stalls: its next tick wakes ``seconds`` late, and the daemon
+    (``TickGate``) tells the rules so instead of deciding at that tick."""
+    door.t += seconds
+    door.rules.unwatched(int(door.t * 1e9))
+
+
+def test_a_pass_the_agent_stalled_in_is_still_one_crossing() -> None:
+    # The outside half of the pass is decided on time; then the agent stalls 0.9 s
+    # and its first tick after the stall comes before the inside half's reports
+    # (waiting in the socket) are decided. The reader was never silent: one pass.
+    # (Cut at the stall, it was two one-sided halves: nothing moved, the 199 of 200.)
+    door = Door(quiet_ms=600)
+    reads = walk_in(door)
+    for read in reads[:6]:  # outside, 0 .. 0.5 s, each decided as it comes
+        door.t = (read.reader_first_seen_us - READER_T0_US) / 1e6  # type: ignore[operator]
+        door.feed(dataclasses.replace(read, mono_ns=int(door.t * 1e9)))
+        _tick(door)
+    _stall(door, 0.9)
+    door.t += 0.1
+    _tick(door)  # on time, the inside half not yet decided
+    assert door.ticks == []
+    door.feed(*[dataclasses.replace(r, mono_ns=int(door.t * 1e9)) for r in reads[6:]])
+    door.settle()
+    assert door.moved() == ["receive"]
+    assert door.verdicts() == {"crossed_in": 1}
+
+
+def test_a_tag_parked_by_the_door_is_no_crossing_when_the_agent_stalls() -> None:
+    # A tag parked outside, read there every 0.1 s, caught three times through the
+    # door at about 1 s. Judged at max_track_ms (2 s) its inside reads are too few
+    # against the outside's (one-sided). The agent stalls 0.8 s just after the
+    # cross-reads: cut there, the piece (outside 0..1 s, then inside) had read as a
+    # crossing in, a false receive. The reader's clock says the tag never went quiet.
+    door = Door(quiet_ms=600, max_track_ms=2000, dedup_ms=60000)
+
+    def on_time(antenna: int, at: float) -> None:
+        door.t = max(door.t, at)
+        door.feed(door.read(antenna, at))
+        _tick(door)
+
+    for i in range(11):
+        on_time(1 + i % 2, 0.1 * i)
+    for at in (1.02, 1.04, 1.06):
+        on_time(3, at)
+    _stall(door, 0.8)
+    door.t += 0.1
+    _tick(door)  # on time, the reports of the stall not yet decided
+    late = [door.read(1 + i % 2, 1.1 + 0.1 * i) for i in range(8)]  # 1.1 .. 1.8 s
+    door.feed(*late)
+    for i in range(9, 30):  # on time again, 1.9 .. 3.9 s
+        on_time(1 + i % 2, 1.0 + 0.1 * i)
+    door.settle()
+    assert door.moved() == []
+    assert door.verdicts()["one_sided"] == 1, door.verdicts()
+    assert not {"crossed_in", "crossed_out"} & set(door.verdicts())

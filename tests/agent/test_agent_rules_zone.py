@@ -95,6 +95,22 @@ def test_a_restart_neither_re_arrives_the_stock_nor_forgets_it() -> None:
     assert Counter((m.kind, m.from_) for m in second.moves) == {("ship", "SHELF-A"): 10}
 
 
+def test_a_stall_of_the_agent_longer_than_departed_after_departs_nothing() -> None:
+    # The agent stalls 6 s (departed_after_ms is 5 s) with the shelf's reports waiting
+    # unread; the daemon says so (``unwatched``) and ticks before they are decided.
+    # The tags were read all along: none departs (and none arrives again after).
+    z = Zone()
+    z.play("zone-shelf", until=10.0)
+    arrived = len(z.moves)
+    z.t += 6.0
+    z.rules.unwatched(int(z.t * 1e9))
+    for _ in range(3):  # on time after the stall, before the waiting reports are decided
+        z.t += 0.1
+        for tick in z.rules.tick(int(z.t * 1e9), z.boot):
+            z.moves.extend(tick.decision.movements)
+    assert z.moves[arrived:] == []
+
+
 def test_the_shipped_zone_config_loads() -> None:
     config = load_config(Path(__file__).parents[2] / "config" / "zone.toml")
     (station,) = config.stations
