@@ -46,6 +46,16 @@ class _PgDb:
         with self.conn.cursor() as cur:
             cur.executemany(sql.encode(), params)
 
+    def rows_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """Several queries in one round trip (psycopg's pipeline mode), run in order."""
+        cursors = []
+        with self.conn.pipeline():
+            for sql, params in queries:
+                cur = self.conn.cursor()
+                cur.execute(sql.encode(), params)
+                cursors.append(cur)
+        return [cur.fetchall() for cur in cursors]
+
 
 class _PgTx:
     def __init__(self, db: _PgDb) -> None:

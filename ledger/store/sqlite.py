@@ -40,6 +40,9 @@ class _SqliteDb:
     def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
         self.conn.executemany(sql.replace("%s", "?"), params)
 
+    def rows_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        return [self.rows(sql, params) for sql, params in queries]
+
 
 class _SqliteTx:
     """The writer holds the whole file, so reading on-hand needs no row locks."""

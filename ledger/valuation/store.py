@@ -48,6 +48,7 @@ from ledger.valuation.settings import ValuationSettings, from_rows, to_rows
 SNAPSHOT_EVERY = 32
 _VALUED = ("receive", "return", "ship", "transfer", "adjust")
 _CHUNK = 500
+Query = tuple[str, Sequence[Any]]
 
 
 def load_settings(db: Db) -> ValuationSettings:
@@ -114,16 +115,16 @@ class _SqlSource:
         # when it lives in val_events (where its primary key finds it)
         self.staged: dict[tuple[StreamId, Key, str], int | None] = {}
 
-    def prefetch(self, items: Sequence[str]) -> None:
-        """Every stream of ``items`` in one query per chunk (a re-cost never leaves its item)."""
-        for start in range(0, len(items), _CHUNK):
-            chunk = list(items[start : start + _CHUNK])
-            marks = ",".join(["%s"] * len(chunk))
-            for item, loc, state, okey, pos in self.db.rows(
-                f"SELECT item, location, state, okey, pos FROM val_streams WHERE item IN ({marks})",
-                chunk,
-            ):
-                self.heads[(str(item), str(loc))] = (state, (str(okey), int(pos)))
+    @staticmethod
+    def prefetch_queries(items: Sequence[str]) -> list[Query]:
+        """Every stream of ``items`` (a re-cost never leaves its item)."""
+        return _chunked(
+            "SELECT item, location, state, okey, pos FROM val_streams WHERE item", items
+        )
+
+    def prefetched_rows(self, items: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        for item, loc, state, okey, pos in rows:
+            self.heads[(str(item), str(loc))] = (state, (str(okey), int(pos)))
         self.prefetched.update(items)
 
     def head(self, stream: StreamId) -> tuple[State, Key] | None:
@@ -239,21 +240,45 @@ def post(
     rows = [r for r in rows if r.kind in _VALUED]
     if not rows:
         return None
-    folding = _fold_due(db, fold_at)
+    names = sorted({r.item for r in rows})
+    first: list[Query] = []
     if dialect == "postgresql":
-        if folding:  # alone, or not at all (see the module docstring)
-            folding = bool(db.rows("SELECT pg_try_advisory_xact_lock(%s)", (_FOLD_LOCK,))[0][0])
-        if not folding:
+        # due, and if so the fold lock alone or not at all, else shared (the module
+        # docstring says why); CASE runs only the branch it takes
+        due, got = db.rows(
+            "SELECT CASE WHEN due THEN pg_try_advisory_xact_lock(%s) "
+            "ELSE (SELECT false FROM pg_advisory_xact_lock_shared(%s)) END, due "
+            "FROM (SELECT coalesce((SELECT max(id) - min(id) + 1 FROM val_staging), 0) "
+            ">= %s AS due) AS d",
+            (_FOLD_LOCK, _FOLD_LOCK, fold_at),
+        )[0][::-1]
+        folding = bool(due) and bool(got)
+        if due and not got:
             db.rows("SELECT pg_advisory_xact_lock_shared(%s)", (_FOLD_LOCK,))
-        # one round trip for all the batch's items, taken in item order (the subquery's)
-        db.rows(
-            "SELECT pg_advisory_xact_lock(%s, hashtext(i)) "
-            'FROM (SELECT i FROM unnest(%s::text[]) AS i ORDER BY i COLLATE "C") AS s',
-            (_ITEM_LOCK, sorted({r.item for r in rows})),
+        # all the batch's items, taken in item order (the subquery's), before what follows
+        first.append(
+            (
+                "SELECT pg_advisory_xact_lock(%s, hashtext(i)) "
+                'FROM (SELECT i FROM unnest(%s::text[]) AS i ORDER BY i COLLATE "C") AS s',
+                (_ITEM_LOCK, names),
+            )
         )
-    settings = load_settings(db)
-    positions = _positions(db, [r.id for r in rows])
-    items = _items(db, sorted({r.item for r in rows}))
+    else:
+        folding = _fold_due(db, fold_at)
+    # what the batch reads, in one round trip on PostgreSQL (after the locks)
+    ids = [r.id for r in rows]
+    plan = [
+        first,
+        [("SELECT key, value FROM val_settings", ())],
+        _chunked("SELECT id, pos FROM journal WHERE id", ids),
+        _chunked("SELECT item, standard_cost, method FROM val_items WHERE item", names),
+        _SqlSource.prefetch_queries(names),
+    ]
+    found = iter(db.rows_all([q for part in plan for q in part]))
+    got_rows = [[row for _ in part for row in next(found)] for part in plan]
+    settings = from_rows([(str(k), str(v)) for k, v in got_rows[1]])
+    positions = {str(i): int(p) for i, p in got_rows[2]}
+    items = _item_rows(got_rows[3])
     new = []
     info: dict[str, tuple[str, str | None, str]] = {}
     for r in rows:
@@ -280,7 +305,7 @@ def post(
         return Ctx(stream[1], settings.accounts.inventory, settings.places)
 
     source = _SqlSource(db, ctx, method, cache)
-    source.prefetch(sorted({r.item for r in rows}))
+    source.prefetched_rows(names, got_rows[4])
     result = run(source, new, ctx, method, SNAPSHOT_EVERY)
     _write(
         db, result, posted_at, info, source.backlog, source.cache, source.staged, set(source.heads)
@@ -311,28 +336,25 @@ def fold(db: Db) -> None:
     db.run("DELETE FROM val_staging")
 
 
-def _positions(db: Db, ids: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ",".join(["%s"] * len(chunk))
-        out.update(
-            (str(i), int(p))
-            for i, p in db.rows(f"SELECT id, pos FROM journal WHERE id IN ({marks})", chunk)
-        )
+def _chunked(head: str, values: Sequence[str]) -> list[Query]:
+    """``head IN (...)`` over ``values``, a query per ``_CHUNK`` of them."""
+    out: list[Query] = []
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        out.append((f"{head} IN ({','.join(['%s'] * len(chunk))})", chunk))
     return out
 
 
 def _items(db: Db, items: list[str]) -> dict[str, tuple[Decimal | None, Method | None]]:
-    out: dict[str, tuple[Decimal | None, Method | None]] = {}
-    for start in range(0, len(items), _CHUNK):
-        chunk = items[start : start + _CHUNK]
-        marks = ",".join(["%s"] * len(chunk))
-        for item, cost, method in db.rows(
-            f"SELECT item, standard_cost, method FROM val_items WHERE item IN ({marks})", chunk
-        ):
-            out[str(item)] = (None if cost is None else Decimal(str(cost)), method)
-    return out
+    q = _chunked("SELECT item, standard_cost, method FROM val_items WHERE item", items)
+    return _item_rows([row for rows in db.rows_all(q) for row in rows])
+
+
+def _item_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Decimal | None, Method | None]]:
+    return {
+        str(item): (None if cost is None else Decimal(str(cost)), method)
+        for item, cost, method in rows
+    }
 
 
 def _write(
