@@ -267,7 +267,7 @@ def post(
         folding = _fold_due(db, fold_at)
     # what the batch reads, in one round trip on PostgreSQL (after the locks)
     ids = [r.id for r in rows]
-    plan = [
+    plan: list[list[Query]] = [
         first,
         [("SELECT key, value FROM val_settings", ())],
         _chunked("SELECT id, pos FROM journal WHERE id", ids),
