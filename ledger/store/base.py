@@ -41,6 +41,7 @@ from ledger.store.domain import (
 )
 from ledger.valuation.store import FOLD_AT, StateCache
 from ledger.valuation.store import checker as valuation_checker
+from ledger.valuation.store import load_settings as load_valuation_settings
 from ledger.valuation.store import post as post_valuation
 
 log = logging.getLogger("edgetally.ledger")
@@ -314,10 +315,13 @@ class SqlStore(ABC):
             (agent,),  # the ledger's have none
         )[0][0]
         scope = AgentScope(frozenset(_locations(db, agent)), None if top is None else int(top))
-        check = valuation_checker(db) if self.valuing else None
+        settings = load_valuation_settings(db) if self.valuing else None
+        check = None if settings is None else valuation_checker(settings)
         outcome = apply_batch(self._tx(db), agent, movements, at, scope, check)
         if self.valuing:
-            post_valuation(db, outcome.applied, at, db.dialect, self._state_cache(), self.fold_at)
+            post_valuation(
+                db, outcome.applied, at, db.dialect, self._state_cache(), self.fold_at, settings
+            )
         return outcome
 
     # -- for ledger.valuation (its SQL lives there) ------------------------------

@@ -74,9 +74,9 @@ _EVENT_COLUMNS = "item, location, okey, pos, direction, movement, event, state"
 _EVENT_TYPES = "text text text bigint text text text text"
 
 
-def checker(db: Db) -> Callable[[Any], None]:
+def checker(settings: ValuationSettings) -> Callable[[Any], None]:
     """Refuses a movement whose cost is in another currency than the ledger's."""
-    currency = load_settings(db).currency
+    currency = settings.currency
 
     def check(m: Any) -> None:
         if m.currency is not None and m.currency != currency:
@@ -235,8 +235,10 @@ def post(
     dialect: str,
     cache: StateCache | None = None,
     fold_at: int = FOLD_AT,
+    settings: ValuationSettings | None = None,
 ) -> Run | None:
-    """Value the journal rows just inserted (``domain.JournalRow``s) and post their entries."""
+    """Value the journal rows just inserted (``domain.JournalRow``s) and post their entries;
+    ``settings`` as the caller read them in this transaction, else read here."""
     rows = [r for r in rows if r.kind in _VALUED]
     if not rows:
         return None
@@ -248,8 +250,7 @@ def post(
         due, got = db.rows(
             "SELECT CASE WHEN due THEN pg_try_advisory_xact_lock(%s) "
             "ELSE (SELECT false FROM pg_advisory_xact_lock_shared(%s)) END, due "
-            "FROM (SELECT coalesce((SELECT max(id) - min(id) + 1 FROM val_staging), 0) "
-            ">= %s AS due) AS d",
+            f"FROM (SELECT {_DUE} AS due) AS d",
             (_FOLD_LOCK, _FOLD_LOCK, fold_at),
         )[0][::-1]
         folding = bool(due) and bool(got)
@@ -269,14 +270,15 @@ def post(
     ids = [r.id for r in rows]
     plan: list[list[Query]] = [
         first,
-        [("SELECT key, value FROM val_settings", ())],
+        [] if settings is not None else [("SELECT key, value FROM val_settings", ())],
         _chunked("SELECT id, pos FROM journal WHERE id", ids),
         _chunked("SELECT item, standard_cost, method FROM val_items WHERE item", names),
         _SqlSource.prefetch_queries(names),
     ]
     found = iter(db.rows_all([q for part in plan for q in part]))
     got_rows = [[row for _ in part for row in next(found)] for part in plan]
-    settings = from_rows([(str(k), str(v)) for k, v in got_rows[1]])
+    if settings is None:
+        settings = from_rows([(str(k), str(v)) for k, v in got_rows[1]])
     positions = {str(i): int(p) for i, p in got_rows[2]}
     items = _item_rows(got_rows[3])
     new = []
@@ -316,14 +318,16 @@ def post(
     return result
 
 
+# At least FOLD_AT staged, or about: ids only grow between folds, which empty the table,
+# so the span of ids counts the rows (or a few more, where a rollback left a gap) and is
+# read off the ends of the primary key (a subquery each) instead of counting.
+_DUE = (
+    "coalesce((SELECT max(id) FROM val_staging) - (SELECT min(id) FROM val_staging) + 1, 0) >= %s"
+)
+
+
 def _fold_due(db: Db, fold_at: int) -> bool:
-    """At least ``fold_at`` staged, or about: ids only grow between folds, which empty the
-    table, so the span of ids counts the rows (or a few more, where a rollback left a gap)
-    and is read off the ends of the primary key instead of counting."""
-    low, high = db.rows(
-        "SELECT (SELECT min(id) FROM val_staging), (SELECT max(id) FROM val_staging)"
-    )[0]
-    return low is not None and int(high) - int(low) + 1 >= fold_at
+    return bool(db.rows(f"SELECT {_DUE}", (fold_at,))[0][0])
 
 
 def fold(db: Db) -> None:
