@@ -86,25 +86,23 @@ def token(store: SqlStore) -> str:
     return store.add_agent(AGENT)
 
 
-@pytest.fixture
-async def client(store: SqlStore, token: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(store))
-    async with httpx.AsyncClient(
-        transport=transport,
+def _app_client(store: SqlStore, token: str) -> httpx.AsyncClient:
+    """The ledger's app in process, called with ``token``."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(store)),
         base_url="http://ledger",
         headers={"Authorization": f"Bearer {token}"},
-    ) as c:
+    )
+
+
+@pytest.fixture
+async def client(store: SqlStore, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with _app_client(store, token) as c:
         yield c
 
 
 @pytest.fixture
 async def reader(store: SqlStore) -> AsyncIterator[httpx.AsyncClient]:
     """A client with a reader token: stock, every journal, the fleet, the alarms."""
-    token = store.create_token("site-office", role="reader")
-    transport = httpx.ASGITransport(app=create_app(store))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://ledger",
-        headers={"Authorization": f"Bearer {token}"},
-    ) as c:
+    async with _app_client(store, store.create_token("site-office", role="reader")) as c:
         yield c
