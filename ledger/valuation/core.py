@@ -14,6 +14,12 @@ to Inventory for it so far. An event posts the change of the *rounded* exact
 value, ``round(value_after) - posted``, so the Inventory balance of a stream is
 always its exact value to the cent, whatever the rounding of earlier lines.
 
+Numbers: values and unit costs are integers of micro-units (``money.MICRO``: 6
+places, as a `Decimal` quantized to 6 places would be, rounded half to even in the
+same places), so the arithmetic of a movement needs no decimal context. The stored
+texts (`State.to_json`, `Event.to_json`) keep them as integers; texts written
+before, with decimal strings, read the same.
+
 Issues from empty: the part of an issue the layers cannot cover is costed at
 the stream's last known unit cost, else the item's standard cost, else zero,
 and kept as a *backlog* part (negative stock, flagged provisional). The next
@@ -26,17 +32,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from ledger.valuation.money import to_minor, unit
+from ledger.valuation.money import div_even, from_micros, micros, minor_of
 
 Method = Literal["fifo", "average"]
 METHODS: tuple[str, ...] = ("fifo", "average")
 Key = tuple[str, int]  # (observed_at as UTC text, journal position): the costing order
-Piece = tuple[int, Decimal]  # (qty, exact value): a layer, or what an issue took from one
+Piece = tuple[int, int]  # (qty, exact value in micro-units): a layer, or what an issue took
 Basis = Literal["receipt", "restock", "found"]
+
+
+def _m(v: Any) -> int:
+    """A stored number: micro-units (an int), or a decimal string as texts were written
+    before the engine counted in micro-units."""
+    return v if isinstance(v, int) else micros(str(v))
+
+
+def _m_or_none(v: Any) -> int | None:
+    return None if v is None else _m(v)
 
 
 @dataclass(slots=True)
@@ -45,7 +61,7 @@ class Backlog:
 
     issue: str  # the movement id
     qty: int
-    cost: Decimal  # the provisional unit cost
+    cost: int  # the provisional unit cost, micro-units
     account: str  # where the issue's cost went, so the correction goes there too
     location: str | None
 
@@ -53,31 +69,45 @@ class Backlog:
 @dataclass(slots=True)
 class State:
     method: Method
-    layers: list[list[Any]] = field(default_factory=list)  # [qty, value]; average: at most one
+    layers: list[list[int]] = field(default_factory=list)  # [qty, value]; average: at most one
     backlog: list[Backlog] = field(default_factory=list)
     posted: int = 0  # minor units posted to Inventory for this stream
     n: int = 0  # events applied: the store keeps the state after every SNAPSHOT-th one
-    last_cost: Decimal | None = None  # of the last inbound or issue
-    last_out_cost: Decimal | None = None  # the unit cost the last issue left with
+    last_cost: int | None = None  # of the last inbound or issue
+    last_out_cost: int | None = None  # the unit cost the last issue left with
 
     @property
     def qty(self) -> int:
-        return int(sum(q for q, _ in self.layers)) - sum(b.qty for b in self.backlog)
+        held = 0
+        for layer in self.layers:
+            held += layer[0]
+        for b in self.backlog:
+            held -= b.qty
+        return held
+
+    @property
+    def micros(self) -> int:
+        """The exact value, in micro-units."""
+        value = 0
+        for layer in self.layers:
+            value += layer[1]
+        for b in self.backlog:
+            value -= b.qty * b.cost
+        return value
 
     @property
     def value(self) -> Decimal:
-        held = sum((v for _, v in self.layers), Decimal(0))
-        return held - sum((b.qty * b.cost for b in self.backlog), Decimal(0))
+        return from_micros(self.micros)
 
     def to_json(self) -> str:
         return orjson.dumps(
             {
                 "m": self.method,
-                "l": [[q, str(v)] for q, v in self.layers],
-                "b": [[b.issue, b.qty, str(b.cost), b.account, b.location] for b in self.backlog],
+                "l": self.layers,
+                "b": [[b.issue, b.qty, b.cost, b.account, b.location] for b in self.backlog],
                 "p": self.posted,
-                "c": None if self.last_cost is None else str(self.last_cost),
-                "o": None if self.last_out_cost is None else str(self.last_out_cost),
+                "c": self.last_cost,
+                "o": self.last_out_cost,
                 "n": self.n,
             },
         ).decode()
@@ -98,23 +128,23 @@ class State:
         d = orjson.loads(text)
         return cls(
             method=d["m"],
-            layers=[[int(q), Decimal(v)] for q, v in d["l"]],
-            backlog=[Backlog(i, int(q), Decimal(c), a, loc) for i, q, c, a, loc in d["b"]],
+            layers=[[int(q), _m(v)] for q, v in d["l"]],
+            backlog=[Backlog(i, int(q), _m(c), a, loc) for i, q, c, a, loc in d["b"]],
             posted=int(d["p"]),
-            last_cost=None if d["c"] is None else Decimal(d["c"]),
-            last_out_cost=None if d["o"] is None else Decimal(d["o"]),
+            last_cost=_m_or_none(d["c"]),
+            last_out_cost=_m_or_none(d["o"]),
             n=int(d["n"]),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One movement's effect on one stream (a transfer is two events, out then in).
 
     ``counter``/``counter_location``: the account (and its location, for
     Inventory) of the other leg. For a transfer-out, ``counter`` is the
     account a later correction of its provisional part goes to (the stock has
-    moved on at the provisional cost).
+    moved on at the provisional cost). A named tuple, not a dataclass: one is
+    made for every event valued, and a frozen dataclass costs a call per field.
     """
 
     key: Key
@@ -123,8 +153,8 @@ class Event:
     qty: int
     counter: str
     counter_location: str | None = None
-    unit_cost: Decimal | None = None  # given on the movement (receipts, returns)
-    standard_cost: Decimal | None = None  # the item list's, when the movement was recorded
+    unit_cost: int | None = None  # given on the movement (receipts, returns), micro-units
+    standard_cost: int | None = None  # the item list's, when the movement was recorded
     basis: Basis = "receipt"
     transfer: bool = False
     pieces: tuple[Piece, ...] = ()  # transfer-in: what the out side took, with its cost
@@ -134,10 +164,8 @@ class Event:
         return orjson.dumps(
             {
                 "d": self.direction, "q": self.qty, "a": self.counter, "al": self.counter_location,
-                "u": None if self.unit_cost is None else str(self.unit_cost),
-                "s": None if self.standard_cost is None else str(self.standard_cost),
-                "b": self.basis, "t": self.transfer,
-                "pc": [[q, str(v)] for q, v in self.pieces], "am": self.amount,
+                "u": self.unit_cost, "s": self.standard_cost, "b": self.basis, "t": self.transfer,
+                "pc": self.pieces, "am": self.amount,
             },
         ).decode()  # fmt: skip
 
@@ -146,16 +174,13 @@ class Event:
         d = orjson.loads(text)
         return cls(
             key=key, movement=movement, direction=d["d"], qty=int(d["q"]), counter=d["a"],
-            counter_location=d["al"],
-            unit_cost=None if d["u"] is None else Decimal(d["u"]),
-            standard_cost=None if d["s"] is None else Decimal(d["s"]),
-            basis=d["b"], transfer=bool(d["t"]),
-            pieces=tuple((int(q), Decimal(v)) for q, v in d["pc"]), amount=int(d["am"]),
+            counter_location=d["al"], unit_cost=_m_or_none(d["u"]),
+            standard_cost=_m_or_none(d["s"]), basis=d["b"], transfer=bool(d["t"]),
+            pieces=tuple((int(q), _m(v)) for q, v in d["pc"]), amount=int(d["am"]),
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One line of a journal entry: ``amount`` > 0 is a debit, < 0 a credit (minor units)."""
 
     account: str
@@ -164,12 +189,11 @@ class Line:
     corrects: str | None = None  # the provisional issue this line corrects
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     lines: tuple[Line, ...]
     pieces: tuple[Piece, ...] = ()  # an issue: what it took (a transfer-out hands these on)
     amount: int = 0  # a transfer-out: the minor units it released
-    value: Decimal = Decimal(0)  # the exact value that moved in or out
+    value: int = 0  # the exact value that moved in or out, micro-units
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,17 +214,17 @@ def apply(state: State, ev: Event, ctx: Ctx) -> Outcome:
 
 
 def _inbound(state: State, ev: Event, ctx: Ctx) -> Outcome:
-    pieces = list(ev.pieces) if ev.pieces else [(ev.qty, ev.qty * _in_cost(state, ev))]
-    corrections: dict[tuple[str, str, str | None], Decimal] = {}
+    pieces = ev.pieces or ((ev.qty, ev.qty * _in_cost(state, ev)),)
+    corrections: dict[tuple[str, str, str | None], int] = {}
     layers: list[Piece] = []
     for qty, value in pieces:
         left_q, left_v = qty, value
         while left_q and state.backlog:
             b = state.backlog[0]
             take = min(b.qty, left_q)
-            true = left_v if take == left_q else unit(left_v * take / left_q)
+            true = left_v if take == left_q else div_even(left_v * take, left_q)
             key = (b.issue, b.account, b.location)
-            corrections[key] = corrections.get(key, Decimal(0)) + true - take * b.cost
+            corrections[key] = corrections.get(key, 0) + true - take * b.cost
             left_q, left_v = left_q - take, left_v - true
             b.qty -= take
             if not b.qty:
@@ -216,19 +240,22 @@ def _inbound(state: State, ev: Event, ctx: Ctx) -> Outcome:
             last[1] += value
         else:
             state.layers.append([qty, value])
-    total_v = sum((v for _, v in pieces), Decimal(0))
-    state.last_cost = unit(total_v / ev.qty)
+    total_v = 0
+    for _, value in pieces:
+        total_v += value
+    state.last_cost = div_even(total_v, ev.qty)
     lines: list[Line] = []
     corrected = 0
     for (issue, account, loc), exact in corrections.items():
-        c = to_minor(exact, ctx.places)
+        c = minor_of(exact, ctx.places)
         if c:
             lines += [
                 Line(account, loc, c, issue),
                 Line(ctx.inventory, ctx.location, -c, issue),
             ]
             corrected += c
-    main = ev.amount if ev.pieces else to_minor(state.value, ctx.places) - state.posted + corrected
+    # a transfer-in takes what the out side released; else the change of the rounded value
+    main = ev.amount if ev.pieces else minor_of(state.micros, ctx.places) - state.posted + corrected
     if main:
         lines = [
             Line(ctx.inventory, ctx.location, main),
@@ -236,44 +263,52 @@ def _inbound(state: State, ev: Event, ctx: Ctx) -> Outcome:
             *lines,
         ]
     state.posted += main - corrected
-    return Outcome(tuple(lines), value=total_v)
+    return Outcome(tuple(lines), (), 0, total_v)
 
 
-def _in_cost(state: State, ev: Event) -> Decimal:
+def _in_cost(state: State, ev: Event) -> int:
     """An inbound's unit cost: the movement's, else by its basis (see the README)."""
     if ev.unit_cost is not None:
         return ev.unit_cost
-    order: tuple[Decimal | None, ...]
+    order: tuple[int | None, ...]
     if ev.basis == "restock":
         order = (state.last_out_cost, state.last_cost, ev.standard_cost)
     elif ev.basis == "found":
         order = (state.last_cost, ev.standard_cost)
     else:
         order = (ev.standard_cost, state.last_cost)
-    return next((c for c in order if c is not None), Decimal(0))
+    for c in order:
+        if c is not None:
+            return c
+    return 0
 
 
 def _issue(state: State, ev: Event, ctx: Ctx) -> Outcome:
     taken: list[Piece] = []
     need = ev.qty
-    while need and state.layers:
-        layer = state.layers[0]
+    total_v = 0
+    layers = state.layers
+    while need and layers:
+        layer = layers[0]
         q, v = layer
         take = min(q, need)
-        value = v if take == q else unit(v * take / q)
+        value = v if take == q else div_even(v * take, q)
         taken.append((take, value))
+        total_v += value
         need -= take
         if take == q:
-            state.layers.pop(0)
+            layers.pop(0)
         else:
             layer[0], layer[1] = q - take, v - value
     if need:
-        cost = next((c for c in (state.last_cost, ev.standard_cost) if c is not None), Decimal(0))
+        cost = state.last_cost
+        if cost is None:
+            cost = ev.standard_cost if ev.standard_cost is not None else 0
         state.backlog.append(Backlog(ev.movement, need, cost, ev.counter, ev.counter_location))
         taken.append((need, need * cost))
-    total_v = sum((v for _, v in taken), Decimal(0))
-    state.last_out_cost = state.last_cost = unit(total_v / ev.qty)
-    delta = to_minor(state.value, ctx.places) - state.posted  # <= 0: what leaves Inventory
+        total_v += need * cost
+    state.last_out_cost = state.last_cost = div_even(total_v, ev.qty)
+    delta = minor_of(state.micros, ctx.places) - state.posted  # <= 0: what leaves Inventory
     state.posted += delta
     if ev.transfer:
         return Outcome((), tuple(taken), -delta, total_v)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 from ledger.valuation.core import Ctx, Event, Key, Line, Method, Outcome, Piece, State, apply
 
@@ -36,8 +36,7 @@ class Stored:
     posted: Posted = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
+class Written(NamedTuple):
     """An event valued (again): its state after, and what it posts now (what it posted
     before plus these is what it has posted in all)."""
 
@@ -117,7 +116,7 @@ def run(
         ev = stored.event
         if ev.transfer and ev.direction == "in" and ev.movement in handed:
             pieces, amount = handed[ev.movement]
-            ev = replace(ev, pieces=pieces, amount=amount)
+            ev = ev._replace(pieces=pieces, amount=amount)
         state = states[stream]
         c = ctxs.get(stream)
         if c is None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from ledger.valuation.accounts import Accounts
 from ledger.valuation.core import Basis, Event, Key
 from ledger.valuation.engine import StreamId
+from ledger.valuation.money import micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +56,25 @@ def stream_events(m: Moved, key: Key, acc: Accounts) -> list[tuple[StreamId, Eve
     """The events of one movement, out before in; none for counts (their variance
     adjusts carry the change), count_close, and a transfer to where it came from."""
 
+    std = None if m.standard_cost is None else micros(m.standard_cost)
+    cost = None if m.unit_cost is None else micros(m.unit_cost)
+
     def ev(
         direction: Literal["in", "out"], counter: str, basis: Basis = "receipt", **kw: Any
     ) -> Event:
-        return Event(
-            key, m.id, direction, m.qty, counter, standard_cost=m.standard_cost, basis=basis, **kw
-        )
+        return Event(key, m.id, direction, m.qty, counter, standard_cost=std, basis=basis, **kw)
 
     if m.kind == "receive" and m.to:
-        return [((m.item, m.to), ev("in", acc.grni, unit_cost=m.unit_cost))]
+        return [((m.item, m.to), ev("in", acc.grni, unit_cost=cost))]
     if m.kind == "return" and m.to:
-        return [((m.item, m.to), ev("in", acc.cogs, "restock", unit_cost=m.unit_cost))]
+        return [((m.item, m.to), ev("in", acc.cogs, "restock", unit_cost=cost))]
     if m.kind == "ship" and m.from_:
         return [((m.item, m.from_), ev("out", acc.cogs))]
     if m.kind == "adjust" and m.from_:
         account = acc.writeoff if m.reason == "damaged" else acc.shrinkage
         return [((m.item, m.from_), ev("out", account))]
     if m.kind == "adjust" and m.to:
-        return [((m.item, m.to), ev("in", acc.shrinkage, "found", unit_cost=m.unit_cost))]
+        return [((m.item, m.to), ev("in", acc.shrinkage, "found", unit_cost=cost))]
     if m.kind == "transfer" and m.from_ and m.to and m.from_ != m.to:
         return [
             ((m.item, m.from_), ev("out", acc.variance, counter_location=m.to, transfer=True)),

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.valuation.core import Line
+from ledger.valuation.core import Event, Line, State
 from ledger.valuation.events import Moved, event_time
 from ledger.valuation.memory import Book
-from ledger.valuation.money import ValuationError, parse_cost, to_minor
+from ledger.valuation.money import ValuationError, micros, parse_cost, to_minor
 
 D = Decimal
 INV, GRNI, COGS, SHRINK, WRITEOFF = "1300", "2150", "5000", "5100", "5200"
@@ -188,3 +188,30 @@ def test_parse_cost_refuses_floats_and_negatives() -> None:
 
 def test_line_balance_is_asserted() -> None:
     assert Line("1", None, 5).amount == 5
+
+
+def test_texts_written_with_decimal_strings_read_as_micro_units() -> None:
+    """States and events stored before the engine counted in micro-units (decimal
+    strings) are read as the same numbers, and written back as integers."""
+    old = (
+        '{"m":"fifo","l":[[3,"12.500000"],[2,"9.1"]],"b":[["s1",1,"4.333333","5000",null]],'
+        '"p":2160,"c":"4.333333","o":null,"n":7}'
+    )
+    state = State.from_json(old)
+    assert state.layers == [[3, 12_500_000], [2, 9_100_000]]
+    assert state.backlog[0].cost == 4_333_333 and state.last_cost == 4_333_333
+    assert state.value == D("17.266667")  # 12.5 + 9.1 - 4.333333
+    assert State.from_json(state.to_json()) == state
+    event = Event.from_json(
+        ("2026-05-01T10:00:00.000000Z", 4), "t1",
+        '{"d":"in","q":2,"a":"1300","al":"A","u":null,"s":"2.5","b":"receipt","t":true,'
+        '"pc":[[2,"8.666666"]],"am":867}',
+    )  # fmt: skip
+    assert event.standard_cost == 2_500_000 and event.pieces == ((2, 8_666_666),)
+    assert Event.from_json(event.key, "t1", event.to_json()) == event
+
+
+def test_micros_refuses_what_it_cannot_hold_exactly() -> None:
+    assert micros(D("4.125")) == 4_125_000 and micros("0.000001") == 1
+    with pytest.raises(ValuationError, match="more than 6 decimal places"):
+        micros(D("1.0000001"))

@@ -6,14 +6,15 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ledger.valuation.core import Method
 from ledger.valuation.events import Moved
 from ledger.valuation.memory import Book
+from ledger.valuation.money import div_even
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 LOCS = ("DOCK", "A-01")
@@ -120,3 +121,15 @@ def test_value_is_not_negative_once_all_receipts_are_in(
     for state, _ in book.heads.values():
         assert state.qty >= 0 and state.value >= 0 and not state.backlog
     assert book.provisional() == set()
+
+
+@given(st.integers(-(10**20), 10**20), st.integers(1, 10**9))
+@example(5, 2)  # ties: to the even neighbour, either sign
+@example(7, 2)
+@example(-5, 2)
+@example(-7, 2)
+@example(15_000_000, 10_000)
+def test_integer_rounding_is_decimal_half_even(n: int, d: int) -> None:
+    """The engine's integer division rounds exactly as `Decimal` quantize half to even."""
+    exact = (Decimal(n) / Decimal(d)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    assert div_even(n, d) == int(exact)
