@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ledger.valuation.accounts import Accounts
 from ledger.valuation.core import Basis, Event, Key
@@ -14,9 +13,8 @@ from ledger.valuation.engine import StreamId
 from ledger.valuation.money import micros
 
 
-@dataclass(frozen=True, slots=True)
-class Moved:
-    """What valuation reads of a journal row."""
+class Moved(NamedTuple):
+    """What valuation reads of a journal row (a named tuple: one is made per movement)."""
 
     id: str
     pos: int

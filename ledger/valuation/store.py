@@ -501,14 +501,24 @@ def _entry_lines(
     with its lines (``entry_lines`` shows them a row each): a row per line was half the
     valued path's writing."""
     kind, reason, okey = info if info is not None else ("", None, w.event.key[0])
-    groups: dict[str, list[Line]] = {}
-    for line in w.lines:
-        kind_of = "recost" if not w.new else ("correct" if line.corrects else "post")
-        groups.setdefault(kind_of, []).append(line)
+    groups: dict[str, Sequence[Line]]
+    if not w.new:
+        groups = {"recost": w.lines}
+    elif not any(ln.corrects for ln in w.lines):
+        groups = {"post": w.lines}
+    else:  # an inbound that corrects provisional issues: its corrections are an entry
+        groups = {
+            "post": [ln for ln in w.lines if not ln.corrects],
+            "correct": [ln for ln in w.lines if ln.corrects],
+        }
     out = []
     for entry_type, group in groups.items():
+        if not group:
+            continue
         assert sum(ln.amount for ln in group) == 0, group  # debits = credits, always
-        lines = orjson.dumps([[ln.account, ln.location, ln.amount, ln.corrects] for ln in group])
+        lines = orjson.dumps(
+            list(map(tuple, group))
+        )  # a Line is [account, location, amount, corrects]
         out.append(
             (next(ids), w.event.movement, kind, reason, w.stream[0], w.stream[1], entry_type,
              lines.decode(), okey, posted_at)
