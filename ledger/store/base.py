@@ -62,6 +62,9 @@ class Db(Protocol):
     def rows_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
         """Each query's rows, in order; on PostgreSQL in one round trip."""
 
+    def run_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Each statement, in order; on PostgreSQL in one round trip."""
+
 
 AGENT, READER = "agent", "reader"
 

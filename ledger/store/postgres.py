@@ -56,6 +56,13 @@ class _PgDb:
                 cursors.append(cur)
         return [cur.fetchall() for cur in cursors]
 
+    def run_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Several statements in one round trip, in order (as `rows_all`); the first
+        error raises when the pipeline ends, and the transaction is then aborted."""
+        with self.conn.pipeline():
+            for sql, params in statements:
+                self.conn.execute(sql.encode(), params)
+
 
 class _PgTx:
     def __init__(self, db: _PgDb) -> None:

@@ -43,6 +43,10 @@ class _SqliteDb:
     def rows_all(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
         return [self.rows(sql, params) for sql, params in queries]
 
+    def run_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        for sql, params in statements:
+            self.run(sql, params)
+
 
 class _SqliteTx:
     """The writer holds the whole file, so reading on-hand needs no row locks."""

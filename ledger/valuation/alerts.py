@@ -47,22 +47,37 @@ class Reorder:
     safety_stock: int | None
 
 
+# What `reorder_settings` reads of an item, so that a caller reading val_items anyway
+# (the valuation's batch) gets them in the same query.
+REORDER_COLUMNS = "reorder_point, lead_time_days, safety_stock"
+
+
 def reorder_settings(db: Db, items: Sequence[str]) -> dict[str, Reorder]:
     out: dict[str, Reorder] = {}
     for start in range(0, len(items), 500):
         chunk = list(items[start : start + 500])
         marks = ",".join(["%s"] * len(chunk))
-        for item, point, lead, safety in db.rows(
-            "SELECT item, reorder_point, lead_time_days, safety_stock FROM val_items "
-            f"WHERE item IN ({marks}) AND (reorder_point IS NOT NULL OR lead_time_days IS NOT NULL)",
-            chunk,
-        ):
-            out[str(item)] = Reorder(
-                None if point is None else int(point),
-                None if lead is None else int(lead),
-                None if safety is None else int(safety),
+        out.update(
+            reorder_rows(
+                db.rows(
+                    f"SELECT item, {REORDER_COLUMNS} FROM val_items WHERE item IN ({marks})", chunk
+                )
             )
+        )
     return out
+
+
+def reorder_rows(rows: Sequence[Sequence[Any]]) -> dict[str, Reorder]:
+    """``(item, *REORDER_COLUMNS)`` rows: the items with a reorder point set or computed."""
+    return {
+        str(item): Reorder(
+            None if point is None else int(point),
+            None if lead is None else int(lead),
+            None if safety is None else int(safety),
+        )
+        for item, point, lead, safety in rows
+        if point is not None or lead is not None
+    }
 
 
 def reorder_point(db: Db, item: str, r: Reorder, now: datetime) -> int | None:
@@ -81,9 +96,16 @@ def reorder_point(db: Db, item: str, r: Reorder, now: datetime) -> int | None:
     return math.ceil(daily * r.lead_time_days) + (r.safety_stock or 0)
 
 
-def check(db: Db, items: Sequence[str], at: str, now: datetime | None = None) -> None:
-    """Raise or clear the low-stock alerts of ``items`` (called in the batch's transaction)."""
-    settings = reorder_settings(db, sorted(set(items)))
+def check(
+    db: Db,
+    items: Sequence[str],
+    at: str,
+    now: datetime | None = None,
+    reorder: dict[str, Reorder] | None = None,
+) -> None:
+    """Raise or clear the low-stock alerts of ``items`` (called in the batch's transaction);
+    ``reorder``: their `reorder_settings`, when the caller read them already."""
+    settings = reorder if reorder is not None else reorder_settings(db, sorted(set(items)))
     if not settings:
         return
     now = now or datetime.now(UTC)

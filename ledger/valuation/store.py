@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from ledger.valuation.alerts import REORDER_COLUMNS, reorder_rows
 from ledger.valuation.alerts import check as check_alerts
 from ledger.valuation.core import Ctx, Event, Key, Line, Method, State, apply
 from ledger.valuation.db import Db
@@ -243,44 +244,46 @@ def post(
     if not rows:
         return None
     names = sorted({r.item for r in rows})
-    first: list[Query] = []
+    first: list[Query]
     if dialect == "postgresql":
-        # due, and if so the fold lock alone or not at all, else shared (the module
-        # docstring says why); CASE runs only the branch it takes
-        due, got = db.rows(
-            "SELECT CASE WHEN due THEN pg_try_advisory_xact_lock(%s) "
-            "ELSE (SELECT false FROM pg_advisory_xact_lock_shared(%s)) END, due "
-            f"FROM (SELECT {_DUE} AS due) AS d",
-            (_FOLD_LOCK, _FOLD_LOCK, fold_at),
-        )[0][::-1]
-        folding = bool(due) and bool(got)
-        if due and not got:
-            db.rows("SELECT pg_advisory_xact_lock_shared(%s)", (_FOLD_LOCK,))
-        # all the batch's items, taken in item order (the subquery's), before what follows
-        first.append(
+        # The fold lock first (the module docstring says why): alone if a fold is due and
+        # no batch holds it, else shared; CASE runs only the branch it takes. Then all the
+        # batch's items, taken in item order (the subquery's), before what follows.
+        shared = "(SELECT false FROM pg_advisory_xact_lock_shared(%s))"
+        first = [
+            (
+                "SELECT CASE WHEN due THEN CASE WHEN pg_try_advisory_xact_lock(%s) THEN true "
+                f"ELSE {shared} END ELSE {shared} END FROM (SELECT {_DUE} AS due) AS d",
+                (_FOLD_LOCK, _FOLD_LOCK, _FOLD_LOCK, fold_at),
+            ),
             (
                 "SELECT pg_advisory_xact_lock(%s, hashtext(i)) "
                 'FROM (SELECT i FROM unnest(%s::text[]) AS i ORDER BY i COLLATE "C") AS s',
                 (_ITEM_LOCK, names),
-            )
-        )
+            ),
+        ]
     else:
-        folding = _fold_due(db, fold_at)
+        first = [(f"SELECT {_DUE}", (fold_at,))]
     # what the batch reads, in one round trip on PostgreSQL (after the locks)
     ids = [r.id for r in rows]
     plan: list[list[Query]] = [
         first,
         [] if settings is not None else [("SELECT key, value FROM val_settings", ())],
         _chunked("SELECT id, pos FROM journal WHERE id", ids),
-        _chunked("SELECT item, standard_cost, method FROM val_items WHERE item", names),
+        _chunked(
+            f"SELECT item, standard_cost, method, {REORDER_COLUMNS} FROM val_items WHERE item",
+            names,
+        ),
         _SqlSource.prefetch_queries(names),
     ]
     found = iter(db.rows_all([q for part in plan for q in part]))
     got_rows = [[row for _ in part for row in next(found)] for part in plan]
+    folding = bool(got_rows[0][0][0])
     if settings is None:
         settings = from_rows([(str(k), str(v)) for k, v in got_rows[1]])
     positions = {str(i): int(p) for i, p in got_rows[2]}
-    items = _item_rows(got_rows[3])
+    items = _item_rows([row[:3] for row in got_rows[3]])
+    reorder = reorder_rows([(row[0], *row[3:]) for row in got_rows[3]])
     new = []
     info: dict[str, tuple[str, str | None, str]] = {}
     for r in rows:
@@ -309,12 +312,15 @@ def post(
     source = _SqlSource(db, ctx, method, cache)
     source.prefetched_rows(names, got_rows[4])
     result = run(source, new, ctx, method, SNAPSHOT_EVERY)
+    writes = _Writes(db)
     _write(
-        db, result, posted_at, info, source.backlog, source.cache, source.staged, set(source.heads)
-    )
+        writes, result, posted_at, info, source.backlog, source.cache, source.staged,
+        set(source.heads),
+    )  # fmt: skip
     if folding:
-        fold(db)
-    check_alerts(db, sorted({r.item for r in rows}), posted_at)
+        fold(writes)
+    writes.flush()
+    check_alerts(db, names, posted_at, reorder=reorder)
     return result
 
 
@@ -326,11 +332,7 @@ _DUE = (
 )
 
 
-def _fold_due(db: Db, fold_at: int) -> bool:
-    return bool(db.rows(f"SELECT {_DUE}", (fold_at,))[0][0])
-
-
-def fold(db: Db) -> None:
+def fold(db: Db | _Writes) -> None:
     """Move every staged event into ``val_events``, in its order (pages filled in turn).
     Called with the fold lock held exclusively on PostgreSQL."""
     db.run(
@@ -338,6 +340,54 @@ def fold(db: Db) -> None:
         "ORDER BY item, location, okey, pos, direction"
     )
     db.run("DELETE FROM val_staging")
+
+
+class _Writes:
+    """What a batch writes: on PostgreSQL queued and sent in one round trip when it is
+    all known (`Db.run_all`; a round trip per statement was a tenth of a valued batch's
+    time under load, each one waiting for the server to be scheduled), on SQLite run at
+    once (no round trips there)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.pg = getattr(db, "dialect", "") == "postgresql"
+        self.queued: list[Query] = []
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.pg:
+            self.queued.append((sql, params))
+        else:
+            self.db.run(sql, params)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """A statement per row (the late path's updates): at once, in order."""
+        self.flush()
+        self.db.many(sql, rows)
+
+    def bulk(self, insert: str, types: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """``insert`` of ``rows``: one executemany on SQLite; on PostgreSQL one statement
+        over arrays (``unnest``), as the journal's insert does."""
+        if not rows:
+            return
+        kinds = types.split()
+        if not self.pg:
+            marks = ", ".join(["%s"] * len(kinds))
+            self.db.many(f"{insert} VALUES ({marks}) {tail}", rows)
+            return
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        for i, kind in enumerate(kinds):
+            if kind == "numeric":
+                columns[i] = [None if v is None else str(v) for v in columns[i]]
+        # %b: arrays sent in binary (as the journal's insert does); in text every element
+        # of an array of JSON is quoted and escaped, and parsed back on the server:
+        # that was most of what a valued batch cost on PostgreSQL.
+        arrays = ", ".join(f"%b::{kind}[]" for kind in kinds)
+        self.queued.append((f"{insert} SELECT * FROM unnest({arrays}) {tail}", columns))
+
+    def flush(self) -> None:
+        if self.queued:
+            queued, self.queued = self.queued, []
+            self.db.run_all(queued)
 
 
 def _chunked(head: str, values: Sequence[str]) -> list[Query]:
@@ -362,7 +412,7 @@ def _item_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, tuple[Decimal | Non
 
 
 def _write(
-    db: Db,
+    db: _Writes,
     result: Run,
     posted_at: str,
     info: dict[str, tuple[str, str | None, str]],
@@ -389,7 +439,7 @@ def _write(
             staged.append((*row[6:], where))
         if w.lines:
             lines += _entry_lines(w, posted_at, info.get(e.movement), ids)
-    _bulk(db, f"INSERT INTO val_staging({_EVENT_COLUMNS})", _EVENT_TYPES, new)
+    db.bulk(f"INSERT INTO val_staging({_EVENT_COLUMNS})", _EVENT_TYPES, new)
     if folded:
         db.many(
             "UPDATE val_events SET event = %s, state = %s WHERE item = %s "
@@ -399,8 +449,7 @@ def _write(
     if staged:
         db.many("UPDATE val_staging SET event = %s, state = %s WHERE id = %s", staged)
     if lines:
-        _bulk(
-            db,
+        db.bulk(
             "INSERT INTO entries(entry, movement, kind, reason, item, stream_location, type, "
             "lines, observed_at, posted_at)",
             "text text text text text text text text text text",
@@ -413,7 +462,7 @@ def _write(
     rows = [
         (s[0], s[1], texts[s], k[0], k[1], st.qty, str(st.value), st.posted) for s, (st, k) in heads
     ]
-    if getattr(db, "dialect", "") != "postgresql":
+    if not db.pg:
         # SQLite: an upsert tries the insert first; most heads exist (the source read them)
         db.many(
             "UPDATE val_streams SET state = %s, okey = %s, pos = %s, qty = %s, value = %s, "
@@ -421,8 +470,7 @@ def _write(
             [(*r[2:], r[0], r[1]) for r in rows if (r[0], r[1]) in existing],
         )
         rows = [r for r in rows if (r[0], r[1]) not in existing]
-    _bulk(
-        db,
+    db.bulk(
         "INSERT INTO val_streams(item, location, state, okey, pos, qty, value, posted)",
         "text text text text bigint bigint numeric numeric",
         rows,
@@ -435,7 +483,7 @@ def _write(
         before, after = backlog.get(s, {}), _issues(st)
         gone += [(issue, *s) for issue in before if issue not in after]
         changed += [(issue, *s, q) for issue, q in after.items() if before.get(issue) != q]
-    if gone and getattr(db, "dialect", "") == "postgresql":  # one statement, as `_bulk`
+    if gone and db.pg:  # one statement, as `bulk`
         db.run(
             "DELETE FROM val_provisional p USING unnest(%b::text[], %b::text[], %b::text[]) "
             "AS g(movement, item, location) WHERE p.movement = g.movement "
@@ -447,34 +495,12 @@ def _write(
             "DELETE FROM val_provisional WHERE movement = %s AND item = %s AND location = %s",
             gone,
         )
-    _bulk(
-        db,
+    db.bulk(
         "INSERT INTO val_provisional(movement, item, location, qty)",
         "text text text bigint",
         changed,
         "ON CONFLICT (movement, item, location) DO UPDATE SET qty = excluded.qty",
     )
-
-
-def _bulk(db: Db, insert: str, types: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
-    """``insert`` of ``rows``: one executemany on SQLite; on PostgreSQL one statement over
-    arrays (``unnest``), as the journal's insert does: a row per round trip is the cost."""
-    if not rows:
-        return
-    kinds = types.split()
-    if getattr(db, "dialect", "") == "postgresql":
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        for i, kind in enumerate(kinds):
-            if kind == "numeric":
-                columns[i] = [None if v is None else str(v) for v in columns[i]]
-        # %b: arrays sent in binary (as the journal's insert does); in text every element
-        # of an array of JSON is quoted and escaped, and parsed back on the server:
-        # that was most of what a valued batch cost on PostgreSQL.
-        arrays = ", ".join(f"%b::{kind}[]" for kind in kinds)
-        db.run(f"{insert} SELECT * FROM unnest({arrays}) {tail}", columns)
-        return
-    marks = ", ".join(["%s"] * len(kinds))
-    db.many(f"{insert} VALUES ({marks}) {tail}", rows)
 
 
 def _issues(state: State) -> dict[str, int]:
