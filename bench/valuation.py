@@ -31,9 +31,9 @@ runs each under load, ratio 0.530 -> 0.608 (ratio_cpu 0.472 -> 0.529). What is l
 of the valued arm's extra CPU is mostly SQLite's own: inserting the entries (about 8 µs
 a movement), the streams' heads (3), the staged events (3), the fold (3).
 On PostgreSQL, where each statement is a round trip that waits for the server
-to be scheduled (most of a loaded machine's cost), a valued batch is now three:
-the fold-lock test with the reads, the writes in one pipeline, and the commit;
-side by side under load 4 (4 runs each): ratio 0.488 -> 0.564.
+to be scheduled (most of a loaded machine's cost), valuation now adds two round
+trips to a batch (was about eight): the fold-lock test with the reads, and the
+writes in one pipeline; side by side under load 4 (4 runs each): ratio 0.488 -> 0.564.
 
 ``--pg`` runs the same on a throwaway PostgreSQL cluster too.
 
