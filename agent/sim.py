@@ -19,7 +19,7 @@ from drivers.llrp_emulator import (
 def sim_llrp_command(
     scenario: str | Path, host: str = "127.0.0.1", port: int = 5084, quirks: str = ""
 ) -> None:
-    """Serve the LLRP reader emulator until Ctrl+C.
+    """Serve the LLRP reader emulator until Ctrl+C or SIGTERM (either exits 0).
 
     ``scenario`` is a .toml/.json file or the name of a bundled one
     (portal-inbound, portal-outbound, portal-crossread, zone-shelf, flood);
@@ -43,5 +43,5 @@ def sim_llrp_command(
             flush=True,
         )
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(loaded, host, port, on_ready=ready))
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl+C before the handlers are in
+        asyncio.run(serve(loaded, host, port, on_ready=ready, handle_signals=True))

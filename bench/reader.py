@@ -87,7 +87,7 @@ def start_emulator(
     port = free_port()
     argv = [*EDGETALLY, "sim", "llrp", "--scenario", str(scenario), "--port", str(port)]
     emu = Child("llrp-emulator", argv, workdir, child_env())
-    # Ctrl+C is how the emulator is meant to stop (exit 0); SIGTERM would kill it unclean.
+    # Ctrl+C, as a person stops it (SIGTERM stops it as cleanly: exit 0 either way).
     stack.callback(stop_quietly, emu, signal.SIGINT)
     deadline = time.monotonic() + timeout
     while not any("listening" in line for line in emu.tail):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from drivers import llrp_frames as f
 from drivers.llrp_emulator.scenario import Scenario
 from drivers.llrp_emulator.session import ConnectionRecord, Session
 
+CLOSE_GRACE_S = 1.0  # what a client that stopped reading gets before its connection is reset
+
 
 class LlrpEmulator:
     """``async with LlrpEmulator(scenario) as emu:`` listens on ``emu.port`` until the block ends.
@@ -22,10 +25,17 @@ class LlrpEmulator:
     told ``Failed (a Client initiated connection already exists)`` and closed.
     """
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        close_grace_s: float = CLOSE_GRACE_S,
+    ) -> None:
         self.scenario = scenario
         self.host = host
         self.port = port
+        self.close_grace_s = close_grace_s
         self.connections: list[ConnectionRecord] = []
         self.messages_received: deque[str] = deque(maxlen=100_000)
         self.message_counts: Counter[str] = Counter()
@@ -36,6 +46,14 @@ class LlrpEmulator:
     @property
     def session_active(self) -> bool:
         return self._active is not None
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes written to the client that its socket has not taken: they pile up here
+        when the client stops reading."""
+        if self._active is None:
+            return 0
+        return self._active.writer.transport.get_write_buffer_size()
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
@@ -51,10 +69,11 @@ class LlrpEmulator:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Stop listening and drop the client: within ``close_grace_s`` or so whatever the
+        client does, since a client that stopped reading is reset."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         if self._active is not None:
             await self._active.close()
         if self._handlers:
@@ -62,6 +81,8 @@ class LlrpEmulator:
         for task in self._handlers:
             task.cancel()
         await asyncio.gather(*self._handlers, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()  # last: from 3.12 it waits for the connections too
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -103,9 +124,25 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 5084,
     on_ready: Callable[[LlrpEmulator], None] | None = None,
+    handle_signals: bool = False,
 ) -> None:
-    """Run the emulator until cancelled (the CLI's Ctrl+C); ``on_ready`` sees it listening."""
-    async with LlrpEmulator(scenario, host, port) as emu:
-        if on_ready is not None:
-            on_ready(emu)
-        await asyncio.Event().wait()
+    """Run the emulator until cancelled, or with ``handle_signals`` until SIGINT or SIGTERM
+    (the CLI's Ctrl+C, a supervisor's stop); ``on_ready`` sees it listening.
+
+    The handlers are our own, not ``asyncio.run``'s: that one leaves SIGINT alone when the
+    process started with it ignored (a background job of a script or a CI step, ``cmd &``),
+    and then nothing but SIGKILL would stop the emulator.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with LlrpEmulator(scenario, host, port) as emu:
+            if on_ready is not None:
+                on_ready(emu)
+            await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -131,9 +131,7 @@ class Session:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._partial_frame()
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
+            await self.shut(self.emu.close_grace_s)
 
     async def _read_loop(self) -> None:
         buffer = b""
@@ -570,10 +568,37 @@ class Session:
         if not self.writer.is_closing():
             self.send(self.event(f.ConnectionCloseEvent()))
             self._partial_frame()
-            with contextlib.suppress(OSError):
-                await self.writer.drain()
         self.record.closed = self.record.closed or "reader closed"
         self.closing.set()
+        await self.shut(self.emu.close_grace_s)
+
+    async def shut(self, grace_s: float) -> None:
+        """Close the socket: FIN once what is buffered has gone, or RST after ``grace_s``.
+
+        A client that stopped reading (frozen, killed mid-stream, wedged) takes nothing, so
+        neither a drain nor a close that waits for the buffer to flush would ever end, and
+        the emulator could not stop. A reader drops such a client; this does the same. (A
+        timer, not a timeout around ``wait_closed``: cancelling that wait would cancel the
+        stream's one close future, and every later wait for it.)
+        """
+        self.writer.close()
+        timer = self.loop.call_later(grace_s, self._reset, grace_s)
+        try:
+            with contextlib.suppress(OSError):  # the client reset it first: closed too
+                await self.writer.wait_closed()
+        except asyncio.CancelledError:
+            self.writer.transport.abort()  # a no-op once the connection is gone
+            raise
+        finally:
+            timer.cancel()
+
+    def _reset(self, grace_s: float) -> None:
+        unsent = self.writer.transport.get_write_buffer_size()
+        self.writer.transport.abort()
+        self.record.closed = (
+            f"{self.record.closed or 'closed'}; reset: {unsent} bytes still unsent "
+            f"after {grace_s:g} s (the client stopped reading)"
+        )
 
 
 def _malformed(kind: Malformed, msg_id: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,7 @@ from drivers.llrp_emulator.beam import Beam
 from drivers.llrp_emulator.session import ConnectionRecord, RoSpecRun, Session
 
 EPCS = [f"3034257bf40c0e40000{i:05x}" for i in range(1, 21)]
+JOIN_S = 10.0  # a bound on two round trips over loopback: reached only if the stop is lost
 
 
 def portal(**extra: Any) -> Scenario:
@@ -75,18 +77,38 @@ def sllurp_config(**extra: Any) -> LLRPReaderConfig:
 async def sllurp_client(
     emu: LlrpEmulator, **config: Any
 ) -> AsyncIterator[tuple[LLRPReaderClient, list[dict[str, Any]]]]:
-    """sllurp's real client in its own thread; always joined and its socket closed afterwards."""
+    """sllurp's real client in its own thread; always joined and its socket closed afterwards.
+
+    sllurp's state machine is not thread-safe, and its polite stop (``disconnect``) sends
+    DELETE_ACCESSSPEC before it registers the callback for the answer, on the caller's
+    thread, while the client's thread handles the answer. When the answer is handled in
+    between (a loaded host, a thread switch), no callback ever runs, the goodbye never
+    completes and the thread never ends. One lock around both sides keeps that order.
+    """
     client = LLRPReaderClient("127.0.0.1", emu.port, sllurp_config(**config))
     tags: list[dict[str, Any]] = []
     client.add_tag_report_callback(lambda _reader, report: tags.extend(report))
+    one_at_a_time = threading.Lock()
+    handle = client.raw_data_received
+
+    def handle_locked(data: bytes) -> None:
+        with one_at_a_time:
+            handle(data)
+
+    def stop_politely() -> None:
+        with one_at_a_time:
+            client.disconnect()  # returns once sent; the thread ends when it is answered
+
+    client.raw_data_received = handle_locked  # type: ignore[method-assign]
     await asyncio.to_thread(client.connect)
     try:
         yield client, tags
     finally:
         if client.is_alive():
-            await asyncio.to_thread(client.disconnect, 3)
-        await asyncio.to_thread(client.join, 3)
-        client.hard_disconnect()
+            await asyncio.to_thread(stop_politely)
+            await asyncio.to_thread(client.join, JOIN_S)
+        client.hard_disconnect()  # wakes a thread still in select() (none if all went well)
+        await asyncio.to_thread(client.join, JOIN_S)
         assert not client.is_alive()
 
 
