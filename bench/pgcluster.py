@@ -15,13 +15,14 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from agent.demo.ports import free_port
 
 ROLE = "edgetally"
 _CLUSTER_USER = "postgres"
@@ -49,18 +50,12 @@ def _version(path: str) -> int:
     return int(part) if part.isdigit() else 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgCluster:
     """Start with `start`, stop with `stop`; `restart` keeps data and port."""
 
     def __init__(self, fsync: bool = False, max_connections: int = 300) -> None:
         self.bindir = pg_bindir()
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="edgetally-pg-"))
         self.data = self.root / "data"
         self.secrets = Path(tempfile.mkdtemp(prefix="edgetally-pgpass-"))

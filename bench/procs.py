@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import httpx
 
+from agent.demo.ports import free_port as free_port  # the benches' servers' ports
+
 ROOT = Path(__file__).resolve().parents[1]
 READY_GRACE_S = 1.0  # after the log line, how long READY=1 may still arrive
 STOP_TIMEOUT_S = 30.0
@@ -37,13 +39,6 @@ class BenchError(RuntimeError):
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (just closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- processes ---------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from typing import IO, Any
 import httpx
 
 from agent.cli import write_secret
+from agent.demo.ports import free_port
 from bench.common import (
     acknowledged_reads,
     delivery_report,
@@ -440,7 +441,7 @@ async def torture(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         token = store.add_agent(AGENT)
     token_file = tmp / "token"
     write_secret(token_file, token)
-    ledger_port = _free_port()
+    ledger_port = free_port()
     ledger = await start_ledger(tmp, ledger_port)
     emulator: asyncio.subprocess.Process | None = None
     relay = Relay(ledger_port)
@@ -448,7 +449,7 @@ async def torture(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await relay.start()
         reader_port = None
         if args.portal:
-            reader_port = _free_port()
+            reader_port = free_port()
             emulator = await start_emulator(tmp, write_scenario(tmp), reader_port)
         ack_log = tmp / "ack.jsonl"
         outbox = tmp / "outbox.db"
@@ -571,14 +572,6 @@ async def torture(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         }
     )
     return result
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def log_tail(path: Path, lines: int = 30) -> None:

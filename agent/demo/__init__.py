@@ -16,7 +16,6 @@ import dataclasses
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from agent.config import parse_config
+from agent.demo.ports import free_port
 from agent.errors import EdgeTallyError
 from agent.model import Movement
 from drivers.llrp_emulator import LlrpEmulator, bundled_scenario, load_scenario
@@ -43,12 +43,6 @@ LOCATION = "DOCK-1"
 PORTAL_LOCATION = "DOOR-2"
 PORTAL_SCENARIO = "portal-inbound"
 PORTAL_TIMEOUT_S = 120.0  # scenario seconds the pallet may take before the demo says so
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def demo_config(

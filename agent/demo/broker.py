@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from agent.demo.ports import free_port
 from agent.errors import ConfigError
 
 SEARCH = os.pathsep.join(
@@ -26,12 +27,6 @@ SEARCH = os.pathsep.join(
 def mosquitto_binary() -> str | None:
     """Where ``mosquitto`` is (Debian installs it in /usr/sbin, off a user's PATH)."""
     return shutil.which("mosquitto", path=SEARCH)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MosquittoBroker:

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,12 @@ import pytest
 from agent.cli import write_secret
 from agent.config import load_config
 from agent.daemon import Daemon
+from agent.demo.ports import free_port
 from drivers.llrp_emulator import LlrpEmulator, Scenario, scenario_from_dict
 from ledger import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = "dock-7"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LedgerProcess:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.demo.ports import free_port
 from ledger.store import LedgerStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,12 +23,6 @@ RUN = (
     "import sys, pathlib; from ledger import serve; "
     "serve(pathlib.Path(sys.argv[1]), '127.0.0.1', int(sys.argv[2]))"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until_up(base: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
