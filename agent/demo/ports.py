@@ -19,6 +19,10 @@ from pathlib import Path
 RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 10_000  # below: well-known and registered services' usual ports
 TRIES = 200
+# Ports this process handed out: drawn at random, two calls before either server binds
+# could draw the same one, where the kernel's pick walks on. Process-wide on purpose:
+# the ports are.
+_GIVEN: set[int] = set()
 
 
 def ephemeral_range(path: Path = RANGE_FILE) -> tuple[int, int]:
@@ -37,11 +41,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         pick = random.SystemRandom()  # separate processes must not draw the same ports
         for _ in range(TRIES):
             port = pick.randrange(LOWEST, low)
+            if port in _GIVEN:
+                continue
             with socket.socket() as s:
                 try:
                     s.bind((host, port))
                 except OSError:
                     continue
+            _GIVEN.add(port)
             return port
     with socket.socket() as s:  # no room below it (a tuned kernel): the kernel's pick
         s.bind((host, 0))

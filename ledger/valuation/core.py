@@ -55,6 +55,18 @@ def _m_or_none(v: Any) -> int | None:
     return None if v is None else _m(v)
 
 
+_JSON_INT = 2**63  # orjson writes integers of 64 bits at most
+
+
+def _wide(v: int | None) -> int | str | None:
+    """A value for JSON: past 64 bits (a stream worth 9.2e12 in its currency: rare, but
+    a batch that can never be written would stop an agent for good) as a decimal string,
+    which `_m` reads back."""
+    if v is None or -_JSON_INT <= v < _JSON_INT:
+        return v
+    return str(from_micros(v))
+
+
 @dataclass(slots=True)
 class Backlog:
     """Part of an issue made from empty stock: provisional until an inbound covers it."""
@@ -100,17 +112,22 @@ class State:
         return from_micros(self.micros)
 
     def to_json(self) -> str:
-        return orjson.dumps(
-            {
-                "m": self.method,
-                "l": self.layers,
-                "b": [[b.issue, b.qty, b.cost, b.account, b.location] for b in self.backlog],
-                "p": self.posted,
-                "c": self.last_cost,
-                "o": self.last_out_cost,
-                "n": self.n,
-            },
-        ).decode()
+        d: dict[str, Any] = {
+            "m": self.method,
+            "l": self.layers,
+            "b": [[b.issue, b.qty, b.cost, b.account, b.location] for b in self.backlog],
+            "p": self.posted,
+            "c": self.last_cost,
+            "o": self.last_out_cost,
+            "n": self.n,
+        }
+        try:
+            return orjson.dumps(d).decode()
+        except orjson.JSONEncodeError:  # a value past 64 bits: those as decimal strings
+            d["l"] = [[q, _wide(v)] for q, v in self.layers]
+            d["b"] = [[b.issue, b.qty, _wide(b.cost), b.account, b.location] for b in self.backlog]
+            d["c"], d["o"] = _wide(self.last_cost), _wide(self.last_out_cost)
+            return orjson.dumps(d).decode()
 
     def copy(self) -> State:
         return State(
@@ -161,13 +178,16 @@ class Event(NamedTuple):
     amount: int = 0  # transfer-in: the minor units the out side released
 
     def to_json(self) -> str:
-        return orjson.dumps(
-            {
-                "d": self.direction, "q": self.qty, "a": self.counter, "al": self.counter_location,
-                "u": self.unit_cost, "s": self.standard_cost, "b": self.basis, "t": self.transfer,
-                "pc": self.pieces, "am": self.amount,
-            },
-        ).decode()  # fmt: skip
+        d: dict[str, Any] = {
+            "d": self.direction, "q": self.qty, "a": self.counter, "al": self.counter_location,
+            "u": self.unit_cost, "s": self.standard_cost, "b": self.basis, "t": self.transfer,
+            "pc": self.pieces, "am": self.amount,
+        }  # fmt: skip
+        try:
+            return orjson.dumps(d).decode()
+        except orjson.JSONEncodeError:  # a value past 64 bits: as `State.to_json`
+            d["pc"] = [[q, _wide(v)] for q, v in self.pieces]
+            return orjson.dumps(d).decode()
 
     @classmethod
     def from_json(cls, key: Key, movement: str, text: str) -> Event:

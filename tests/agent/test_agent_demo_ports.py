@@ -6,18 +6,27 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from agent.demo.ports import LOWEST, ephemeral_range, free_port
+import pytest
+
+from agent.demo.ports import LOWEST, TRIES, ephemeral_range, free_port
+
+LOW = ephemeral_range()[0]
+no_room = pytest.mark.skipif(
+    LOW - LOWEST < TRIES, reason=f"a tuned kernel: its ephemeral range starts at {LOW}"
+)
 
 
+@no_room
 def test_a_free_port_is_below_the_ephemeral_range_and_free() -> None:
-    low, _ = ephemeral_range()
+    low = LOW
     ports = {free_port() for _ in range(50)}
     assert all(LOWEST <= p < low for p in ports), sorted(ports)
-    assert len(ports) > 40  # drawn at random: separate processes do not share a sequence
+    assert len(ports) == 50  # never the same twice in a process, though drawn at random
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports.pop()))  # nobody holds it
 
 
+@no_room
 def test_a_port_someone_listens_on_is_never_given() -> None:
     held = []
     try:

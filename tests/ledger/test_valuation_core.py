@@ -215,3 +215,14 @@ def test_micros_refuses_what_it_cannot_hold_exactly() -> None:
     assert micros(D("4.125")) == 4_125_000 and micros("0.000001") == 1
     with pytest.raises(ValuationError, match="more than 6 decimal places"):
         micros(D("1.0000001"))
+
+
+def test_values_past_64_bits_are_stored_as_decimal_strings() -> None:
+    """JSON integers stop at 64 bits; a stream worth more (in micro-units) still stores."""
+    huge = 2**70  # micro-units: about 1.2e15 in the currency
+    state = State("average", layers=[[10**9, huge]], last_cost=huge // 10**9)
+    assert State.from_json(state.to_json()) == state
+    assert '"1180591620717411.303424"' in state.to_json()
+    event = Event(("2026-05-01T10:00:00.000000Z", 1), "t", "in", 10**9, "1300",
+                  transfer=True, pieces=((10**9, huge),))  # fmt: skip
+    assert Event.from_json(event.key, "t", event.to_json()) == event
