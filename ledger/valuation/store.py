@@ -318,7 +318,7 @@ def post(
         set(source.heads),
     )  # fmt: skip
     if folding:
-        fold(writes)
+        _fold(writes)
     writes.flush()
     check_alerts(db, names, posted_at, reorder=reorder)
     return result
@@ -332,14 +332,14 @@ _DUE = (
 )
 
 
-def fold(db: Db | _Writes) -> None:
+def _fold(writes: _Writes) -> None:
     """Move every staged event into ``val_events``, in its order (pages filled in turn).
     Called with the fold lock held exclusively on PostgreSQL."""
-    db.run(
+    writes.run(
         f"INSERT INTO val_events({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM val_staging "
         "ORDER BY item, location, okey, pos, direction"
     )
-    db.run("DELETE FROM val_staging")
+    writes.run("DELETE FROM val_staging")
 
 
 class _Writes:
